@@ -1,0 +1,128 @@
+"""Read and clean a names file, split it into train/validation, and pad names into batches.
+
+Cleaning is the same for training, evaluation and scoring, so a name means one thing everywhere.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import unicodedata
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import DataError
+from .vocab import BOUNDARY, Vocab
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def bundled_path(folder: str, filename: str) -> Path:
+    """A file shipped with namegen: inside the installed package, else in the source checkout."""
+    installed = PACKAGE_DIR / f"_{folder}" / filename
+    return installed if installed.exists() else PACKAGE_DIR.parent / folder / filename
+
+
+def default_data_path() -> Path:
+    return bundled_path("data", "dinos.txt")
+
+
+@dataclass(frozen=True)
+class NameList:
+    names: list[str]  # cleaned names, in file order (duplicates kept: they are part of the data)
+    capitalize: bool  # most raw names start upper-case but were lower-cased: capitalise output
+    source: str  # where they came from, for messages and checkpoint metadata
+
+
+def clean_name(line: str, keep_case: bool = False) -> str:
+    """Strip surrounding whitespace, normalise to NFC, and lower-case unless keep_case."""
+    name = unicodedata.normalize("NFC", line.strip())
+    return name if keep_case else name.lower()
+
+
+def decode_utf8(raw: bytes, source: str) -> str:
+    """Decode UTF-8 (a leading BOM is allowed); say which line holds the first bad byte."""
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = raw.count(b"\n", 0, e.start) + 1
+        raise DataError(
+            f"{source}: line {line} is not valid UTF-8 (byte 0x{raw[e.start]:02x}); "
+            "save the file as UTF-8 and try again"
+        ) from None
+
+
+def parse_names(text: str, source: str, keep_case: bool = False) -> NameList:
+    """Clean the lines of a names text; raise DataError if no name is left."""
+    raw = [line.strip() for line in text.splitlines()]
+    raw = [line for line in raw if line]
+    names = [clean_name(line, keep_case) for line in raw]
+    if not names:
+        raise DataError(f"{source}: no names found (the file is empty or only blank lines)")
+    upper = sum(line[:1].isupper() for line in raw)
+    capitalize = not keep_case and upper * 2 > len(raw)
+    return NameList(names, capitalize, source)
+
+
+def read_names(path: str | Path, keep_case: bool = False) -> NameList:
+    """Read a newline-separated UTF-8 names file."""
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"{path}: no such file; give a newline-separated list of names")
+    if path.is_dir():
+        raise DataError(f"{path}: is a directory; give a newline-separated list of names")
+    try:
+        raw = path.read_bytes()
+    except OSError as e:
+        raise DataError(f"{path}: cannot be read ({e.strerror})") from None
+    return parse_names(decode_utf8(raw, str(path)), str(path), keep_case)
+
+
+def fingerprint(names: list[str]) -> str:
+    """A short hash of the cleaned names, to tell whether two runs saw the same data."""
+    return hashlib.sha256("\n".join(names).encode("utf-8")).hexdigest()[:16]
+
+
+def split_indices(n: int, val_fraction: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Seeded random train/validation split of n names; returns sorted (train, val) indices."""
+    n_val = int(round(n * val_fraction))
+    if val_fraction > 0 and n_val == 0:
+        n_val = 1
+    if n_val >= n:
+        raise DataError(
+            f"a validation fraction of {val_fraction} leaves no training names out of {n}; "
+            "use a smaller --val-fraction (0 turns validation off)"
+        )
+    perm = rng.permutation(n)
+    return np.sort(perm[n_val:]), np.sort(perm[:n_val])
+
+
+def pad_batch(encoded: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pad encoded names (without boundaries) into one batch.
+
+    Returns inputs, targets (N, T) int and mask (N, T) bool, T = longest name + 1. Padding sits
+    after each name's end token, so a padded step never comes before a real one: it cannot feed
+    the hidden state of a real step, and the mask removes it from the loss and gradients.
+    """
+    n, t = len(encoded), max(len(ids) for ids in encoded) + 1
+    inputs = np.full((n, t), BOUNDARY, dtype=np.int64)
+    targets = np.full((n, t), BOUNDARY, dtype=np.int64)
+    mask = np.zeros((n, t), dtype=bool)
+    for row, ids in enumerate(encoded):
+        inputs[row, 1 : len(ids) + 1] = ids
+        targets[row, : len(ids)] = ids
+        mask[row, : len(ids) + 1] = True
+    return inputs, targets, mask
+
+
+def encode_all(vocab: Vocab, names: list[str], source: str = "names") -> list[np.ndarray]:
+    """Encode every name; a character outside the vocabulary is a DataError naming the name."""
+    missing = vocab.unknown("".join(names))
+    if missing:
+        bad = next(name for name in names if vocab.unknown(name))
+        raise DataError(
+            f"{source}: {bad!r} uses characters the model never saw ({''.join(missing)!r}); "
+            "only characters from the training data can be scored"
+        )
+    return [vocab.encode(name) for name in names]

@@ -1,0 +1,89 @@
+"""Element-wise gradient clipping and the optimizers (SGD, Adam, Adagrad) on flat vectors.
+
+Parameters and gradients live in one flat vector each, so every update is a few numpy calls
+whatever the number of parameter matrices; optimizer state is plain arrays, saved in checkpoints.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+OPTIMIZERS = ("sgd", "adam", "adagrad")
+
+
+@dataclass
+class ClipStats:
+    norm: float  # L2 norm of the whole gradient before clipping
+    clipped: int  # number of entries that were outside [-clip, clip]
+
+
+def clip_(grad: np.ndarray, clip: float | None) -> ClipStats:
+    """Clip every entry of `grad` to [-clip, clip] in place (None or 0: leave it untouched)."""
+    norm = float(np.sqrt(grad @ grad))
+    if not clip:
+        return ClipStats(norm, 0)
+    clipped = int(np.count_nonzero(np.abs(grad) > clip))
+    if clipped:
+        np.clip(grad, -clip, clip, out=grad)
+    return ClipStats(norm, clipped)
+
+
+class Optimizer:
+    """Updates a flat parameter vector in place from a flat gradient of the same size."""
+
+    name = ""
+    state_names: tuple[str, ...] = ()
+
+    def __init__(self, size: int, learning_rate: float):
+        self.learning_rate = learning_rate
+        self.steps = 0  # updates applied so far (Adam's bias correction needs it)
+        self.state = {key: np.zeros(size) for key in self.state_names}
+
+    def step(self, params: np.ndarray, grad: np.ndarray) -> None:
+        self.steps += 1
+        self._update(params, grad)
+
+    def _update(self, params: np.ndarray, grad: np.ndarray) -> None:
+        raise NotImplementedError
+
+
+class SGD(Optimizer):
+    name = "sgd"
+
+    def _update(self, params, grad):
+        params -= self.learning_rate * grad
+
+
+class Adam(Optimizer):
+    name = "adam"
+    state_names = ("m", "v")
+    beta1, beta2, eps = 0.9, 0.999, 1e-8
+
+    def _update(self, params, grad):
+        m, v = self.state["m"], self.state["v"]
+        m *= self.beta1
+        m += (1 - self.beta1) * grad
+        v *= self.beta2
+        v += (1 - self.beta2) * grad * grad
+        step_size = self.learning_rate * np.sqrt(1 - self.beta2**self.steps) / (1 - self.beta1**self.steps)
+        params -= step_size * m / (np.sqrt(v) + self.eps)
+
+
+class Adagrad(Optimizer):
+    name = "adagrad"
+    state_names = ("sum_sq",)
+    eps = 1e-8
+
+    def _update(self, params, grad):
+        sum_sq = self.state["sum_sq"]
+        sum_sq += grad * grad
+        params -= self.learning_rate * grad / (np.sqrt(sum_sq) + self.eps)
+
+
+def make_optimizer(name: str, size: int, learning_rate: float) -> Optimizer:
+    classes = {cls.name: cls for cls in (SGD, Adam, Adagrad)}
+    if name not in classes:
+        raise ValueError(f"unknown optimizer {name!r}; choose one of {', '.join(OPTIMIZERS)}")
+    return classes[name](size, learning_rate)

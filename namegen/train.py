@@ -1,0 +1,335 @@
+"""The training loop: one name (or one padded batch) per update, checkpoints after every epoch.
+
+It never prints: progress goes to callbacks, and a stop request is honoured between updates, so
+an interrupted run is saved in a state that resumes exactly.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from .data import NameList, encode_all, fingerprint, pad_batch, split_indices
+from .errors import TrainingError
+from .model import Params, forward, init_params, loss_and_grads, unflatten
+from .optim import OPTIMIZERS, Optimizer, clip_, make_optimizer
+from .vocab import Vocab
+
+
+LR_SCHEDULES = ("linear", "constant")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Every training hyperparameter; the CLI's defaults come from here."""
+
+    hidden_size: int = 50  # H, units in the recurrent state
+    learning_rate: float = 0.01  # step size of the optimizer at the first update
+    lr_schedule: str = "linear"  # "linear": decay to 0 by the last update; "constant": never change
+    optimizer: str = "sgd"  # one of OPTIMIZERS: sgd, adam, adagrad
+    epochs: int = 25  # total passes over the training names (a resumed run stops at this total)
+    batch_size: int = 1  # names per update; the loss is the mean over them of each name's sum
+    clip: float = 5.0  # clip every gradient entry to [-clip, clip]; 0 turns clipping off
+    val_fraction: float = 0.1  # share of names held out for validation; 0 turns it off
+    seed: int = 0  # seeds the one generator behind the split, initialisation and shuffling
+    keep_case: bool = False  # keep letter case instead of lower-casing every name
+    bucket_by_length: bool = True  # batch_size > 1: group names of similar length to cut padding
+    max_steps: int = 0  # stop after this many updates in total (0: no limit)
+
+    def validate(self) -> None:
+        """Raise ValueError naming the first impossible value."""
+        checks = [
+            (self.hidden_size >= 1, "hidden_size must be at least 1"),
+            (math.isfinite(self.learning_rate) and self.learning_rate > 0, "learning_rate must be a positive number"),
+            (self.lr_schedule in LR_SCHEDULES, f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}"),
+            (self.optimizer in OPTIMIZERS, f"optimizer must be one of {', '.join(OPTIMIZERS)}"),
+            (self.epochs >= 1, "epochs must be at least 1"),
+            (self.batch_size >= 1, "batch_size must be at least 1"),
+            (math.isfinite(self.clip) and self.clip >= 0, "clip must be 0 (off) or a positive number"),
+            (0 <= self.val_fraction < 1, "val_fraction must be in [0, 1)"),
+            (self.max_steps >= 0, "max_steps must be 0 (no limit) or positive"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(message)
+
+
+# Options a resumed run may change; the rest would silently make it a different run.
+RESUMABLE_OPTIONS = ("learning_rate", "lr_schedule", "epochs", "batch_size", "clip", "bucket_by_length", "max_steps")
+
+
+@dataclass
+class TrainState:
+    """Everything a checkpoint holds: enough to sample, evaluate, or resume exactly."""
+
+    config: TrainConfig
+    vocab: Vocab
+    names: list[str]  # all cleaned names, train and validation, in file order
+    capitalize: bool  # capitalise sampled names, as the data was
+    source: str  # the data file the names came from
+    train_idx: np.ndarray  # indices into names
+    val_idx: np.ndarray
+    params: np.ndarray  # flat parameter vector; see model.unflatten
+    optimizer: Optimizer
+    rng: np.random.Generator  # drives shuffling; saved so a resumed run continues the sequence
+    epoch: int = 0  # completed epochs
+    position: int = 0  # names of the current epoch already trained on
+    order: np.ndarray | None = None  # the current epoch's order of training indices
+    step: int = 0  # updates applied
+    history: list[dict] = field(default_factory=list)  # one record per completed epoch
+    best_val_loss: float | None = None  # lowest validation loss (nats/char) seen at an epoch end
+    epoch_stats: dict = field(default_factory=lambda: new_epoch_stats())  # the current epoch so far
+
+    @property
+    def param_views(self) -> Params:
+        return unflatten(self.params, self.vocab.size, self.config.hidden_size)
+
+    @property
+    def data_fingerprint(self) -> str:
+        return fingerprint(self.names)
+
+    def names_at(self, indices) -> list[str]:
+        return [self.names[i] for i in indices]
+
+
+def new_state(config: TrainConfig, data: NameList) -> TrainState:
+    """A fresh run: build the vocabulary, split the names, and initialise the parameters."""
+    config.validate()
+    rng = np.random.default_rng(config.seed)
+    train_idx, val_idx = split_indices(len(data.names), config.val_fraction, rng)
+    vocab = Vocab.from_names(data.names)
+    params = init_params(vocab.size, config.hidden_size, rng)
+    optimizer = make_optimizer(config.optimizer, params.size, config.learning_rate)
+    return TrainState(config, vocab, data.names, data.capitalize, data.source,
+                      train_idx, val_idx, params, optimizer, rng)
+
+
+def resume_state(state: TrainState, overrides: dict, data: NameList | None = None) -> TrainState:
+    """Continue a saved run, changing only options that do not change what is being trained.
+
+    overrides: option name -> value given by the user (None values are ignored).
+    data: if given, it must be the data the run was trained on.
+    """
+    given = {k: v for k, v in overrides.items() if v is not None}
+    conflicts = [
+        f"{k}={v!r} (checkpoint has {getattr(state.config, k)!r})"
+        for k, v in given.items()
+        if k not in RESUMABLE_OPTIONS and v != getattr(state.config, k)
+    ]
+    if conflicts:
+        raise TrainingError(
+            "cannot resume with different " + ", ".join(conflicts)
+            + "; these are fixed by the checkpoint: drop the options or start a new run"
+        )
+    if data is not None and fingerprint(data.names) != state.data_fingerprint:
+        raise TrainingError(
+            f"{data.source} is not the data this checkpoint was trained on "
+            f"(fingerprint {fingerprint(data.names)} != {state.data_fingerprint}); "
+            "resume without --data to use the names saved in the checkpoint"
+        )
+    config = replace(state.config, **{k: v for k, v in given.items() if k in RESUMABLE_OPTIONS})
+    config.validate()
+    if state.epoch >= config.epochs:
+        raise TrainingError(
+            f"the checkpoint has already completed {state.epoch} of {config.epochs} epochs; "
+            f"pass --epochs N with N > {state.epoch} to train further"
+        )
+    state.config = config
+    return state
+
+
+@dataclass
+class Evaluation:
+    nll: float  # total negative log-likelihood, nats
+    chars: int  # predicted tokens: each name's characters plus its end token
+    names: int
+
+    @property
+    def per_char(self) -> float:
+        return self.nll / self.chars if self.chars else float("nan")
+
+    @property
+    def per_name(self) -> float:
+        return self.nll / self.names if self.names else float("nan")
+
+    @property
+    def perplexity(self) -> float:
+        return math.exp(self.per_char)
+
+
+def name_nll(params: Params, encoded: list[np.ndarray], chunk: int = 512) -> np.ndarray:
+    """The NLL in nats of each encoded name, (N,), computed in padded batches of similar length."""
+    out = np.empty(len(encoded))
+    order = np.argsort([len(ids) for ids in encoded], kind="stable")
+    for start in range(0, len(order), chunk):
+        rows = order[start : start + chunk]
+        inputs, targets, mask = pad_batch([encoded[i] for i in rows])
+        out[rows], _ = forward(params, inputs, targets, mask)
+    return out
+
+
+def evaluate(params: Params, encoded: list[np.ndarray]) -> Evaluation:
+    if not encoded:
+        return Evaluation(0.0, 0, 0)
+    nll = name_nll(params, encoded)
+    return Evaluation(float(nll.sum()), sum(len(ids) + 1 for ids in encoded), len(encoded))
+
+
+@dataclass
+class Callbacks:
+    """How the loop reports; every hook is optional."""
+
+    on_epoch_start: Callable[[TrainState, int], None] = lambda state, names: None
+    on_step: Callable[[int, float], None] = lambda names_done, running_loss: None
+    on_epoch_end: Callable[[TrainState, dict], None] = lambda state, record: None
+    on_checkpoint: Callable[[Path], None] = lambda path: None
+    should_stop: Callable[[], bool] = lambda: False
+
+
+@dataclass
+class TrainResult:
+    state: TrainState
+    reason: str  # "finished", "interrupted" or "max-steps"
+
+
+def learning_rate_at(config: TrainConfig, epoch: int, position: int, epoch_names: int) -> float:
+    """The step size of the next update, from how far through the whole run it is.
+
+    A constant step leaves per-name SGD bouncing around the minimum (validation loss wanders by
+    +-0.03 nats/char between epochs); decaying it linearly to 0 lets the last epochs settle.
+    """
+    if config.lr_schedule == "constant":
+        return config.learning_rate
+    progress = (epoch + position / epoch_names) / config.epochs
+    return config.learning_rate * max(0.0, 1.0 - progress)
+
+
+def new_epoch_stats() -> dict:
+    """Running sums over the updates of one epoch, turned into a history record at its end."""
+    return {"loss": 0.0, "chars": 0, "norm_sum": 0.0, "norm_max": 0.0, "clipped": 0, "updates": 0}
+
+
+def best_path(path: Path) -> Path:
+    """checkpoints/dinos.npz -> checkpoints/dinos.best.npz"""
+    return path.with_name(path.stem + ".best" + path.suffix)
+
+
+def epoch_order(state: TrainState, lengths: np.ndarray) -> np.ndarray:
+    """Shuffle the training names; with batches, bucket them by length and shuffle the batches."""
+    order = state.rng.permutation(state.train_idx)
+    B = state.config.batch_size
+    if B == 1 or not state.config.bucket_by_length:
+        return order
+    # Sort within windows of 16 batches: batches hold similar lengths, yet stay random.
+    window = 16 * B
+    for start in range(0, len(order), window):
+        part = order[start : start + window]
+        order[start : start + window] = part[np.argsort(lengths[part], kind="stable")]
+    batches = [order[i : i + B] for i in range(0, len(order), B)]
+    return np.concatenate([batches[i] for i in state.rng.permutation(len(batches))])
+
+
+def train(state: TrainState, checkpoint: Path | None = None, callbacks: Callbacks | None = None) -> TrainResult:
+    """Train until state.config.epochs are complete, a stop is requested, or max_steps is hit.
+
+    checkpoint: where to save after every epoch (and on a stop); the best-by-validation
+    checkpoint goes beside it (see best_path). None saves nothing.
+    Raises TrainingError if the loss or gradient stops being finite; the checkpoints on disk
+    are then those of the last completed epoch.
+    """
+    from .checkpoint import save_checkpoint  # checkpoint imports this module for TrainState
+
+    callbacks = callbacks or Callbacks()
+    config = state.config
+    encoded = encode_all(state.vocab, state.names, state.source)
+    lengths = np.array([len(ids) for ids in encoded])
+    pairs = [state.vocab.inputs_and_targets(name) for name in state.names] if config.batch_size == 1 else None
+    params = state.param_views
+    grad_flat = np.empty_like(state.params)
+    grads = unflatten(grad_flat, state.vocab.size, config.hidden_size)
+    train_enc = [encoded[i] for i in state.train_idx]
+    val_enc = [encoded[i] for i in state.val_idx]
+
+    def save() -> None:
+        if checkpoint is not None:
+            save_checkpoint(checkpoint, state)
+            callbacks.on_checkpoint(checkpoint)
+
+    while state.epoch < config.epochs:
+        if state.order is None:
+            state.order, state.position, state.epoch_stats = epoch_order(state, lengths), 0, new_epoch_stats()
+        epoch_stats = state.epoch_stats
+        start_time = time.perf_counter()
+        order, B = state.order, config.batch_size
+        callbacks.on_epoch_start(state, len(order))
+        while state.position < len(order):
+            batch = order[state.position : state.position + B]
+            if B == 1:
+                inputs, targets = pairs[batch[0]]
+                mask, chars = None, len(inputs)
+            else:
+                inputs, targets, mask = pad_batch([encoded[i] for i in batch])
+                chars = int(mask.sum())
+            loss, _ = loss_and_grads(params, inputs, targets, mask, grads=grads)
+            clip_stats = clip_(grad_flat, config.clip)
+            if not (math.isfinite(loss) and math.isfinite(clip_stats.norm)):
+                raise TrainingError(
+                    f"training diverged: the loss became {loss} at epoch {state.epoch + 1}, "
+                    f"update {state.step + 1}; "
+                    + (f"{checkpoint} still holds the last completed epoch; " if checkpoint else "")
+                    + "try a smaller --learning-rate"
+                )
+            state.optimizer.learning_rate = learning_rate_at(config, state.epoch, state.position, len(order))
+            state.optimizer.step(state.params, grad_flat)
+            state.position += len(batch)
+            state.step += 1
+            epoch_stats["loss"] += loss * len(batch)
+            epoch_stats["chars"] += chars
+            epoch_stats["norm_sum"] += clip_stats.norm
+            epoch_stats["norm_max"] = max(epoch_stats["norm_max"], clip_stats.norm)
+            epoch_stats["clipped"] += clip_stats.clipped
+            epoch_stats["updates"] += 1
+            callbacks.on_step(state.position, epoch_stats["loss"] / epoch_stats["chars"])
+            if callbacks.should_stop():
+                save()
+                return TrainResult(state, "interrupted")
+            if config.max_steps and state.step >= config.max_steps:
+                save()
+                return TrainResult(state, "max-steps")
+
+        record = epoch_record(state, train_enc, val_enc, epoch_stats, time.perf_counter() - start_time)
+        state.history.append(record)
+        state.epoch += 1
+        state.order, state.position, state.epoch_stats = None, 0, new_epoch_stats()
+        improved = record["val_loss"] is not None and (
+            state.best_val_loss is None or record["val_loss"] < state.best_val_loss)
+        if improved:
+            state.best_val_loss = record["val_loss"]
+        save()
+        if improved and checkpoint is not None:
+            save_checkpoint(best_path(checkpoint), state)
+        callbacks.on_epoch_end(state, record)
+    return TrainResult(state, "finished")
+
+
+def epoch_record(state: TrainState, train_enc, val_enc, stats: dict, seconds: float) -> dict:
+    """The history entry of one epoch: losses in nats/char and gradient statistics."""
+    params = state.param_views
+    val = evaluate(params, val_enc)
+    return {
+        "epoch": state.epoch + 1,
+        "step": state.step,
+        "train_loss": evaluate(params, train_enc).per_char,
+        "val_loss": val.per_char if val.names else None,
+        "running_loss": stats["loss"] / max(stats["chars"], 1),
+        "grad_norm_mean": stats["norm_sum"] / max(stats["updates"], 1),
+        "grad_norm_max": stats["norm_max"],
+        "clip_fraction": stats["clipped"] / max(stats["updates"] * state.params.size, 1),
+        "whh_sigma_max": float(np.linalg.norm(params["Whh"], 2)),
+        "seconds": seconds,
+    }
