@@ -20,9 +20,9 @@ from pathlib import Path
 import numpy as np
 
 from .errors import CheckpointError
-from .model import PARAM_NAMES, param_shapes
+from .model import param_shapes
 from .optim import make_optimizer
-from .train import TrainConfig, TrainState
+from .state import TrainConfig, TrainState
 from .vocab import Vocab
 
 FORMAT = "namegen-checkpoint"
@@ -74,11 +74,18 @@ def to_bytes(state: TrainState) -> bytes:
     return buffer.getvalue()
 
 
+def current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write(path: Path, content: bytes) -> None:
     """Write content to path so that readers see the old file or the new one, never a mix."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=temp_prefix(path), suffix=TEMP_SUFFIX)
     try:
+        os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp makes it 0600; a checkpoint is a normal file
         with os.fdopen(fd, "wb") as f:
             f.write(content)
             f.flush()
@@ -158,14 +165,14 @@ def _state_from_arrays(path: Path, arrays: dict) -> TrainState:
         raise _fail(path, f"damaged checkpoint (bad or missing field: {e})") from None
 
 
-def _array(path: Path, arrays: dict, key: str, shape: tuple, kind: str) -> np.ndarray:
+def _array(path: Path, arrays: dict, key: str, shape: tuple) -> np.ndarray:
+    """A float64 array of the expected shape with only finite values, or a CheckpointError."""
     a = arrays.get(key)
     if a is None:
         raise _fail(path, f"damaged checkpoint (missing array {key})")
-    if a.dtype.kind != kind or a.shape != shape:
-        raise _fail(path, f"damaged checkpoint ({key} is {a.dtype}{list(a.shape)}, "
-                          f"expected {'float64' if kind == 'f' else 'int64'}{list(shape)})")
-    if kind == "f" and not np.all(np.isfinite(a)):
+    if a.dtype != np.float64 or a.shape != shape:
+        raise _fail(path, f"damaged checkpoint ({key} is {a.dtype}{list(a.shape)}, expected float64{list(shape)})")
+    if not np.all(np.isfinite(a)):
         raise _fail(path, f"damaged checkpoint ({key} holds NaN or infinite values)")
     return a
 
@@ -183,13 +190,13 @@ def _build_state(path: Path, meta: dict, arrays: dict) -> TrainState:
         raise _fail(path, "damaged checkpoint (the vocabulary does not cover the saved names)")
 
     params = np.concatenate([
-        _array(path, arrays, f"params/{name}", shape, "f").ravel()
+        _array(path, arrays, f"params/{name}", shape).ravel()
         for name, shape in param_shapes(V, H).items()
     ])
     optimizer = make_optimizer(meta["optimizer"]["name"], params.size, config.learning_rate)
     optimizer.steps = int(meta["optimizer"]["steps"])
     for key in optimizer.state_names:
-        optimizer.state[key] = _array(path, arrays, f"optimizer/{key}", (params.size,), "f").copy()
+        optimizer.state[key] = _array(path, arrays, f"optimizer/{key}", (params.size,)).copy()
 
     n = len(names)
     train_idx = arrays.get("split/train")

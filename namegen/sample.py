@@ -13,7 +13,7 @@ import numpy as np
 from .data import clean_name
 from .errors import SamplingError
 from .model import Params, softmax, step
-from .train import TrainState
+from .state import TrainState
 from .vocab import BOUNDARY, Vocab
 
 
@@ -114,7 +114,6 @@ def sample(state: TrainState, config: SampleConfig, rng: np.random.Generator) ->
     ids = prefix_ids(state.vocab, prefix)
     max_length = config.max_length or max(default_max_length(state), len(prefix))
     budget = config.max_tries or max(10_000, 100 * config.count)
-    known = set(state.names) if config.novel else set()
     params = state.param_views
     found: list[str] = []
     taken: set[str] = set()
@@ -127,7 +126,7 @@ def sample(state: TrainState, config: SampleConfig, rng: np.random.Generator) ->
             if drawn is None:
                 continue
             name = state.vocab.decode(drawn)
-            if name in known or (config.unique and name in taken):
+            if (config.novel and state.knows(name)) or (config.unique and name in taken):
                 continue
             found.append(name)
             taken.add(name)

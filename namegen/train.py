@@ -8,139 +8,19 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
-from .data import NameList, encode_all, fingerprint, pad_batch, split_indices
+from .checkpoint import save_checkpoint
+from .data import encode_all, pad_batch
 from .errors import TrainingError
-from .model import Params, forward, init_params, loss_and_grads, unflatten
-from .optim import OPTIMIZERS, Optimizer, clip_, make_optimizer
-from .vocab import Vocab
-
-
-LR_SCHEDULES = ("linear", "constant")
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Every training hyperparameter; the CLI's defaults come from here."""
-
-    hidden_size: int = 50  # H, units in the recurrent state
-    learning_rate: float = 0.01  # step size of the optimizer at the first update
-    lr_schedule: str = "linear"  # "linear": decay to 0 by the last update; "constant": never change
-    optimizer: str = "sgd"  # one of OPTIMIZERS: sgd, adam, adagrad
-    epochs: int = 25  # total passes over the training names (a resumed run stops at this total)
-    batch_size: int = 1  # names per update; the loss is the mean over them of each name's sum
-    clip: float = 5.0  # clip every gradient entry to [-clip, clip]; 0 turns clipping off
-    val_fraction: float = 0.1  # share of names held out for validation; 0 turns it off
-    seed: int = 0  # seeds the one generator behind the split, initialisation and shuffling
-    keep_case: bool = False  # keep letter case instead of lower-casing every name
-    bucket_by_length: bool = True  # batch_size > 1: group names of similar length to cut padding
-    max_steps: int = 0  # stop after this many updates in total (0: no limit)
-
-    def validate(self) -> None:
-        """Raise ValueError naming the first impossible value."""
-        checks = [
-            (self.hidden_size >= 1, "hidden_size must be at least 1"),
-            (math.isfinite(self.learning_rate) and self.learning_rate > 0, "learning_rate must be a positive number"),
-            (self.lr_schedule in LR_SCHEDULES, f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}"),
-            (self.optimizer in OPTIMIZERS, f"optimizer must be one of {', '.join(OPTIMIZERS)}"),
-            (self.epochs >= 1, "epochs must be at least 1"),
-            (self.batch_size >= 1, "batch_size must be at least 1"),
-            (math.isfinite(self.clip) and self.clip >= 0, "clip must be 0 (off) or a positive number"),
-            (0 <= self.val_fraction < 1, "val_fraction must be in [0, 1)"),
-            (self.max_steps >= 0, "max_steps must be 0 (no limit) or positive"),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise ValueError(message)
-
-
-# Options a resumed run may change; the rest would silently make it a different run.
-RESUMABLE_OPTIONS = ("learning_rate", "lr_schedule", "epochs", "batch_size", "clip", "bucket_by_length", "max_steps")
-
-
-@dataclass
-class TrainState:
-    """Everything a checkpoint holds: enough to sample, evaluate, or resume exactly."""
-
-    config: TrainConfig
-    vocab: Vocab
-    names: list[str]  # all cleaned names, train and validation, in file order
-    capitalize: bool  # capitalise sampled names, as the data was
-    source: str  # the data file the names came from
-    train_idx: np.ndarray  # indices into names
-    val_idx: np.ndarray
-    params: np.ndarray  # flat parameter vector; see model.unflatten
-    optimizer: Optimizer
-    rng: np.random.Generator  # drives shuffling; saved so a resumed run continues the sequence
-    epoch: int = 0  # completed epochs
-    position: int = 0  # names of the current epoch already trained on
-    order: np.ndarray | None = None  # the current epoch's order of training indices
-    step: int = 0  # updates applied
-    history: list[dict] = field(default_factory=list)  # one record per completed epoch
-    best_val_loss: float | None = None  # lowest validation loss (nats/char) seen at an epoch end
-    epoch_stats: dict = field(default_factory=lambda: new_epoch_stats())  # the current epoch so far
-
-    @property
-    def param_views(self) -> Params:
-        return unflatten(self.params, self.vocab.size, self.config.hidden_size)
-
-    @property
-    def data_fingerprint(self) -> str:
-        return fingerprint(self.names)
-
-    def names_at(self, indices) -> list[str]:
-        return [self.names[i] for i in indices]
-
-
-def new_state(config: TrainConfig, data: NameList) -> TrainState:
-    """A fresh run: build the vocabulary, split the names, and initialise the parameters."""
-    config.validate()
-    rng = np.random.default_rng(config.seed)
-    train_idx, val_idx = split_indices(len(data.names), config.val_fraction, rng)
-    vocab = Vocab.from_names(data.names)
-    params = init_params(vocab.size, config.hidden_size, rng)
-    optimizer = make_optimizer(config.optimizer, params.size, config.learning_rate)
-    return TrainState(config, vocab, data.names, data.capitalize, data.source,
-                      train_idx, val_idx, params, optimizer, rng)
-
-
-def resume_state(state: TrainState, overrides: dict, data: NameList | None = None) -> TrainState:
-    """Continue a saved run, changing only options that do not change what is being trained.
-
-    overrides: option name -> value given by the user (None values are ignored).
-    data: if given, it must be the data the run was trained on.
-    """
-    given = {k: v for k, v in overrides.items() if v is not None}
-    conflicts = [
-        f"{k}={v!r} (checkpoint has {getattr(state.config, k)!r})"
-        for k, v in given.items()
-        if k not in RESUMABLE_OPTIONS and v != getattr(state.config, k)
-    ]
-    if conflicts:
-        raise TrainingError(
-            "cannot resume with different " + ", ".join(conflicts)
-            + "; these are fixed by the checkpoint: drop the options or start a new run"
-        )
-    if data is not None and fingerprint(data.names) != state.data_fingerprint:
-        raise TrainingError(
-            f"{data.source} is not the data this checkpoint was trained on "
-            f"(fingerprint {fingerprint(data.names)} != {state.data_fingerprint}); "
-            "resume without --data to use the names saved in the checkpoint"
-        )
-    config = replace(state.config, **{k: v for k, v in given.items() if k in RESUMABLE_OPTIONS})
-    config.validate()
-    if state.epoch >= config.epochs:
-        raise TrainingError(
-            f"the checkpoint has already completed {state.epoch} of {config.epochs} epochs; "
-            f"pass --epochs N with N > {state.epoch} to train further"
-        )
-    state.config = config
-    return state
+from .model import Params, forward, loss_and_grads, unflatten
+from .optim import clip_
+from .state import (LR_SCHEDULES, RESUMABLE_OPTIONS, TrainConfig, TrainState,  # noqa: F401 (re-exported)
+                    new_epoch_stats, new_state, resume_state)
 
 
 @dataclass
@@ -209,11 +89,6 @@ def learning_rate_at(config: TrainConfig, epoch: int, position: int, epoch_names
     return config.learning_rate * max(0.0, 1.0 - progress)
 
 
-def new_epoch_stats() -> dict:
-    """Running sums over the updates of one epoch, turned into a history record at its end."""
-    return {"loss": 0.0, "chars": 0, "norm_sum": 0.0, "norm_max": 0.0, "clipped": 0, "updates": 0}
-
-
 def best_path(path: Path) -> Path:
     """checkpoints/dinos.npz -> checkpoints/dinos.best.npz"""
     return path.with_name(path.stem + ".best" + path.suffix)
@@ -234,6 +109,14 @@ def epoch_order(state: TrainState, lengths: np.ndarray) -> np.ndarray:
     return np.concatenate([batches[i] for i in state.rng.permutation(len(batches))])
 
 
+def diverged(state: TrainState, loss: float, checkpoint: Path | None) -> TrainingError:
+    return TrainingError(
+        f"training diverged: the loss became {loss} at epoch {state.epoch + 1}, update {state.step}; "
+        + (f"{checkpoint} still holds the last completed epoch; " if checkpoint else "")
+        + "try a smaller --learning-rate or a --clip"
+    )
+
+
 def train(state: TrainState, checkpoint: Path | None = None, callbacks: Callbacks | None = None) -> TrainResult:
     """Train until state.config.epochs are complete, a stop is requested, or max_steps is hit.
 
@@ -242,9 +125,11 @@ def train(state: TrainState, checkpoint: Path | None = None, callbacks: Callback
     Raises TrainingError if the loss or gradient stops being finite; the checkpoints on disk
     are then those of the last completed epoch.
     """
-    from .checkpoint import save_checkpoint  # checkpoint imports this module for TrainState
+    with np.errstate(over="ignore", invalid="ignore"):  # divergence is checked explicitly
+        return _train(state, checkpoint, callbacks or Callbacks())
 
-    callbacks = callbacks or Callbacks()
+
+def _train(state: TrainState, checkpoint: Path | None, callbacks: Callbacks) -> TrainResult:
     config = state.config
     encoded = encode_all(state.vocab, state.names, state.source)
     lengths = np.array([len(ids) for ids in encoded])
@@ -278,12 +163,7 @@ def train(state: TrainState, checkpoint: Path | None = None, callbacks: Callback
             loss, _ = loss_and_grads(params, inputs, targets, mask, grads=grads)
             clip_stats = clip_(grad_flat, config.clip)
             if not (math.isfinite(loss) and math.isfinite(clip_stats.norm)):
-                raise TrainingError(
-                    f"training diverged: the loss became {loss} at epoch {state.epoch + 1}, "
-                    f"update {state.step + 1}; "
-                    + (f"{checkpoint} still holds the last completed epoch; " if checkpoint else "")
-                    + "try a smaller --learning-rate"
-                )
+                raise diverged(state, loss, checkpoint)
             state.optimizer.learning_rate = learning_rate_at(config, state.epoch, state.position, len(order))
             state.optimizer.step(state.params, grad_flat)
             state.position += len(batch)
@@ -303,6 +183,8 @@ def train(state: TrainState, checkpoint: Path | None = None, callbacks: Callback
                 return TrainResult(state, "max-steps")
 
         record = epoch_record(state, train_enc, val_enc, epoch_stats, time.perf_counter() - start_time)
+        if not (math.isfinite(record["train_loss"]) and np.all(np.isfinite(state.params))):
+            raise diverged(state, record["train_loss"], checkpoint)
         state.history.append(record)
         state.epoch += 1
         state.order, state.position, state.epoch_stats = None, 0, new_epoch_stats()

@@ -1,0 +1,420 @@
+"""The `namegen` command line: parse options, call the library, render the results.
+
+This is the only module that prints. Library errors (NamegenError) become one red line on stderr
+and exit code 1; impossible option values exit with code 2, as typer does for its own checks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import signal
+import time
+from dataclasses import asdict, fields
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Optional
+
+import numpy as np
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+from tqdm import tqdm
+
+from . import __version__
+from .checkpoint import load_checkpoint
+from .data import bundled_path, default_data_path, encode_all, parse_names, read_names
+from .errors import NamegenError, SamplingError
+from .optim import OPTIMIZERS
+from .sample import SampleConfig, sample
+from .train import (LR_SCHEDULES, Callbacks, TrainConfig, TrainState, best_path, evaluate, name_nll,
+                    new_state, resume_state, train as run_training)
+
+app = typer.Typer(
+    help="Learn a list of names with a character-level RNN, then invent new ones in the same style.",
+    no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+TRAIN, SAMPLE = TrainConfig(), SampleConfig()
+OptimizerChoice = Enum("OptimizerChoice", {name: name for name in OPTIMIZERS}, type=str)
+ScheduleChoice = Enum("ScheduleChoice", {name: name for name in LR_SCHEDULES}, type=str)
+EXIT_INTERRUPTED = 130  # the shell's code for a run ended by Ctrl-C
+
+
+def fail(message: str, code: int = 1) -> typer.Exit:
+    """Print one error line on stderr and return the Exit to raise."""
+    err.print(f"[bold red]error:[/] {escape(message)}")
+    return typer.Exit(code)
+
+
+@contextlib.contextmanager
+def user_errors():
+    """Turn library errors into one line on stderr; a bad option combination exits with 2."""
+    try:
+        yield
+    except SamplingError as e:
+        for name in e.found:  # what was found is still useful: print it before failing
+            out.print(escape(name))
+        raise fail(str(e)) from None
+    except NamegenError as e:
+        raise fail(str(e)) from None
+    except ValueError as e:  # raised by the config dataclasses' validate()
+        raise fail(f"invalid option: {e}", code=2) from None
+
+
+def positive(value: Optional[float]) -> Optional[float]:
+    """Option check: a finite number above zero."""
+    if value is not None and not (math.isfinite(value) and value > 0):
+        raise typer.BadParameter(f"{value} is not a positive finite number")
+    return value
+
+
+def non_negative(value: Optional[float]) -> Optional[float]:
+    """Option check: a finite number, zero or above."""
+    if value is not None and not (math.isfinite(value) and value >= 0):
+        raise typer.BadParameter(f"{value} is not a finite number >= 0")
+    return value
+
+
+def fraction(value: Optional[float]) -> Optional[float]:
+    """Option check: a share in [0, 1)."""
+    if value is not None and not (0 <= value < 1):
+        raise typer.BadParameter(f"{value} is not in [0, 1)")
+    return value
+
+
+def default_checkpoint() -> Path:
+    """checkpoints/dinos.npz under the current directory if it is there, else the bundled one."""
+    local = Path("checkpoints") / "dinos.npz"
+    return local if local.exists() else bundled_path("checkpoints", "dinos.npz")
+
+
+def load(path: Optional[Path]) -> tuple[Path, TrainState]:
+    path = path or default_checkpoint()
+    return path, load_checkpoint(path)
+
+
+def emit_json(payload) -> None:
+    typer.echo(json.dumps(payload, indent=2, ensure_ascii=False))
+
+
+CheckpointOption = Annotated[Optional[Path], typer.Option(
+    "--checkpoint", "-c", help="Checkpoint to use. \\[default: checkpoints/dinos.npz if present, else the bundled one]",
+    dir_okay=True, show_default=False)]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead of text.")]
+
+
+def version_callback(value: bool):
+    if value:
+        typer.echo(f"namegen {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    version: Annotated[bool, typer.Option("--version", callback=version_callback, is_eager=True,
+                                          help="Show the version and exit.")] = False,
+):
+    """namegen: a character-level RNN name generator."""
+
+
+# ----------------------------------------------------------------------------------------- train
+
+def epoch_line(state: TrainState, record: dict, preview: list[str]) -> str:
+    val = f"{record['val_loss']:.3f}" if record["val_loss"] is not None else "  -  "
+    return (
+        f"epoch {record['epoch']:>3}/{state.config.epochs}  "
+        f"train [bold]{record['train_loss']:.3f}[/]  val [bold]{val}[/] nats/char  "
+        f"[dim]|g| {record['grad_norm_mean']:.1f} (max {record['grad_norm_max']:.1f})  "
+        f"clipped {100 * record['clip_fraction']:.3f}%  σmax(Whh) {record['whh_sigma_max']:.2f}  "
+        f"{record['seconds']:.1f}s[/]  " + escape(", ".join(preview))
+    )
+
+
+class Progress:
+    """A tqdm bar per epoch (hidden when stderr is not a terminal) and a Ctrl-C flag."""
+
+    def __init__(self, show_bar: bool):
+        self.show_bar = show_bar
+        self.bar = None
+        self.stop_requested = False
+
+    def request_stop(self, signum, frame):
+        self.stop_requested = True
+        signal.signal(signal.SIGINT, signal.SIG_DFL)  # a second Ctrl-C ends at once
+
+    def epoch_start(self, state: TrainState, names: int):
+        self.close()
+        self.bar = tqdm(total=names, initial=state.position, unit="name", leave=False, dynamic_ncols=True,
+                        desc=f"epoch {state.epoch + 1}/{state.config.epochs}",
+                        disable=None if self.show_bar else True)
+
+    def step(self, done: int, running_loss: float):
+        self.bar.update(done - self.bar.n)
+        if done % 64 == 0:
+            self.bar.set_postfix_str(f"loss {running_loss:.3f}", refresh=False)
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+@app.command()
+def train(
+    data: Annotated[Optional[Path], typer.Option(help="Names file, one name per line (UTF-8). \\[default: the bundled dinos.txt]", show_default=False)] = None,
+    hidden_size: Annotated[Optional[int], typer.Option(min=1, help=f"Units in the hidden state. \\[default: {TRAIN.hidden_size}]", show_default=False)] = None,
+    learning_rate: Annotated[Optional[float], typer.Option(callback=positive, help=f"Step size at the first update. \\[default: {TRAIN.learning_rate}]", show_default=False)] = None,
+    lr_schedule: Annotated[Optional[ScheduleChoice], typer.Option(help=f"'linear' decays the step to 0 by the end; 'constant' keeps it. \\[default: {TRAIN.lr_schedule}]", show_default=False)] = None,
+    optimizer: Annotated[Optional[OptimizerChoice], typer.Option(help=f"The update rule. \\[default: {TRAIN.optimizer}]", show_default=False)] = None,
+    epochs: Annotated[Optional[int], typer.Option(min=1, help=f"Total passes over the training names (with --resume: the new total). \\[default: {TRAIN.epochs}]", show_default=False)] = None,
+    batch_size: Annotated[Optional[int], typer.Option(min=1, help=f"Names per update (padded and masked). \\[default: {TRAIN.batch_size}]", show_default=False)] = None,
+    clip: Annotated[Optional[float], typer.Option(callback=non_negative, help=f"Clip each gradient entry to [-clip, clip]; 0 turns it off. \\[default: {TRAIN.clip}]", show_default=False)] = None,
+    val_fraction: Annotated[Optional[float], typer.Option(callback=fraction, help=f"Share of names held out for validation; 0 turns it off. \\[default: {TRAIN.val_fraction}]", show_default=False)] = None,
+    seed: Annotated[Optional[int], typer.Option(help=f"Seed for the split, initialisation and shuffling. \\[default: {TRAIN.seed}]", show_default=False)] = None,
+    keep_case: Annotated[bool, typer.Option("--keep-case", help="Keep letter case instead of lower-casing names.")] = False,
+    max_steps: Annotated[Optional[int], typer.Option(min=1, help="Stop after this many updates in total (saves a resumable checkpoint).", show_default=False)] = None,
+    out_dir: Annotated[Path, typer.Option(help="Where checkpoints go: <data name>.npz after every epoch, <data name>.best.npz for the best validation loss.", file_okay=False)] = Path("checkpoints"),
+    resume: Annotated[Optional[Path], typer.Option(help="Continue the run saved in this checkpoint, writing back to it.", show_default=False)] = None,
+    preview: Annotated[int, typer.Option(min=0, help="Names sampled for each epoch's line.")] = 3,
+    as_json: JsonOption = False,
+):
+    """Train a model on a names file, saving checkpoints after every epoch.
+
+    Example: namegen train --data data/dinos.txt --epochs 25
+    """
+    options = dict(hidden_size=hidden_size, learning_rate=learning_rate,
+                   lr_schedule=lr_schedule and lr_schedule.value, optimizer=optimizer and optimizer.value, epochs=epochs, batch_size=batch_size, clip=clip,
+                   val_fraction=val_fraction, seed=seed, keep_case=keep_case or None, max_steps=max_steps)
+    with user_errors():
+        if resume is not None:
+            state = resume_state(load_checkpoint(resume), options,
+                                 read_names(data, state_keep_case(resume)) if data else None)
+            checkpoint = resume
+        else:
+            data = data or default_data_path()
+            config = TrainConfig(**{k: v for k, v in options.items() if v is not None})
+            state = new_state(config, read_names(data, config.keep_case))
+            checkpoint = out_dir / f"{data.stem}.npz"
+    config = state.config
+    if not as_json:
+        out.print(
+            f"training on [bold]{escape(state.source)}[/]: {len(state.train_idx)} train / "
+            f"{len(state.val_idx)} validation names, {state.vocab.size} tokens, hidden {config.hidden_size}, "
+            f"{config.optimizer} lr {config.learning_rate} ({config.lr_schedule}), batch {config.batch_size}, "
+            f"clip {config.clip or 'off'}"
+            + (f"; resuming at epoch {state.epoch + 1}, update {state.step}" if resume else "")
+            + f"\ncheckpoints: {escape(str(checkpoint))} (latest), {escape(str(best_path(checkpoint)))} (best)"
+        )
+    progress = Progress(show_bar=not as_json)
+
+    def on_epoch_end(state: TrainState, record: dict):
+        progress.close()
+        if not as_json:
+            rng = np.random.default_rng([config.seed, state.epoch])  # never the training generator
+            names = sample(state, SampleConfig(count=preview), rng) if preview else []
+            out.print(epoch_line(state, record, names))
+
+    previous_handler = signal.signal(signal.SIGINT, progress.request_stop)
+    started = time.perf_counter()
+    try:
+        with user_errors():
+            result = run_training(state, checkpoint, Callbacks(
+                on_epoch_start=progress.epoch_start, on_step=progress.step, on_epoch_end=on_epoch_end,
+                should_stop=lambda: progress.stop_requested))
+    finally:
+        progress.close()
+        signal.signal(signal.SIGINT, previous_handler)
+    seconds = time.perf_counter() - started
+    last = state.history[-1] if state.history else None
+    summary = {
+        "reason": result.reason, "seconds": seconds, "epochs": state.epoch, "updates": state.step,
+        "train_loss": last and last["train_loss"], "val_loss": last and last["val_loss"],
+        "best_val_loss": state.best_val_loss, "checkpoint": str(checkpoint),
+        "best_checkpoint": str(best_path(checkpoint)) if state.best_val_loss is not None else None,
+    }
+    if as_json:
+        emit_json(summary | {"history": state.history})
+    elif result.reason == "interrupted":
+        err.print(f"interrupted: saved {escape(str(checkpoint))} at epoch {state.epoch + 1}, "
+                  f"name {state.position}/{len(state.train_idx)}; continue with "
+                  f"`namegen train --resume {escape(str(checkpoint))}`")
+    else:
+        what = "stopped at --max-steps" if result.reason == "max-steps" else "done"
+        val = f", val {last['val_loss']:.3f}" if last and last["val_loss"] is not None else ""
+        best = f" (best {state.best_val_loss:.3f})" if state.best_val_loss is not None else ""
+        losses = f"; train {last['train_loss']:.3f}{val}{best} nats/char" if last else ""
+        out.print(f"{what}: {state.epoch} epochs, {state.step} updates in {seconds:.1f}s{losses}; "
+                  f"saved {escape(str(checkpoint))}")
+    if result.reason == "interrupted":
+        raise typer.Exit(EXIT_INTERRUPTED)
+
+
+def state_keep_case(path: Path) -> bool:
+    return load_checkpoint(path).config.keep_case
+
+
+# ---------------------------------------------------------------------------------------- sample
+
+@app.command("sample")
+def sample_command(
+    checkpoint: CheckpointOption = None,
+    count: Annotated[int, typer.Option("--count", "-n", min=1, help="How many names.")] = SAMPLE.count,
+    temperature: Annotated[float, typer.Option(callback=positive, help="Below 1: safer names; above 1: wilder.")] = SAMPLE.temperature,
+    top_k: Annotated[int, typer.Option(min=0, help="Draw each letter from the k likeliest only; 0: all.")] = SAMPLE.top_k,
+    prefix: Annotated[str, typer.Option(help="Every name starts with these letters.")] = SAMPLE.prefix,
+    min_length: Annotated[int, typer.Option(min=1, help="Shortest name, in letters.")] = SAMPLE.min_length,
+    max_length: Annotated[Optional[int], typer.Option(min=1, help="Longest name, in letters. \\[default: twice the longest training name, at least 20]", show_default=False)] = None,
+    novel: Annotated[bool, typer.Option("--novel", help="Only names that are not in the training list.")] = False,
+    unique: Annotated[bool, typer.Option("--unique", help="Never print the same name twice.")] = False,
+    seed: Annotated[Optional[int], typer.Option(help="Seed for repeatable names. \\[default: fresh each run]", show_default=False)] = None,
+    as_json: JsonOption = False,
+):
+    """Invent names from a checkpoint.
+
+    Example: namegen sample -n 5 --prefix ste --novel --seed 1
+    """
+    if max_length is not None and min_length > max_length:
+        raise typer.BadParameter(f"--min-length {min_length} is greater than --max-length {max_length}",
+                                 param_hint="'--min-length'")
+    config = SampleConfig(count=count, temperature=temperature, top_k=top_k, prefix=prefix,
+                          min_length=min_length, max_length=max_length or 0, novel=novel, unique=unique)
+    with user_errors():
+        path, state = load(checkpoint)
+        names = sample(state, config, np.random.default_rng(seed))
+    if as_json:
+        emit_json({"checkpoint": str(path), "seed": seed,
+                   "names": [{"name": name, "novel": not state.knows(name)} for name in names]})
+    else:
+        for name in names:
+            out.print(escape(name))
+
+
+# ---------------------------------------------------------------------------- evaluate and score
+
+def evaluation_row(label: str, e) -> dict:
+    return {"set": label, "names": e.names, "chars": e.chars, "nats_per_char": e.per_char,
+            "nats_per_name": e.per_name, "perplexity": e.perplexity}
+
+
+@app.command("evaluate")
+def evaluate_command(
+    checkpoint: CheckpointOption = None,
+    data: Annotated[Optional[Path], typer.Option(help="Names file to evaluate on. \\[default: the checkpoint's own train and validation names]", show_default=False)] = None,
+    as_json: JsonOption = False,
+):
+    """Mean negative log-likelihood per character and per name, and perplexity.
+
+    Example: namegen evaluate --checkpoint checkpoints/dinos.npz --data data/dinos.txt
+    """
+    with user_errors():
+        path, state = load(checkpoint)
+        params = state.param_views
+        if data is not None:
+            names = read_names(data, state.config.keep_case).names
+            sets = [(str(data), encode_all(state.vocab, names, str(data)))]
+        else:
+            encoded = encode_all(state.vocab, state.names)
+            sets = [("train", [encoded[i] for i in state.train_idx]),
+                    ("validation", [encoded[i] for i in state.val_idx])]
+        rows = [evaluation_row(label, evaluate(params, enc)) for label, enc in sets if enc]
+    if as_json:
+        emit_json({"checkpoint": str(path), "results": rows})
+        return
+    table = Table("set", "names", "chars", "nats/char", "nats/name", "perplexity", title=f"evaluate {path}")
+    for r in rows:
+        table.add_row(escape(r["set"]), str(r["names"]), str(r["chars"]), f"{r['nats_per_char']:.4f}",
+                      f"{r['nats_per_name']:.3f}", f"{r['perplexity']:.3f}")
+    out.print(table)
+
+
+@app.command()
+def score(
+    names: Annotated[list[str], typer.Argument(help="Names to score.", show_default=False)],
+    checkpoint: CheckpointOption = None,
+    as_json: JsonOption = False,
+):
+    """How plausible each name is to the model: its negative log-likelihood (lower is likelier).
+
+    Example: namegen score Tyrannosaurus Xyzzy
+    """
+    with user_errors():
+        path, state = load(checkpoint)
+        cleaned = parse_names("\n".join(names), "the names given", state.config.keep_case).names
+        if len(cleaned) != len(names):
+            raise NamegenError("every name must have at least one non-space character")
+        nll = name_nll(state.param_views, encode_all(state.vocab, cleaned, "score"))
+    rows = [{"name": shown, "nats": float(total), "nats_per_char": float(total) / (len(name) + 1),
+             "perplexity": float(np.exp(total / (len(name) + 1))), "known": state.knows(name)}
+            for shown, name, total in zip(names, cleaned, nll)]
+    if as_json:
+        emit_json({"checkpoint": str(path), "scores": rows})
+        return
+    table = Table("name", "nats", "nats/char", "perplexity", "in the data", title=f"score ({path})")
+    for r in rows:
+        table.add_row(escape(r["name"]), f"{r['nats']:.3f}", f"{r['nats_per_char']:.3f}",
+                      f"{r['perplexity']:.2f}", "yes" if r["known"] else "no")
+    out.print(table)
+
+
+# -------------------------------------------------------------------------------------------- info
+
+def info_payload(path: Path, state: TrainState) -> dict:
+    return {
+        "checkpoint": str(path),
+        "data": {"source": state.source, "fingerprint": state.data_fingerprint, "names": len(state.names),
+                 "train": len(state.train_idx), "validation": len(state.val_idx)},
+        "vocab": "".join(state.vocab.chars), "vocab_size": state.vocab.size,
+        "capitalize": state.capitalize, "config": asdict(state.config),
+        "parameters": int(state.params.size), "epoch": state.epoch, "position": state.position,
+        "updates": state.step, "best_val_loss": state.best_val_loss, "history": state.history,
+    }
+
+
+@app.command()
+def info(
+    path: Annotated[Optional[Path], typer.Argument(help="Checkpoint to describe. \\[default: as for --checkpoint]", show_default=False)] = None,
+    as_json: JsonOption = False,
+):
+    """Configuration, data, progress, losses and vocabulary of a checkpoint.
+
+    Example: namegen info checkpoints/dinos.npz
+    """
+    with user_errors():
+        path, state = load(path)
+    payload = info_payload(path, state)
+    if as_json:
+        emit_json(payload)
+        return
+    c = state.config
+    out.print(f"[bold]{escape(str(path))}[/]")
+    out.print(f"data        {escape(state.source)}: {len(state.names)} names "
+              f"({len(state.train_idx)} train, {len(state.val_idx)} validation), fingerprint {state.data_fingerprint}")
+    out.print(f"vocabulary  {state.vocab.size} tokens: boundary + {escape(repr(''.join(state.vocab.chars)))}"
+              + ("; names shown capitalised" if state.capitalize else ""))
+    out.print(f"model       hidden {c.hidden_size}, {state.params.size} parameters")
+    out.print("training    " + ", ".join(f"{f.name}={getattr(c, f.name)}" for f in fields(c)))
+    progress = f"{state.epoch} of {c.epochs} epochs, {state.step} updates"
+    if state.position:
+        progress += f", {state.position}/{len(state.train_idx)} names into epoch {state.epoch + 1}"
+    out.print(f"progress    {progress}")
+    if state.best_val_loss is not None:
+        out.print(f"best        validation {state.best_val_loss:.4f} nats/char")
+    if state.history:
+        table = Table("epoch", "train", "val", "|g| mean", "|g| max", "clipped %", "σmax(Whh)", "seconds",
+                      title="history (nats/char)")
+        for r in state.history:
+            table.add_row(str(r["epoch"]), f"{r['train_loss']:.4f}",
+                          "-" if r["val_loss"] is None else f"{r['val_loss']:.4f}",
+                          f"{r['grad_norm_mean']:.2f}", f"{r['grad_norm_max']:.2f}",
+                          f"{100 * r['clip_fraction']:.4f}", f"{r['whh_sigma_max']:.3f}", f"{r['seconds']:.2f}")
+        out.print(table)
+
+
+def main():
+    app(prog_name="namegen")

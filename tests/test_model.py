@@ -1,0 +1,151 @@
+"""The math: forward pass, backpropagation through time, softmax, and the classic RNN mistakes."""
+
+import numpy as np
+import pytest
+
+from namegen.data import pad_batch
+from namegen.gradcheck import check_gradients
+from namegen.model import (PARAM_NAMES, backward, forward, log_softmax, loss_and_grads, softmax)
+from namegen.vocab import BOUNDARY, Vocab
+from tests.conftest import random_params
+
+V, H = 7, 5
+
+
+def random_name(rng, length):
+    ids = rng.integers(1, V, size=length)
+    return np.concatenate(([BOUNDARY], ids)), np.concatenate((ids, [BOUNDARY]))
+
+
+@pytest.mark.parametrize("length", [1, 2, 5, 12])
+def test_gradients_match_finite_differences_for_one_name(rng, length):
+    params = random_params(rng, V, H)
+    inputs, targets = random_name(rng, length)
+    errors = check_gradients(params, inputs, targets)
+    assert set(errors) == set(PARAM_NAMES)
+    assert max(errors.values()) < 1e-6, errors
+
+
+def test_gradients_match_finite_differences_for_a_padded_batch(rng):
+    params = random_params(rng, V, H)
+    names = [rng.integers(1, V, size=n) for n in (1, 4, 7)]
+    inputs, targets, mask = pad_batch(names)
+    errors = check_gradients(params, inputs, targets, mask)
+    assert max(errors.values()) < 1e-6, errors
+
+
+def test_truncated_backward_pass_disagrees_with_finite_differences(rng):
+    params = random_params(rng, V, H)
+    inputs, targets = random_name(rng, 8)
+    errors = check_gradients(params, inputs, targets, truncate=3)
+    assert errors["Whh"] > 1e-3 and errors["Wxh"] > 1e-3
+    # the output layer does not backpropagate through time, so truncation leaves it exact
+    assert errors["Why"] < 1e-6 and errors["by"] < 1e-6
+
+
+def test_labels_are_the_inputs_shifted_by_one():
+    vocab = Vocab(tuple("abcdr"))
+    inputs, targets = vocab.inputs_and_targets("abra")
+    a, b, r = (vocab.encode(c)[0] for c in "abr")
+    assert inputs.tolist() == [BOUNDARY, a, b, r, a]
+    assert targets.tolist() == [a, b, r, a, BOUNDARY]
+
+
+def test_one_character_name_has_two_steps():
+    vocab = Vocab(tuple("ab"))
+    inputs, targets = vocab.inputs_and_targets("b")
+    assert inputs.tolist() == [BOUNDARY, 2] and targets.tolist() == [2, BOUNDARY]
+
+
+def test_softmax_is_stable_for_large_logits():
+    z = np.array([[1000.0, 999.0, -1000.0], [-1e300, 0.0, 1e300]])
+    p = softmax(z)
+    assert np.all(np.isfinite(p))
+    np.testing.assert_allclose(p.sum(axis=-1), 1.0)
+    np.testing.assert_allclose(p[0, :2], [1 / (1 + np.exp(-1)), np.exp(-1) / (1 + np.exp(-1))])
+    assert np.all(np.isfinite(log_softmax(z[:1])))
+
+
+def test_softmax_normalises_over_the_vocabulary_axis_not_the_batch(rng):
+    z = rng.standard_normal((4, 3, V))  # (T, N, V)
+    p = softmax(z)
+    np.testing.assert_allclose(p.sum(axis=-1), np.ones((4, 3)))
+    for t in range(4):
+        for n in range(3):
+            e = np.exp(z[t, n] - z[t, n].max())
+            np.testing.assert_allclose(p[t, n], e / e.sum())
+
+
+def test_batch_loss_is_the_mean_of_each_names_loss_whatever_the_batch(rng):
+    params = random_params(rng, V, H)
+    names = [rng.integers(1, V, size=n) for n in (3, 1, 6)]
+    inputs, targets, mask = pad_batch(names)
+    nll, _ = forward(params, inputs, targets, mask)
+    for row, ids in enumerate(names):
+        single, _ = forward(params, np.concatenate(([0], ids)), np.concatenate((ids, [0])))
+        assert nll[row] == pytest.approx(single[0], rel=1e-12)
+
+
+def test_batch_gradient_is_the_mean_of_per_name_gradients(rng):
+    params = random_params(rng, V, H)
+    names = [rng.integers(1, V, size=n) for n in (5, 1, 3, 9)]
+    inputs, targets, mask = pad_batch(names)
+    _, batch = loss_and_grads(params, inputs, targets, mask)
+    singles = [loss_and_grads(params, np.concatenate(([0], ids)), np.concatenate((ids, [0])))[1] for ids in names]
+    for name in PARAM_NAMES:
+        mean = sum(g[name] for g in singles) / len(names)
+        np.testing.assert_allclose(batch[name], mean, rtol=0, atol=1e-10)
+
+
+def test_padded_steps_cannot_change_loss_or_gradients(rng):
+    params = random_params(rng, V, H)
+    inputs, targets, mask = pad_batch([rng.integers(1, V, size=n) for n in (2, 6)])
+    loss, grads = loss_and_grads(params, inputs, targets, mask)
+    junk_in, junk_out = inputs.copy(), targets.copy()
+    junk_in[~mask] = rng.integers(1, V, size=(~mask).sum())
+    junk_out[~mask] = rng.integers(1, V, size=(~mask).sum())
+    loss2, grads2 = loss_and_grads(params, junk_in, junk_out, mask)
+    assert loss == loss2
+    for name in PARAM_NAMES:
+        np.testing.assert_array_equal(grads[name], grads2[name])
+
+
+def test_hidden_state_is_not_carried_from_one_name_into_the_next(rng):
+    params = random_params(rng, V, H)
+    name = random_name(rng, 4)
+    alone, _ = forward(params, *name)
+    for _ in range(3):  # whatever ran before, the name's loss is the same
+        forward(params, *random_name(rng, 6))
+    again, _ = forward(params, *name)
+    assert alone[0] == again[0]
+    # and in a batch, a row does not depend on its neighbours
+    batch, _ = forward(params, np.stack([name[0], random_name(rng, 4)[0]]), np.stack([name[1], name[1]]))
+    assert batch[0] == pytest.approx(alone[0], rel=1e-12)
+
+
+def test_backward_pairs_dWhh_with_the_previous_hidden_state(rng):
+    params = random_params(rng, V, H)
+    inputs, targets = random_name(rng, 4)
+    _, cache = forward(params, inputs, targets)
+    grads = backward(params, cache)
+    _, _, _, hs, logp = cache
+    # rebuild da_t from the definition and check dWhh = sum_t h_{t-1}^T da_t
+    da = np.zeros((len(inputs), H))
+    dz = np.exp(logp[:, 0])
+    dz[np.arange(len(inputs)), targets] -= 1
+    dh_next = np.zeros(H)
+    for t in reversed(range(len(inputs))):
+        dh = dz[t] @ params["Why"].T + dh_next
+        da[t] = dh * (1 - hs[t + 1, 0] ** 2)
+        dh_next = da[t] @ params["Whh"].T
+    expected = sum(np.outer(hs[t, 0], da[t]) for t in range(len(inputs)))
+    np.testing.assert_allclose(grads["Whh"], expected, atol=1e-12)
+    wrong = sum(np.outer(hs[t + 1, 0], da[t]) for t in range(len(inputs)))
+    assert not np.allclose(grads["Whh"], wrong)
+
+
+def test_gradients_are_written_into_given_arrays(rng):
+    params = random_params(rng, V, H)
+    out = {name: np.full_like(params[name], np.nan) for name in PARAM_NAMES}
+    _, grads = loss_and_grads(params, *random_name(rng, 3), grads=out)
+    assert all(grads[name] is out[name] and np.all(np.isfinite(out[name])) for name in PARAM_NAMES)
