@@ -11,7 +11,7 @@ import json
 import math
 import signal
 import time
-from dataclasses import asdict, fields
+from dataclasses import asdict, fields, replace
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
@@ -197,10 +197,12 @@ def train(
                                  read_names(data, state_keep_case(resume)) if data else None)
             checkpoint = resume
         else:
-            data = data or default_data_path()
             config = TrainConfig(**{k: v for k, v in options.items() if v is not None})
-            state = new_state(config, read_names(data, config.keep_case))
-            checkpoint = out_dir / f"{data.stem}.npz"
+            names = read_names(data or default_data_path(), config.keep_case)
+            if data is None:  # not the install's absolute path: it means nothing on another machine
+                names = replace(names, source="dinos.txt (bundled with namegen)")
+            state = new_state(config, names)
+            checkpoint = out_dir / f"{(data or default_data_path()).stem}.npz"
     config = state.config
     if not as_json:
         out.print(

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from namegen.data import parse_names, read_names, default_data_path
+from namegen.data import default_data_path, parse_names, read_names
 from namegen.model import unflatten, init_params
 from namegen.train import TrainConfig, new_state, train
 
@@ -11,11 +11,16 @@ def rng():
     return np.random.default_rng(1234)
 
 
-def random_params(rng, vocab_size=7, hidden_size=5, scale=0.5):
-    """A small model with weights large enough that every gradient path matters."""
-    flat = init_params(vocab_size, hidden_size, rng)
-    flat += rng.standard_normal(flat.size) * scale
-    return unflatten(flat, vocab_size, hidden_size)
+@pytest.fixture
+def random_params(rng):
+    """Makes small models with weights large enough that every gradient path matters."""
+
+    def make(vocab_size=7, hidden_size=5, scale=0.5):
+        flat = init_params(vocab_size, hidden_size, rng)
+        flat += rng.standard_normal(flat.size) * scale
+        return unflatten(flat, vocab_size, hidden_size)
+
+    return make
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,6 @@ from namegen.data import pad_batch
 from namegen.gradcheck import check_gradients
 from namegen.model import (PARAM_NAMES, backward, forward, log_softmax, loss_and_grads, softmax)
 from namegen.vocab import BOUNDARY, Vocab
-from tests.conftest import random_params
 
 V, H = 7, 5
 
@@ -18,24 +17,24 @@ def random_name(rng, length):
 
 
 @pytest.mark.parametrize("length", [1, 2, 5, 12])
-def test_gradients_match_finite_differences_for_one_name(rng, length):
-    params = random_params(rng, V, H)
+def test_gradients_match_finite_differences_for_one_name(rng, random_params, length):
+    params = random_params(V, H)
     inputs, targets = random_name(rng, length)
     errors = check_gradients(params, inputs, targets)
     assert set(errors) == set(PARAM_NAMES)
     assert max(errors.values()) < 1e-6, errors
 
 
-def test_gradients_match_finite_differences_for_a_padded_batch(rng):
-    params = random_params(rng, V, H)
+def test_gradients_match_finite_differences_for_a_padded_batch(rng, random_params):
+    params = random_params(V, H)
     names = [rng.integers(1, V, size=n) for n in (1, 4, 7)]
     inputs, targets, mask = pad_batch(names)
     errors = check_gradients(params, inputs, targets, mask)
     assert max(errors.values()) < 1e-6, errors
 
 
-def test_truncated_backward_pass_disagrees_with_finite_differences(rng):
-    params = random_params(rng, V, H)
+def test_truncated_backward_pass_disagrees_with_finite_differences(rng, random_params):
+    params = random_params(V, H)
     inputs, targets = random_name(rng, 8)
     errors = check_gradients(params, inputs, targets, truncate=3)
     assert errors["Whh"] > 1e-3 and errors["Wxh"] > 1e-3
@@ -76,8 +75,8 @@ def test_softmax_normalises_over_the_vocabulary_axis_not_the_batch(rng):
             np.testing.assert_allclose(p[t, n], e / e.sum())
 
 
-def test_batch_loss_is_the_mean_of_each_names_loss_whatever_the_batch(rng):
-    params = random_params(rng, V, H)
+def test_batch_loss_is_the_mean_of_each_names_loss_whatever_the_batch(rng, random_params):
+    params = random_params(V, H)
     names = [rng.integers(1, V, size=n) for n in (3, 1, 6)]
     inputs, targets, mask = pad_batch(names)
     nll, _ = forward(params, inputs, targets, mask)
@@ -86,8 +85,8 @@ def test_batch_loss_is_the_mean_of_each_names_loss_whatever_the_batch(rng):
         assert nll[row] == pytest.approx(single[0], rel=1e-12)
 
 
-def test_batch_gradient_is_the_mean_of_per_name_gradients(rng):
-    params = random_params(rng, V, H)
+def test_batch_gradient_is_the_mean_of_per_name_gradients(rng, random_params):
+    params = random_params(V, H)
     names = [rng.integers(1, V, size=n) for n in (5, 1, 3, 9)]
     inputs, targets, mask = pad_batch(names)
     _, batch = loss_and_grads(params, inputs, targets, mask)
@@ -97,8 +96,8 @@ def test_batch_gradient_is_the_mean_of_per_name_gradients(rng):
         np.testing.assert_allclose(batch[name], mean, rtol=0, atol=1e-10)
 
 
-def test_padded_steps_cannot_change_loss_or_gradients(rng):
-    params = random_params(rng, V, H)
+def test_padded_steps_cannot_change_loss_or_gradients(rng, random_params):
+    params = random_params(V, H)
     inputs, targets, mask = pad_batch([rng.integers(1, V, size=n) for n in (2, 6)])
     loss, grads = loss_and_grads(params, inputs, targets, mask)
     junk_in, junk_out = inputs.copy(), targets.copy()
@@ -110,8 +109,8 @@ def test_padded_steps_cannot_change_loss_or_gradients(rng):
         np.testing.assert_array_equal(grads[name], grads2[name])
 
 
-def test_hidden_state_is_not_carried_from_one_name_into_the_next(rng):
-    params = random_params(rng, V, H)
+def test_hidden_state_is_not_carried_from_one_name_into_the_next(rng, random_params):
+    params = random_params(V, H)
     name = random_name(rng, 4)
     alone, _ = forward(params, *name)
     for _ in range(3):  # whatever ran before, the name's loss is the same
@@ -123,8 +122,8 @@ def test_hidden_state_is_not_carried_from_one_name_into_the_next(rng):
     assert batch[0] == pytest.approx(alone[0], rel=1e-12)
 
 
-def test_backward_pairs_dWhh_with_the_previous_hidden_state(rng):
-    params = random_params(rng, V, H)
+def test_backward_pairs_dWhh_with_the_previous_hidden_state(rng, random_params):
+    params = random_params(V, H)
     inputs, targets = random_name(rng, 4)
     _, cache = forward(params, inputs, targets)
     grads = backward(params, cache)
@@ -144,8 +143,8 @@ def test_backward_pairs_dWhh_with_the_previous_hidden_state(rng):
     assert not np.allclose(grads["Whh"], wrong)
 
 
-def test_gradients_are_written_into_given_arrays(rng):
-    params = random_params(rng, V, H)
+def test_gradients_are_written_into_given_arrays(rng, random_params):
+    params = random_params(V, H)
     out = {name: np.full_like(params[name], np.nan) for name in PARAM_NAMES}
     _, grads = loss_and_grads(params, *random_name(rng, 3), grads=out)
     assert all(grads[name] is out[name] and np.all(np.isfinite(out[name])) for name in PARAM_NAMES)

@@ -1,0 +1,89 @@
+"""Sampling: repeatable by seed, every option honoured, impossible requests refused."""
+
+import numpy as np
+import pytest
+
+from namegen.errors import SamplingError
+from namegen.model import softmax, step
+from namegen.sample import SampleConfig, generate, sample
+
+
+def draw(state, seed=0, **options):
+    return sample(state, SampleConfig(**options), np.random.default_rng(seed))
+
+
+def test_same_seed_same_names_different_seed_different_names(trained_state):
+    assert draw(trained_state, seed=4, count=20) == draw(trained_state, seed=4, count=20)
+    assert draw(trained_state, seed=4, count=20) != draw(trained_state, seed=5, count=20)
+
+
+def test_names_are_capitalised_like_the_data(trained_state):
+    names = draw(trained_state, count=30)
+    assert len(names) == 30
+    assert all(n[0].isupper() and n[1:] == n[1:].lower() for n in names)
+
+
+def test_sampled_names_use_only_the_vocabulary(trained_state):
+    for name in draw(trained_state, count=200, temperature=2.0):
+        assert not trained_state.vocab.unknown(name.lower())
+
+
+def test_prefix_is_respected_in_any_case(trained_state):
+    assert all(n.startswith("Ste") for n in draw(trained_state, count=25, prefix="STE"))
+
+
+def test_length_limits_are_respected(trained_state):
+    names = draw(trained_state, count=100, min_length=6, max_length=9)
+    assert all(6 <= len(n) <= 9 for n in names)
+
+
+def test_novel_names_are_not_in_the_training_list(trained_state):
+    names = draw(trained_state, count=100, novel=True, temperature=0.5)
+    assert not any(trained_state.knows(n) for n in names)
+
+
+def test_unique_names_do_not_repeat(trained_state):
+    names = draw(trained_state, count=60, unique=True, temperature=0.5)
+    assert len(set(names)) == 60
+
+
+def test_low_temperature_is_more_repetitive_than_high(trained_state):
+    cold = draw(trained_state, count=200, temperature=0.3)
+    hot = draw(trained_state, count=200, temperature=1.5)
+    assert len(set(cold)) < len(set(hot))
+
+
+def test_top_1_is_greedy_and_always_the_same(trained_state):
+    assert len(set(draw(trained_state, count=20, top_k=1))) == 1
+
+
+def test_first_letter_follows_the_models_distribution(trained_state):
+    """The vectorised sampler draws from softmax(logits): compare first letters with the model."""
+    params = trained_state.param_views
+    _, logits = step(params, np.zeros((1, params["Whh"].shape[0])), np.array([0]))
+    expected = softmax(logits)[0]
+    drawn = generate(params, 20_000, np.random.default_rng(1), max_length=40)
+    first = np.bincount([d[0] for d in drawn if d], minlength=len(expected)) / 20_000
+    assert np.abs(first[1:] - expected[1:]).max() < 0.015
+
+
+def test_unknown_prefix_letter_is_refused(trained_state):
+    with pytest.raises(SamplingError, match="never saw"):
+        draw(trained_state, prefix="q7")
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"count": 0}, "count"), ({"temperature": 0}, "temperature"), ({"temperature": float("nan")}, "temperature"),
+    ({"min_length": 5, "max_length": 3}, "min_length"), ({"prefix": "abcdef", "max_length": 3}, "prefix"),
+])
+def test_impossible_options_are_refused(trained_state, options, message):
+    with pytest.raises(ValueError, match=message):
+        draw(trained_state, **options)
+
+
+def test_unmeetable_novel_unique_request_reports_what_it_found(trained_state):
+    with pytest.raises(SamplingError, match=r"found only \d+ of 50 novel unique names") as info:
+        draw(trained_state, count=50, novel=True, unique=True, max_length=2, max_tries=3000)
+    found = info.value.found
+    assert len(found) < 50 and len(set(found)) == len(found)
+    assert all(len(n) <= 2 and not trained_state.knows(n) for n in found)
