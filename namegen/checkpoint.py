@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import CheckpointError
-from .model import param_shapes
+from .model import PARAM_NAMES, param_shapes
 from .optim import make_optimizer
 from .state import TrainConfig, TrainState
 from .vocab import Vocab
@@ -61,7 +61,8 @@ def _meta(state: TrainState) -> dict:
 
 def to_bytes(state: TrainState) -> bytes:
     """The checkpoint file's content."""
-    arrays = {f"params/{name}": view for name, view in state.param_views.items()}
+    views = state.param_views
+    arrays = {f"params/{name}": views[name] for name in PARAM_NAMES}
     arrays |= {f"optimizer/{key}": value for key, value in state.optimizer.state.items()}
     arrays["split/train"] = state.train_idx
     arrays["split/val"] = state.val_idx

@@ -3,10 +3,13 @@
 Row-vector convention, letters fixed throughout: N names, T time steps, V vocabulary, H hidden.
     a_t = x_t Wxh + h_{t-1} Whh + bh,   h_t = tanh(a_t),   h_0 = 0 for every name
     z_t = h_t Why + by,   p_t = softmax(z_t),   loss = (1/N) sum_n sum_t mask_nt * -log p_nt[y_nt]
-x_t is one-hot, so x_t Wxh is row ids[t] of Wxh: the code gathers rows instead of multiplying.
+Each step's input row u_t = [h_{t-1}, 1, onehot(x_t)] is multiplied by W_in = [Whh; bh; Wxh],
+so a step is two numpy calls forward and three backward (see stacked_weights for why).
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import numpy as np
 
@@ -16,8 +19,9 @@ Params = dict[str, np.ndarray]
 
 
 def param_shapes(vocab_size: int, hidden_size: int) -> dict[str, tuple[int, ...]]:
+    """Shapes in flat-vector order: Whh, bh, Wxh form W_in; Why, by form W_out."""
     V, H = vocab_size, hidden_size
-    return {"Wxh": (V, H), "Whh": (H, H), "bh": (H,), "Why": (H, V), "by": (V,)}
+    return {"Whh": (H, H), "bh": (H,), "Wxh": (V, H), "Why": (H, V), "by": (V,)}
 
 
 def num_params(vocab_size: int, hidden_size: int) -> int:
@@ -25,17 +29,21 @@ def num_params(vocab_size: int, hidden_size: int) -> int:
 
 
 def unflatten(flat: np.ndarray, vocab_size: int, hidden_size: int) -> Params:
-    """Named views into one flat vector.
+    """Named views into one flat vector, plus the stacked views W_in and W_out.
 
     Training keeps parameters and gradients each in one contiguous vector, so that clipping and an
-    optimizer update are a single numpy call instead of one per parameter.
+    optimizer update are a single numpy call, and so that W_in = [Whh; bh; Wxh] and
+    W_out = [Why; by] (see stacked_weights) are views rather than copies made for every name.
     """
+    V, H = vocab_size, hidden_size
     views, start = {}, 0
-    for name, shape in param_shapes(vocab_size, hidden_size).items():
+    for name, shape in param_shapes(V, H).items():
         size = int(np.prod(shape))
         views[name] = flat[start : start + size].reshape(shape)
         start += size
     assert start == flat.size, "flat vector does not match the parameter shapes"
+    views["W_in"] = flat[: (H + 1 + V) * H].reshape(H + 1 + V, H)
+    views["W_out"] = flat[(H + 1 + V) * H :].reshape(H + 1, V)
     return views
 
 
@@ -55,9 +63,13 @@ def init_params(vocab_size: int, hidden_size: int, rng: np.random.Generator) -> 
 
 
 def log_softmax(z: np.ndarray) -> np.ndarray:
-    """log softmax over the last axis (the vocabulary), stable for any finite logits."""
-    shifted = z - z.max(axis=-1, keepdims=True)
-    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+    """log softmax over the last axis (the vocabulary), stable for any finite logits.
+
+    Calls the ufunc reductions directly: np.max/np.sum add microseconds of Python per call,
+    which is most of the cost at this size.
+    """
+    shifted = z - np.maximum.reduce(z, axis=-1, keepdims=True)
+    return shifted - np.log(np.add.reduce(np.exp(shifted), axis=-1, keepdims=True))
 
 
 def softmax(z: np.ndarray) -> np.ndarray:
@@ -77,7 +89,42 @@ def _as_batch(a) -> np.ndarray:
     return a[None, :] if a.ndim == 1 else a
 
 
-def forward(params: Params, inputs, targets, mask=None) -> tuple[np.ndarray, tuple]:
+class Cache(NamedTuple):
+    """What backward needs from forward."""
+
+    mask: np.ndarray | None  # (N, T)
+    u: np.ndarray  # (T+1, N, H+1+V): step inputs [h_{t-1}, 1, onehot(x_t)]
+    exp_z: np.ndarray  # (T*N, V) exp of each step's shifted logits, rows in (t, n) order
+    total: np.ndarray  # (T*N, 1) their sums: softmax = exp_z / total
+    picked: np.ndarray  # (T*N,) flat indices of the target entries in probs
+
+    @property
+    def hidden(self) -> np.ndarray:
+        """(T+1, N, H): h_{-1} = 0, then the hidden state after each step."""
+        return self.u[:, :, : self.u.shape[-1] - 1 - self.exp_z.shape[-1]]
+
+    @property
+    def probs(self) -> np.ndarray:
+        """(T*N, V) softmax of each step's logits."""
+        return self.exp_z / self.total
+
+
+def stacked_weights(params: Params) -> tuple[np.ndarray, np.ndarray]:
+    """W_in = [Whh; bh; Wxh] (H+1+V, H) and W_out = [Why; by] (H+1, V).
+
+    With the input row u_t = [h_{t-1}, 1, onehot(x_t)], one step is h_t = tanh(u_t W_in) and the
+    output is z_t = [h_t, 1] W_out: one matrix product each, and after the loop one product
+    gives dWhh, dbh and dWxh together. This is the whole speed trick: at H = 50 the cost is
+    Python overhead per numpy call, not arithmetic. Views from `unflatten` are used as they are.
+    """
+    if "W_in" in params:
+        return params["W_in"], params["W_out"]
+    W_in = np.concatenate((params["Whh"], params["bh"][None, :], params["Wxh"]))
+    W_out = np.concatenate((params["Why"], params["by"][None, :]))
+    return W_in, W_out
+
+
+def forward(params: Params, inputs, targets, mask=None) -> tuple[np.ndarray, Cache]:
     """Loss of each name and a cache for `backward`.
 
     inputs, targets: (N, T) ids, or (T,) for one name; mask: (N, T) bool or None (all real steps).
@@ -85,25 +132,33 @@ def forward(params: Params, inputs, targets, mask=None) -> tuple[np.ndarray, tup
     """
     inputs, targets = _as_batch(inputs), _as_batch(targets)
     N, T = inputs.shape
-    Whh = params["Whh"]
-    a = params["Wxh"][inputs.T]  # (T, N, H): the input term of every step, gathered at once
-    a += params["bh"]
-    hs = np.empty((T + 1, N, Whh.shape[0]))  # hs[t] is h_t; hs[0] = h_0
-    hs[0] = 0.0  # every name starts from a zero state: nothing carries over between names
-    for t in range(T):  # the recurrence is the only loop
-        a_t = a[t]
-        a_t += hs[t] @ Whh
-        np.tanh(a_t, out=hs[t + 1])
-    logp = log_softmax(hs[1:] @ params["Why"] + params["by"])  # (T, N, V)
-    t_idx, n_idx = np.arange(T)[:, None], np.arange(N)[None, :]
-    nll = -logp[t_idx, n_idx, targets.T]  # (T, N)
+    H = params["Whh"].shape[0]
+    W_in, W_out = stacked_weights(params)
+    K = W_in.shape[0]
+    rows = np.arange(T * N)  # one row per (t, n), time-major
+    # u[t] = [h_{t-1}, 1, onehot(x_t)] (T+1, N, K); the loop fills in h, row T holds h_{T-1}.
+    u = np.zeros((T + 1, N, K))
+    u[:, :, H] = 1.0
+    u.reshape((T + 1) * N, K)[rows, H + 1 + inputs.T.ravel()] = 1.0
+    # h_{-1} = u[0, :, :H] = 0: every name starts from a zero state, nothing carries over.
+    dot, tanh = np.dot, np.tanh
+    steps = u[:, 0] if N == 1 else u  # one name: 1-D rows make each call a little cheaper
+    for u_t, h_t in zip(steps[:-1], steps[1:, ..., :H]):  # the recurrence is the only loop
+        tanh(dot(u_t, W_in), out=h_t)
+    # Every step's output at once, a stable softmax over the vocabulary axis (axis 1 here).
+    z = dot(u[1:, :, : H + 1].reshape(T * N, H + 1), W_out)  # (T*N, V), rows [h_t, 1]
+    z -= np.maximum.reduce(z, axis=1, keepdims=True)
+    exp_z = np.exp(z)
+    total = np.add.reduce(exp_z, axis=1, keepdims=True)
+    picked = rows * exp_z.shape[1] + targets.T.ravel()  # flat index of each step's target
+    nll = (np.log(total[:, 0]) - z.take(picked)).reshape(T, N)  # -log p_t[y_t], (T, N)
     if mask is not None:
         mask = _as_batch(mask)
         nll *= mask.T
-    return nll.sum(axis=0), (inputs, targets, mask, hs, logp)
+    return np.add.reduce(nll, axis=0), Cache(mask, u, exp_z, total, picked)
 
 
-def backward(params: Params, cache: tuple, truncate: int | None = None, grads: Params | None = None) -> Params:
+def backward(params: Params, cache: Cache, truncate: int | None = None, grads: Params | None = None) -> Params:
     """Gradients of the mean per-name loss, (1/N) sum_n nll_n, for every parameter.
 
     truncate: None for full backpropagation through time. An integer k cuts the gradient between
@@ -111,40 +166,45 @@ def backward(params: Params, cache: tuple, truncate: int | None = None, grads: P
     show why a truncated backward pass disagrees with finite differences, not for training.
     grads: optional arrays to write into (e.g. views of one flat vector); new ones otherwise.
     """
-    inputs, targets, mask, hs, logp = cache
-    T, N, V = logp.shape
-    H = hs.shape[-1]
+    u, mask = cache.u, cache.mask
+    T = u.shape[0] - 1
+    N = u.shape[1]
+    H = params["Whh"].shape[0]
     if grads is None:
         grads = {name: np.empty_like(params[name]) for name in PARAM_NAMES}
 
-    dz = np.exp(logp)  # (T, N, V): softmax, whose cross-entropy gradient is p - onehot(y)
-    dz[np.arange(T)[:, None], np.arange(N)[None, :], targets.T] -= 1.0
+    dz = cache.probs  # (T*N, V), a new array: the cross-entropy gradient of softmax is p - onehot(y)
+    dz.reshape(-1)[cache.picked] -= 1.0
     if mask is not None:
-        dz *= mask.T[:, :, None]
-    dz *= 1.0 / N
-    np.matmul(hs[1:].reshape(T * N, H).T, dz.reshape(T * N, V), out=grads["Why"])
-    np.sum(dz, axis=(0, 1), out=grads["by"])
+        dz *= mask.T.reshape(T * N, 1)
+    if N > 1:
+        dz *= 1.0 / N
+    h1 = u[1:, :, : H + 1].reshape(T * N, H + 1)  # rows [h_t, 1]
+    if "W_out" in grads:
+        np.matmul(h1.T, dz, out=grads["W_out"])
+    else:
+        dW_out = h1.T @ dz  # (H+1, V): dWhy and dby
+        grads["Why"][...], grads["by"][...] = dW_out[:H], dW_out[H]
 
-    dh = dz @ params["Why"].T  # (T, N, H): dL/dh_t from the output at step t; grows below
-    dtanh = 1.0 - hs[1:] ** 2  # (T, N, H)
-    da = np.empty((T, N, H))  # dL/da_t, the gradient at each pre-activation
-    WhhT = params["Whh"].T
-    dh_prev = np.zeros((N, H))  # dL/dh_t arriving from step t+1 through Whh
-    for t in range(T - 1, -1, -1):
-        dh_t = dh[t]
-        dh_t += dh_prev
-        np.multiply(dh_t, dtanh[t], out=da[t])
-        if truncate is not None and t % truncate == 0:
-            dh_prev = np.zeros((N, H))
-        else:
-            dh_prev = da[t] @ WhhT
+    hs = u[1:, :, :H]  # (T, N, H)
+    dtanh = 1.0 - hs * hs  # (T, N, H)
+    da = np.dot(dz, params["Why"].T).reshape(T, N, H)  # dL/dh_t from the output at step t ...
+    da *= dtanh  # ... times tanh' is that step's share of dL/da_t; the loop adds the rest
+    WhhT, dot = params["Whh"].T, np.dot
+    # Walking back from t = T-1 to 1: da_t is complete, so send it to step t-1 through Whh.
+    steps, dtanh_steps = (da[:, 0], dtanh[:, 0]) if N == 1 else (da, dtanh)
+    for t, da_t, da_prev, dtanh_prev in zip(range(T - 1, 0, -1), steps[:0:-1], steps[-2::-1], dtanh_steps[-2::-1]):
+        if truncate is None or t % truncate:
+            da_prev += dot(da_t, WhhT) * dtanh_prev
 
-    flat_da = da.reshape(T * N, H)
-    # dWhh pairs each step's da_t with the *previous hidden state* h_{t-1} = hs[t].
-    np.matmul(hs[:-1].reshape(T * N, H).T, flat_da, out=grads["Whh"])
-    np.sum(flat_da, axis=0, out=grads["bh"])
-    grads["Wxh"][...] = 0.0
-    np.add.at(grads["Wxh"], inputs.T.reshape(T * N), flat_da)  # scatter: dWxh row id += da
+    # dWhh, dbh and dWxh in one product: u_t = [h_{t-1}, 1, onehot(x_t)] pairs each da_t with
+    # the *previous* hidden state, the constant 1, and the input that fed step t.
+    u_in, da = u[:-1].reshape(T * N, -1).T, da.reshape(T * N, H)
+    if "W_in" in grads:
+        np.matmul(u_in, da, out=grads["W_in"])
+    else:
+        dW_in = u_in @ da  # (H+1+V, H)
+        grads["Whh"][...], grads["bh"][...], grads["Wxh"][...] = dW_in[:H], dW_in[H], dW_in[H + 1 :]
     return grads
 
 
@@ -155,4 +215,4 @@ def loss_and_grads(params: Params, inputs, targets, mask=None, truncate: int | N
     For one name (inputs and targets of shape (T,)) this is the name's total cross-entropy.
     """
     nll, cache = forward(params, inputs, targets, mask)
-    return float(nll.mean()), backward(params, cache, truncate, grads)
+    return float(np.add.reduce(nll)) / len(nll), backward(params, cache, truncate, grads)

@@ -21,12 +21,14 @@ class ClipStats:
 
 def clip_(grad: np.ndarray, clip: float | None) -> ClipStats:
     """Clip every entry of `grad` to [-clip, clip] in place (None or 0: leave it untouched)."""
-    norm = float(np.sqrt(grad @ grad))
-    if not clip:
+    norm = float(np.sqrt(np.dot(grad, grad)))
+    if not clip or norm <= clip:  # no entry can be larger than the norm
         return ClipStats(norm, 0)
-    clipped = int(np.count_nonzero(np.abs(grad) > clip))
-    if clipped:
-        np.clip(grad, -clip, clip, out=grad)
+    magnitude = np.abs(grad)
+    if np.maximum.reduce(magnitude) <= clip:  # the usual case: nothing to clip or count
+        return ClipStats(norm, 0)
+    clipped = int(np.count_nonzero(magnitude > clip))
+    np.clip(grad, -clip, clip, out=grad)
     return ClipStats(norm, clipped)
 
 
@@ -42,6 +44,7 @@ class Optimizer:
         self.state = {key: np.zeros(size) for key in self.state_names}
 
     def step(self, params: np.ndarray, grad: np.ndarray) -> None:
+        """Update params in place; grad is used as scratch space (it is recomputed every update)."""
         self.steps += 1
         self._update(params, grad)
 
@@ -53,7 +56,8 @@ class SGD(Optimizer):
     name = "sgd"
 
     def _update(self, params, grad):
-        params -= self.learning_rate * grad
+        grad *= self.learning_rate
+        params -= grad
 
 
 class Adam(Optimizer):

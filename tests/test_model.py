@@ -127,10 +127,10 @@ def test_backward_pairs_dWhh_with_the_previous_hidden_state(rng, random_params):
     inputs, targets = random_name(rng, 4)
     _, cache = forward(params, inputs, targets)
     grads = backward(params, cache)
-    _, _, _, hs, logp = cache
+    hs = cache.hidden
     # rebuild da_t from the definition and check dWhh = sum_t h_{t-1}^T da_t
     da = np.zeros((len(inputs), H))
-    dz = np.exp(logp[:, 0])
+    dz = cache.probs.copy()  # (T, V) for one name
     dz[np.arange(len(inputs)), targets] -= 1
     dh_next = np.zeros(H)
     for t in reversed(range(len(inputs))):
