@@ -123,7 +123,7 @@ def test_unmeetable_request_prints_what_it_found_then_fails(trained_checkpoint):
     assert 0 < len(result.stdout.split()) < 40
 
 
-@pytest.mark.parametrize("command", ["sample", "evaluate", "info", "score"])
+@pytest.mark.parametrize("command", ["sample", "evaluate", "info", "score", "gradcheck", "diagnose", "plot"])
 def test_damaged_checkpoint_is_one_error_line_in_every_command(tmp_path, command):
     bad = tmp_path / "bad.npz"
     bad.write_bytes(b"PK\x03\x04 definitely not a checkpoint")

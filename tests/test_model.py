@@ -20,7 +20,7 @@ def random_name(rng, length):
 def test_gradients_match_finite_differences_for_one_name(rng, random_params, length):
     params = random_params(V, H)
     inputs, targets = random_name(rng, length)
-    errors = check_gradients(params, inputs, targets)
+    errors = check_gradients(params, inputs, targets, resolution=0)  # strict, element-wise
     assert set(errors) == set(PARAM_NAMES)
     assert max(errors.values()) < 1e-6, errors
 
@@ -29,14 +29,14 @@ def test_gradients_match_finite_differences_for_a_padded_batch(rng, random_param
     params = random_params(V, H)
     names = [rng.integers(1, V, size=n) for n in (1, 4, 7)]
     inputs, targets, mask = pad_batch(names)
-    errors = check_gradients(params, inputs, targets, mask)
+    errors = check_gradients(params, inputs, targets, mask, resolution=0)
     assert max(errors.values()) < 1e-6, errors
 
 
 def test_truncated_backward_pass_disagrees_with_finite_differences(rng, random_params):
     params = random_params(V, H)
     inputs, targets = random_name(rng, 8)
-    errors = check_gradients(params, inputs, targets, truncate=3)
+    errors = check_gradients(params, inputs, targets, truncate=3, resolution=0)
     assert errors["Whh"] > 1e-3 and errors["Wxh"] > 1e-3
     # the output layer does not backpropagate through time, so truncation leaves it exact
     assert errors["Why"] < 1e-6 and errors["by"] < 1e-6

@@ -1,0 +1,170 @@
+"""Looking inside: the gradient check catches broken backward passes, and the flow numbers are right."""
+
+import importlib
+import json
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from namegen.cli import app
+from namegen.diagnostics import demo, flow_from_states, name_flow, whh_spectrum
+from namegen.gradcheck import check_gradients
+from namegen.model import PARAM_NAMES, backward, forward
+from namegen.optim import clip_
+from namegen.state import TrainConfig, new_state
+from namegen.train import train
+
+runner = CliRunner()
+
+
+def backward_with_the_dWhh_bug(params, cache, truncate=None):
+    """The classic mistake: the previous gradient where the previous hidden state belongs in dWhh."""
+    grads = backward(params, cache)
+    hs = cache.hidden[:, 0]
+    dz = cache.probs
+    dz.reshape(-1)[cache.picked] -= 1.0
+    dh_next, wrong = np.zeros(hs.shape[1]), np.zeros_like(params["Whh"])
+    for t in reversed(range(dz.shape[0])):
+        da = (dz[t] @ params["Why"].T + dh_next) * (1 - hs[t + 1] ** 2)
+        wrong += np.outer(dh_next, da)  # should be np.outer(hs[t], da): h_{t-1}
+        dh_next = da @ params["Whh"].T
+    grads["Whh"][...] = wrong
+    return grads
+
+
+def test_finite_differences_catch_the_dWhh_bug(random_params, rng):
+    params = random_params(vocab_size=6, hidden_size=4)
+    ids = rng.integers(1, 6, size=5)
+    errors = check_gradients(params, np.r_[0, ids], np.r_[ids, 0], backward_fn=backward_with_the_dWhh_bug)
+    assert errors["Whh"] > 1e-2
+    assert all(errors[name] < 1e-6 for name in PARAM_NAMES if name != "Whh")
+
+
+def test_finite_differences_catch_a_truncated_backward_pass(random_params, rng):
+    params = random_params(vocab_size=6, hidden_size=4)
+    ids = rng.integers(1, 6, size=7)
+    assert check_gradients(params, np.r_[0, ids], np.r_[ids, 0], truncate=2)["Whh"] > 1e-2
+    assert check_gradients(params, np.r_[0, ids], np.r_[ids, 0])["Whh"] < 1e-6
+
+
+def test_flow_norms_match_a_direct_product_of_jacobians(random_params, rng):
+    params = random_params(vocab_size=5, hidden_size=3, scale=0.8)
+    ids = rng.integers(1, 5, size=5)
+    inputs, targets = np.r_[0, ids], np.r_[ids, 0]
+    grad, jac = name_flow(params, inputs, targets)
+    _, cache = forward(params, inputs, targets)
+    hs = cache.hidden[1:, 0]  # h_t for t = 0..T-1
+    p = cache.probs
+    p[np.arange(len(targets)), targets] -= 1
+    upstream = p @ params["Why"].T
+    J = [np.diag(1 - h**2) @ params["Whh"].T for h in hs]  # J_i = dh_i/dh_{i-1}
+    for t in range(len(inputs)):
+        for m in range(t + 1):
+            product = np.eye(3)
+            for i in range(t, t - m, -1):
+                product = product @ J[i]
+            assert grad[t, m] == pytest.approx(np.linalg.norm(upstream[t] @ product), rel=1e-10)
+            assert jac[t, m] == pytest.approx(np.linalg.norm(product, 2), rel=1e-10)
+        assert np.all(np.isnan(grad[t, t + 1 :]))
+
+
+@pytest.mark.parametrize("w", [0.5, 1.0, 1.7, -0.8])
+def test_linear_scalar_recurrence_scales_the_gradient_by_w_to_the_distance(w):
+    T, g = 12, 2.5
+    grad, _ = flow_from_states(np.full((T, 1), g), np.ones((T, 1)), np.array([[w]]))
+    for m in range(T):
+        np.testing.assert_allclose(grad[m:, m], abs(w) ** m * g, rtol=1e-12)
+
+
+def test_demo_follows_sigma_to_the_m_and_clipping_bounds_the_exploding_case():
+    cases, clipping = demo(sigmas=(0.7, 1.3), length=20)
+    for case in cases:
+        np.testing.assert_allclose(case.grad_norm / case.grad_norm[0], case.sigma ** np.arange(20), rtol=1e-9)
+    assert clipping["max_before"] > 5 and clipping["max_after"] == 5.0
+    assert clipping["norm_after"] < clipping["norm_before"] and 0 < clipping["clipped_fraction"] < 1
+
+
+def test_recorded_clipping_and_spectrum_agree_with_the_raw_gradients(small_names, monkeypatch):
+    raw = []
+
+    def recording_clip(grad, clip):
+        raw.append(grad.copy())
+        return clip_(grad, clip)
+
+    # the module, not the function namegen.train that the package exports under the same name
+    monkeypatch.setattr(importlib.import_module("namegen.train"), "clip_", recording_clip)
+    state = new_state(TrainConfig(hidden_size=6, epochs=1, clip=0.3, learning_rate=0.3), small_names)
+    train(state)
+    record = state.history[0]
+    assert len(raw) == record["step"]
+    clipped = sum(int(np.sum(np.abs(g) > 0.3)) for g in raw)
+    assert record["clip_fraction"] == pytest.approx(clipped / (len(raw) * raw[0].size), rel=1e-12)
+    assert clipped > 0
+    norms = [np.linalg.norm(g) for g in raw]
+    assert record["grad_norm_mean"] == pytest.approx(np.mean(norms), rel=1e-12)
+    assert record["grad_norm_max"] == pytest.approx(max(norms), rel=1e-12)
+    assert record["whh_sigma_max"] == pytest.approx(np.linalg.svd(state.param_views["Whh"])[1][0], rel=1e-12)
+
+
+def test_spectrum_radius_never_exceeds_the_largest_singular_value(trained_state):
+    spectrum = whh_spectrum(trained_state.param_views["Whh"])
+    assert np.all(np.diff(spectrum.singular_values) <= 0)
+    assert spectrum.spectral_radius <= spectrum.sigma_max + 1e-12
+
+
+def invoke(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def test_gradcheck_command_passes_and_shows_truncation_failing(trained_checkpoint):
+    ok = invoke("gradcheck", "-c", trained_checkpoint, "--count", 2)
+    assert ok.exit_code == 0, ok.stderr
+    assert "Whh" in ok.stdout and "FAIL" not in ok.stdout
+    truncated = invoke("gradcheck", "--truncate", 2, "--json")
+    assert truncated.exit_code == 1
+    errors = json.loads(truncated.stdout)["max_relative_error"]
+    assert errors["Whh"] > 1e-2 and errors["Why"] < 1e-6
+
+
+def test_diagnose_command_reports_flow_spectrum_and_verdict(trained_checkpoint):
+    result = invoke("diagnose", "-c", trained_checkpoint, "--count", 10, "--json")
+    assert result.exit_code == 0, result.stderr
+    payload = json.loads(result.stdout)
+    assert payload["flow"][0]["distance"] == 0 and payload["flow"][0]["relative"] == 1.0
+    assert payload["verdict"] and len(payload["singular_values"]) == 24
+    text = invoke("diagnose", "-c", trained_checkpoint, "Stegosaurus")
+    assert "σmax(Whh)" in text.stdout and "distance" in text.stdout
+    demo_text = invoke("diagnose", "--demo")
+    assert demo_text.exit_code == 0 and "Clipping the exploding case" in demo_text.stdout
+
+
+def test_plot_in_the_terminal(trained_checkpoint):
+    result = invoke("plot", "-c", trained_checkpoint, "--count", 5)
+    assert result.exit_code == 0, result.stderr
+    assert "validation" in result.stdout and "gradient flow" in result.stdout
+
+
+def test_plot_writes_a_png(trained_checkpoint, tmp_path):
+    pytest.importorskip("matplotlib")
+    out = tmp_path / "curves.png"
+    result = invoke("plot", "-c", trained_checkpoint, "--count", 5, "--out", out)
+    assert result.exit_code == 0, result.stderr
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 10_000
+
+
+def test_plot_without_matplotlib_says_how_to_install_it(trained_checkpoint, tmp_path, monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_matplotlib(name, *args, **kwargs):
+        if name.startswith("matplotlib"):
+            raise ImportError("No module named 'matplotlib'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_matplotlib)
+    result = invoke("plot", "-c", trained_checkpoint, "--out", tmp_path / "x.png")
+    assert result.exit_code == 1
+    assert "pip install 'namegen[plot]'" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "x.png").exists()
