@@ -9,6 +9,7 @@ leaves either the old checkpoint or the new one, never a torn file.
 from __future__ import annotations
 
 import dataclasses
+import glob
 import io
 import json
 import math
@@ -30,9 +31,47 @@ VERSION = 1
 TEMP_SUFFIX = ".tmp"
 
 
-def temp_prefix(path: Path) -> str:
-    """Temporary files for `path` are '.<name>.<random>.tmp' in the same directory."""
-    return f".{path.name}."
+def temp_prefix(path: Path, pid: int | None = None) -> str:
+    """Temporary files for `path` are '.<name>.<writer pid>.<random>.tmp' in the same directory."""
+    return f".{path.name}.{os.getpid() if pid is None else pid}."
+
+
+def process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True
+
+
+def remove_stale_temporaries(path: str | Path) -> list[Path]:
+    """Delete temporary files of `path` whose writer is gone (a killed run); return them.
+
+    A temporary file is only ever renamed into place once complete, so a stale one is never a
+    checkpoint anyone needs; those of live writers are left alone.
+    """
+    path = Path(path)
+    removed = []
+    for tmp in path.parent.glob(f".{glob.escape(path.name)}.*{TEMP_SUFFIX}"):
+        pid = tmp.name[len(path.name) + 2 :].split(".", 1)[0]
+        if pid.isdigit() and not process_alive(int(pid)):
+            tmp.unlink(missing_ok=True)
+            removed.append(tmp)
+    return removed
+
+
+def check_writable(directory: str | Path) -> None:
+    """Make sure checkpoints can be written to `directory` before any work is done."""
+    directory = Path(directory)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=directory, prefix=".namegen-probe.", delete=True):
+            pass
+    except OSError as e:
+        raise CheckpointError(f"cannot write checkpoints to {directory}: {e.strerror or e}; "
+                              "choose another place with --out-dir") from None
 
 
 def _meta(state: TrainState) -> dict:

@@ -10,6 +10,7 @@ import contextlib
 import json
 import math
 import signal
+import sys
 import time
 from dataclasses import asdict, fields, replace
 from enum import Enum
@@ -24,16 +25,17 @@ from rich.table import Table
 from tqdm import tqdm
 
 from . import __version__
-from .checkpoint import load_checkpoint
+from .checkpoint import check_writable, load_checkpoint
 from .charts import line_chart, sparkline
-from .data import bundled_path, default_data_path, encode_all, parse_names, read_names
+from .data import bundled_path, default_data_path, encode_names, parse_names, read_names
 from .diagnostics import TANH_DERIVATIVE_BOUND, demo, gradient_flow, verdict, whh_spectrum
-from .errors import NamegenError, SamplingError
+from .errors import NamegenError, OptionError, SamplingError
 from .gradcheck import check_gradients
 from .model import PARAM_NAMES
 from .optim import OPTIMIZERS
 from .plot import write_png
 from .sample import SampleConfig, sample
+from .state import MAX_HIDDEN
 from .train import (LR_SCHEDULES, Callbacks, TrainConfig, TrainState, best_path, evaluate, name_nll,
                     new_state, resume_state, train as run_training)
 
@@ -66,10 +68,14 @@ def user_errors():
         for name in e.found:  # what was found is still useful: print it before failing
             out.print(escape(name))
         raise fail(str(e)) from None
+    except OptionError as e:
+        raise fail(str(e), code=2) from None
     except NamegenError as e:
         raise fail(str(e)) from None
     except ValueError as e:  # raised by the config dataclasses' validate()
         raise fail(f"invalid option: {e}", code=2) from None
+    except MemoryError:
+        raise fail("not enough memory for this request; try a smaller --hidden-size, --batch-size or --count") from None
 
 
 def positive(value: Optional[float]) -> Optional[float]:
@@ -141,6 +147,17 @@ def epoch_line(state: TrainState, record: dict, preview: list[str]) -> str:
     )
 
 
+def preview_names(state: TrainState, count: int) -> list[str]:
+    """A few names from the model as it stands; decoration, so it never stops training."""
+    if not count:
+        return []
+    rng = np.random.default_rng([state.config.seed, state.epoch])  # never the training generator
+    try:
+        return sample(state, SampleConfig(count=count, max_tries=100 * count), rng)
+    except SamplingError as e:  # a model this early (or this broken) may not end its names
+        return e.found + ["(no other name ended)"]
+
+
 class Progress:
     """A tqdm bar per epoch (hidden when stderr is not a terminal) and a Ctrl-C flag."""
 
@@ -173,7 +190,7 @@ class Progress:
 @app.command()
 def train(
     data: Annotated[Optional[Path], typer.Option(help="Names file, one name per line (UTF-8). \\[default: the bundled dinos.txt]", show_default=False)] = None,
-    hidden_size: Annotated[Optional[int], typer.Option(min=1, help=f"Units in the hidden state. \\[default: {TRAIN.hidden_size}]", show_default=False)] = None,
+    hidden_size: Annotated[Optional[int], typer.Option(min=1, max=MAX_HIDDEN, help=f"Units in the hidden state. \\[default: {TRAIN.hidden_size}]", show_default=False)] = None,
     learning_rate: Annotated[Optional[float], typer.Option(callback=positive, help=f"Step size at the first update. \\[default: {TRAIN.learning_rate}]", show_default=False)] = None,
     lr_schedule: Annotated[Optional[ScheduleChoice], typer.Option(help=f"'linear' decays the step to 0 by the end; 'constant' keeps it. \\[default: {TRAIN.lr_schedule}]", show_default=False)] = None,
     optimizer: Annotated[Optional[OptimizerChoice], typer.Option(help=f"The update rule. \\[default: {TRAIN.optimizer}]", show_default=False)] = None,
@@ -181,10 +198,10 @@ def train(
     batch_size: Annotated[Optional[int], typer.Option(min=1, help=f"Names per update (padded and masked). \\[default: {TRAIN.batch_size}]", show_default=False)] = None,
     clip: Annotated[Optional[float], typer.Option(callback=non_negative, help=f"Clip each gradient entry to [-clip, clip]; 0 turns it off. \\[default: {TRAIN.clip}]", show_default=False)] = None,
     val_fraction: Annotated[Optional[float], typer.Option(callback=fraction, help=f"Share of names held out for validation; 0 turns it off. \\[default: {TRAIN.val_fraction}]", show_default=False)] = None,
-    seed: Annotated[Optional[int], typer.Option(help=f"Seed for the split, initialisation and shuffling. \\[default: {TRAIN.seed}]", show_default=False)] = None,
+    seed: Annotated[Optional[int], typer.Option(min=0, help=f"Seed for the split, initialisation and shuffling. \\[default: {TRAIN.seed}]", show_default=False)] = None,
     keep_case: Annotated[bool, typer.Option("--keep-case", help="Keep letter case instead of lower-casing names.")] = False,
     max_steps: Annotated[Optional[int], typer.Option(min=1, help="Stop after this many updates in total (saves a resumable checkpoint).", show_default=False)] = None,
-    out_dir: Annotated[Path, typer.Option(help="Where checkpoints go: <data name>.npz after every epoch, <data name>.best.npz for the best validation loss.", file_okay=False)] = Path("checkpoints"),
+    out_dir: Annotated[Optional[Path], typer.Option(help="Where checkpoints go: <data name>.npz after every epoch, <data name>.best.npz for the best validation loss. \\[default: checkpoints]", file_okay=False, show_default=False)] = None,
     resume: Annotated[Optional[Path], typer.Option(help="Continue the run saved in this checkpoint, writing back to it.", show_default=False)] = None,
     preview: Annotated[int, typer.Option(min=0, help="Names sampled for each epoch's line.")] = 3,
     as_json: JsonOption = False,
@@ -196,10 +213,13 @@ def train(
     options = dict(hidden_size=hidden_size, learning_rate=learning_rate,
                    lr_schedule=lr_schedule and lr_schedule.value, optimizer=optimizer and optimizer.value, epochs=epochs, batch_size=batch_size, clip=clip,
                    val_fraction=val_fraction, seed=seed, keep_case=keep_case or None, max_steps=max_steps)
+    if resume is not None and out_dir is not None:
+        raise typer.BadParameter("a resumed run writes back to its checkpoint; drop --out-dir or --resume",
+                                 param_hint="'--out-dir'")
     with user_errors():
         if resume is not None:
-            state = resume_state(load_checkpoint(resume), options,
-                                 read_names(data, state_keep_case(resume)) if data else None)
+            saved = load_checkpoint(resume)
+            state = resume_state(saved, options, read_names(data, saved.config.keep_case) if data else None)
             checkpoint = resume
         else:
             config = TrainConfig(**{k: v for k, v in options.items() if v is not None})
@@ -207,7 +227,8 @@ def train(
             if data is None:  # not the install's absolute path: it means nothing on another machine
                 names = replace(names, source="dinos.txt (bundled with namegen)")
             state = new_state(config, names)
-            checkpoint = out_dir / f"{(data or default_data_path()).stem}.npz"
+            checkpoint = (out_dir or Path("checkpoints")) / f"{(data or default_data_path()).stem}.npz"
+        check_writable(checkpoint.parent)
     config = state.config
     if not as_json:
         out.print(
@@ -223,9 +244,7 @@ def train(
     def on_epoch_end(state: TrainState, record: dict):
         progress.close()
         if not as_json:
-            rng = np.random.default_rng([config.seed, state.epoch])  # never the training generator
-            names = sample(state, SampleConfig(count=preview), rng) if preview else []
-            out.print(epoch_line(state, record, names))
+            out.print(epoch_line(state, record, preview_names(state, preview)))
 
     previous_handler = signal.signal(signal.SIGINT, progress.request_stop)
     started = time.perf_counter()
@@ -262,10 +281,6 @@ def train(
         raise typer.Exit(EXIT_INTERRUPTED)
 
 
-def state_keep_case(path: Path) -> bool:
-    return load_checkpoint(path).config.keep_case
-
-
 # ---------------------------------------------------------------------------------------- sample
 
 @app.command("sample")
@@ -279,7 +294,7 @@ def sample_command(
     max_length: Annotated[Optional[int], typer.Option(min=1, help="Longest name, in letters. \\[default: twice the longest training name, at least 20]", show_default=False)] = None,
     novel: Annotated[bool, typer.Option("--novel", help="Only names that are not in the training list.")] = False,
     unique: Annotated[bool, typer.Option("--unique", help="Never print the same name twice.")] = False,
-    seed: Annotated[Optional[int], typer.Option(help="Seed for repeatable names. \\[default: fresh each run]", show_default=False)] = None,
+    seed: Annotated[Optional[int], typer.Option(min=0, help="Seed for repeatable names. \\[default: fresh each run]", show_default=False)] = None,
     as_json: JsonOption = False,
 ):
     """Invent names from a checkpoint.
@@ -324,12 +339,12 @@ def evaluate_command(
         params = state.param_views
         if data is not None:
             names = read_names(data, state.config.keep_case).names
-            sets = [(str(data), encode_all(state.vocab, names, str(data)))]
+            sets = [(str(data), encode_names(state.vocab, names, str(data)), None)]
         else:
-            encoded = encode_all(state.vocab, state.names)
-            sets = [("train", [encoded[i] for i in state.train_idx]),
-                    ("validation", [encoded[i] for i in state.val_idx])]
-        rows = [evaluation_row(label, evaluate(params, enc)) for label, enc in sets if enc]
+            encoded = encode_names(state.vocab, state.names)
+            sets = [("train", encoded, state.train_idx), ("validation", encoded, state.val_idx)]
+        rows = [evaluation_row(label, evaluate(params, enc, idx)) for label, enc, idx in sets
+                if idx is None or len(idx)]
     if as_json:
         emit_json({"checkpoint": str(path), "results": rows})
         return
@@ -355,7 +370,7 @@ def score(
         cleaned = parse_names("\n".join(names), "the names given", state.config.keep_case).names
         if len(cleaned) != len(names):
             raise NamegenError("every name must have at least one non-space character")
-        nll = name_nll(state.param_views, encode_all(state.vocab, cleaned, "score"))
+        nll = name_nll(state.param_views, encode_names(state.vocab, cleaned, "score"))
     rows = [{"name": shown, "nats": float(total), "nats_per_char": float(total) / (len(name) + 1),
              "perplexity": float(np.exp(total / (len(name) + 1))), "known": state.knows(name)}
             for shown, name, total in zip(names, cleaned, nll)]
@@ -449,7 +464,7 @@ def gradcheck(
     count: Annotated[int, typer.Option(min=1, help="Names drawn from the data when none are given.")] = 3,
     truncate: Annotated[Optional[int], typer.Option(min=1, help="Check a backward pass truncated every K steps, to see why truncation is wrong.", show_default=False)] = None,
     threshold: Annotated[float, typer.Option(callback=positive, help="Largest relative error that passes.")] = 1e-6,
-    seed: Annotated[int, typer.Option(help="Seed for the random model and the names drawn.")] = 0,
+    seed: Annotated[int, typer.Option(min=0, help="Seed for the random model and the names drawn.")] = 0,
     as_json: JsonOption = False,
 ):
     """Compare backpropagation with central finite differences in float64, clipping off.
@@ -460,12 +475,11 @@ def gradcheck(
     with user_errors():
         path, state = load(checkpoint) if checkpoint else ("a random model (hidden 8)", random_state(seed))
         picked = chosen_names(state, names, count, seed)
-        encoded = encode_all(state.vocab, picked, "gradcheck")
+        encoded = encode_names(state.vocab, picked, "gradcheck")
     params = state.param_views
     worst = {name: 0.0 for name in PARAM_NAMES}
-    for ids in encoded:
-        pair = state.vocab.inputs_and_targets(state.vocab.decode(ids))
-        for name, error in check_gradients(params, *pair, truncate=truncate).items():
+    for i in range(len(encoded)):
+        for name, error in check_gradients(params, *encoded.pair(i), truncate=truncate).items():
             worst[name] = max(worst[name], error)
     passed = max(worst.values()) <= threshold
     if as_json:
@@ -502,7 +516,7 @@ def diagnose(
     checkpoint: CheckpointOption = None,
     count: Annotated[int, typer.Option(min=1, help="Names drawn from the data when none are given.")] = 64,
     max_distance: Annotated[int, typer.Option(min=1, help="Longest distance t - k to report.")] = 20,
-    seed: Annotated[int, typer.Option(help="Seed for the names drawn.")] = 0,
+    seed: Annotated[int, typer.Option(min=0, help="Seed for the names drawn.")] = 0,
     demo_mode: Annotated[bool, typer.Option("--demo", help="Instead: models with chosen singular values of Whh, showing vanishing and exploding gradients.")] = False,
     as_json: JsonOption = False,
 ):
@@ -515,8 +529,8 @@ def diagnose(
     with user_errors():
         path, state = load(checkpoint)
         picked = chosen_names(state, names, count, seed)
-        encoded = encode_all(state.vocab, picked, "diagnose")
-    pairs = [state.vocab.inputs_and_targets(state.vocab.decode(ids)) for ids in encoded]
+        encoded = encode_names(state.vocab, picked, "diagnose")
+    pairs = [encoded.pair(i) for i in range(len(encoded))]
     flow = gradient_flow(state.param_views, pairs, max_distance)
     spectrum = whh_spectrum(state.param_views["Whh"])
     reading = verdict(flow, spectrum)
@@ -581,8 +595,8 @@ def plot(
         path, state = load(checkpoint)
         if not state.history:
             raise NamegenError(f"{path} has no completed epoch to plot yet")
-        names = chosen_names(state, None, count, 0)
-        pairs = [state.vocab.inputs_and_targets(n) for n in names]
+        encoded = encode_names(state.vocab, chosen_names(state, None, count, 0))
+        pairs = [encoded.pair(i) for i in range(len(encoded))]
         flow = gradient_flow(state.param_views, pairs, max_distance)
         if out_file is not None:
             write_png(out_file, state.history, flow, f"namegen: {state.source}")
@@ -603,4 +617,8 @@ def plot(
 
 
 def main():
-    app(prog_name="namegen")
+    try:
+        app(prog_name="namegen")
+    except KeyboardInterrupt:  # Ctrl-C outside training (which saves and exits 130 itself)
+        err.print("interrupted")
+        sys.exit(EXIT_INTERRUPTED)

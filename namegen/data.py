@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import DataError
+from .errors import DataError, OptionError
 from .vocab import BOUNDARY, Vocab
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -43,6 +43,11 @@ def clean_name(line: str, keep_case: bool = False) -> str:
 
 def decode_utf8(raw: bytes, source: str) -> str:
     """Decode UTF-8 (a leading BOM is allowed); say which line holds the first bad byte."""
+    nul = raw.find(b"\0")
+    if nul >= 0:
+        line = raw.count(b"\n", 0, nul) + 1
+        raise DataError(f"{source}: looks like a binary file (a NUL byte on line {line}); "
+                        "give a text file with one name per line")
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as e:
@@ -54,8 +59,11 @@ def decode_utf8(raw: bytes, source: str) -> str:
 
 
 def parse_names(text: str, source: str, keep_case: bool = False) -> NameList:
-    """Clean the lines of a names text; raise DataError if no name is left."""
-    raw = [line.strip() for line in text.splitlines()]
+    """Clean the lines of a names text; raise DataError if no name is left.
+
+    Lines end at "\n" only (a "\r" before it is stripped), so a name may hold any other character.
+    """
+    raw = [line.strip() for line in text.split("\n")]
     raw = [line for line in raw if line]
     names = [clean_name(line, keep_case) for line in raw]
     if not names:
@@ -90,7 +98,7 @@ def split_indices(n: int, val_fraction: float, rng: np.random.Generator) -> tupl
     if val_fraction > 0 and n_val == 0:
         n_val = 1
     if n_val >= n:
-        raise DataError(
+        raise OptionError(
             f"a validation fraction of {val_fraction} leaves no training names out of {n}; "
             "use a smaller --val-fraction (0 turns validation off)"
         )
@@ -116,13 +124,60 @@ def pad_batch(encoded: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.nda
     return inputs, targets, mask
 
 
-def encode_all(vocab: Vocab, names: list[str], source: str = "names") -> list[np.ndarray]:
-    """Encode every name; a character outside the vocabulary is a DataError naming the name."""
-    missing = vocab.unknown("".join(names))
-    if missing:
-        bad = next(name for name in names if vocab.unknown(name))
-        raise DataError(
-            f"{source}: {bad!r} uses characters the model never saw ({''.join(missing)!r}); "
-            "only characters from the training data can be scored"
-        )
-    return [vocab.encode(name) for name in names]
+@dataclass(frozen=True)
+class Encoded:
+    """Many names as one id sequence: BOUNDARY name_1 BOUNDARY name_2 ... name_N BOUNDARY.
+
+    A name's training pair is two views of it, inputs = seq[a:b] and targets = seq[a+1:b+1] with
+    a, b its boundaries, so a million names cost one array, not millions of small ones.
+    """
+
+    seq: np.ndarray  # (chars + N + 1,) int32 ids
+    bounds: np.ndarray  # (N + 1,) positions of the boundaries in seq
+
+    def __len__(self) -> int:
+        return len(self.bounds) - 1
+
+    @property
+    def lengths(self) -> np.ndarray:
+        """(N,) characters in each name."""
+        return np.diff(self.bounds) - 1
+
+    def pair(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        """(inputs, targets) of name i, each (T+1,): the vocab.inputs_and_targets of it."""
+        a, b = self.bounds[i], self.bounds[i + 1]
+        return self.seq[a:b], self.seq[a + 1 : b + 1]
+
+    def ids(self, i: int) -> np.ndarray:
+        """The ids of name i's characters, without boundaries."""
+        return self.seq[self.bounds[i] + 1 : self.bounds[i + 1]]
+
+
+ENCODE_CHUNK = 65536  # names encoded per step: bounds the temporary arrays
+
+
+def encode_names(vocab: Vocab, names: list[str], source: str = "names") -> Encoded:
+    """Encode every name at once; a character outside the vocabulary is a DataError naming the name.
+
+    A table indexed by code point (at most 0x110000 entries) turns each chunk of names into ids
+    with one gather, writing into a single int32 sequence, so memory stays proportional to the data.
+    """
+    lookup = np.full(max([ord(c) for c in vocab.chars] + [ord("\n")]) + 1, -1, dtype=np.int32)
+    for i, c in enumerate(vocab.chars):
+        lookup[ord(c)] = i + 1
+    lookup[ord("\n")] = BOUNDARY  # the newline that ends each name becomes its end token
+    seq = np.empty(sum(len(name) + 1 for name in names) + 1, dtype=np.int32)
+    seq[0] = BOUNDARY
+    at = 1
+    for start in range(0, len(names), ENCODE_CHUNK):
+        chunk = names[start : start + ENCODE_CHUNK]
+        points = np.frombuffer(("\n".join(chunk) + "\n").encode("utf-32-le"), dtype=np.uint32)
+        ids = lookup[np.minimum(points, len(lookup) - 1)]
+        ids[points >= len(lookup)] = -1
+        if (ids < 0).any():
+            bad = next(name for name in chunk if vocab.unknown(name))
+            raise DataError(f"{source}: {bad!r} uses characters the model never saw "
+                            f"({''.join(vocab.unknown(bad))!r}); only characters from the training data can be used")
+        seq[at : at + len(ids)] = ids
+        at += len(ids)
+    return Encoded(seq, np.flatnonzero(seq == BOUNDARY))

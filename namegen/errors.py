@@ -8,6 +8,10 @@ class NamegenError(Exception):
     """Base class: the message says what is wrong and how to fix it."""
 
 
+class OptionError(NamegenError):
+    """An option value that cannot work (with this data); the CLI exits with 2 as for bad options."""
+
+
 class DataError(NamegenError):
     """A names file is missing, unreadable, undecodable or empty after cleaning."""
 

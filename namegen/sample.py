@@ -26,7 +26,7 @@ class SampleConfig:
     top_k: int = 0  # draw each character from the k likeliest only (0: from all)
     prefix: str = ""  # every name starts with these letters
     min_length: int = 1  # shortest name, in characters (the end token is held back until then)
-    max_length: int = 0  # longest name; longer draws are rejected (0: twice the longest known name, at least 20)
+    max_length: int = 0  # longest name; longer draws are rejected (0: see default_max_length)
     novel: bool = False  # only names that are not in the training list
     unique: bool = False  # never the same name twice
     max_tries: int = 0  # names drawn before giving up on the filters (0: 100 per name asked, at least 10,000)
@@ -64,7 +64,8 @@ def generate(params: Params, n: int, rng: np.random.Generator, *, temperature: f
     rows = np.arange(n)  # the names still growing
     drawn = np.empty((n, max(max_length - len(prefix_ids), 0)), dtype=np.int64)
     for length in range(len(prefix_ids), max_length + 1):
-        z = logits / temperature
+        # subtract the max first: any temperature > 0, however small or large, stays finite
+        z = (logits - np.maximum.reduce(logits, axis=1, keepdims=True)) / temperature
         if length < min_length:
             z[:, BOUNDARY] = -np.inf
         if 0 < top_k < V:
@@ -100,8 +101,13 @@ def prefix_ids(vocab: Vocab, prefix: str) -> list[int]:
     return vocab.encode(prefix).tolist()
 
 
+DEFAULT_MAX_LENGTH_CAP = 1000  # a default, not a limit: --max-length may ask for more
+DRAW_BUFFER = 4_000_000  # ids held at once while drawing (32 MB): bounds the names per batch
+
+
 def default_max_length(state: TrainState) -> int:
-    return max(20, 2 * max(len(name) for name in state.names))
+    """Twice the longest training name, at least 20, at most DEFAULT_MAX_LENGTH_CAP."""
+    return min(DEFAULT_MAX_LENGTH_CAP, max(20, 2 * max(len(name) for name in state.names)))
 
 
 def sample(state: TrainState, config: SampleConfig, rng: np.random.Generator) -> list[str]:
@@ -119,7 +125,7 @@ def sample(state: TrainState, config: SampleConfig, rng: np.random.Generator) ->
     taken: set[str] = set()
     tries = 0
     while len(found) < config.count and tries < budget:
-        batch = min(budget - tries, max(64, 2 * (config.count - len(found))))
+        batch = min(budget - tries, max(64, 2 * (config.count - len(found))), max(1, DRAW_BUFFER // max_length))
         for drawn in generate(params, batch, rng, temperature=config.temperature, top_k=config.top_k,
                               prefix_ids=ids, min_length=config.min_length, max_length=max_length):
             tries += 1

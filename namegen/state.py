@@ -19,6 +19,7 @@ from .vocab import Vocab
 
 
 LR_SCHEDULES = ("linear", "constant")
+MAX_HIDDEN = 4096  # Whh alone is then 128 MiB; beyond that a vanilla RNN is the wrong tool
 
 
 @dataclass(frozen=True)
@@ -41,7 +42,7 @@ class TrainConfig:
     def validate(self) -> None:
         """Raise ValueError naming the first impossible value."""
         checks = [
-            (self.hidden_size >= 1, "hidden_size must be at least 1"),
+            (1 <= self.hidden_size <= MAX_HIDDEN, f"hidden_size must be between 1 and {MAX_HIDDEN}"),
             (math.isfinite(self.learning_rate) and self.learning_rate > 0, "learning_rate must be a positive number"),
             (self.lr_schedule in LR_SCHEDULES, f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}"),
             (self.optimizer in OPTIMIZERS, f"optimizer must be one of {', '.join(OPTIMIZERS)}"),

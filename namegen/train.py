@@ -14,8 +14,8 @@ from typing import Callable
 
 import numpy as np
 
-from .checkpoint import save_checkpoint
-from .data import encode_all, pad_batch
+from .checkpoint import remove_stale_temporaries, save_checkpoint
+from .data import Encoded, encode_names, pad_batch
 from .errors import TrainingError
 from .model import Params, forward, loss_and_grads, unflatten
 from .optim import clip_
@@ -42,22 +42,25 @@ class Evaluation:
         return math.exp(self.per_char)
 
 
-def name_nll(params: Params, encoded: list[np.ndarray], chunk: int = 512) -> np.ndarray:
-    """The NLL in nats of each encoded name, (N,), computed in padded batches of similar length."""
-    out = np.empty(len(encoded))
-    order = np.argsort([len(ids) for ids in encoded], kind="stable")
+def name_nll(params: Params, encoded: Encoded, indices=None, chunk: int = 512) -> np.ndarray:
+    """The NLL in nats of each name (all, or those at `indices`), computed in padded batches of similar length."""
+    indices = np.arange(len(encoded)) if indices is None else np.asarray(indices)
+    out = np.empty(len(indices))
+    order = np.argsort(encoded.lengths[indices], kind="stable")
     for start in range(0, len(order), chunk):
         rows = order[start : start + chunk]
-        inputs, targets, mask = pad_batch([encoded[i] for i in rows])
+        inputs, targets, mask = pad_batch([encoded.ids(i) for i in indices[rows]])
         out[rows], _ = forward(params, inputs, targets, mask)
     return out
 
 
-def evaluate(params: Params, encoded: list[np.ndarray]) -> Evaluation:
-    if not encoded:
+def evaluate(params: Params, encoded: Encoded, indices=None) -> Evaluation:
+    """Loss over the names (all, or those at `indices`)."""
+    indices = np.arange(len(encoded)) if indices is None else np.asarray(indices)
+    if not len(indices):
         return Evaluation(0.0, 0, 0)
-    nll = name_nll(params, encoded)
-    return Evaluation(float(nll.sum()), sum(len(ids) + 1 for ids in encoded), len(encoded))
+    nll = name_nll(params, encoded, indices)
+    return Evaluation(float(nll.sum()), int(encoded.lengths[indices].sum()) + len(indices), len(indices))
 
 
 @dataclass
@@ -109,11 +112,16 @@ def epoch_order(state: TrainState, lengths: np.ndarray) -> np.ndarray:
     return np.concatenate([batches[i] for i in state.rng.permutation(len(batches))])
 
 
-def diverged(state: TrainState, loss: float, checkpoint: Path | None) -> TrainingError:
+def diverged(state: TrainState, loss: float, checkpoint: Path | None, saved_step: int | None) -> TrainingError:
+    if checkpoint is None:
+        kept = ""
+    elif saved_step is None:
+        kept = f"{checkpoint} was not touched by this run; " if checkpoint.exists() else "nothing was saved; "
+    else:
+        kept = f"{checkpoint} is unchanged, as saved at update {saved_step}; "
     return TrainingError(
         f"training diverged: the loss became {loss} at epoch {state.epoch + 1}, update {state.step}; "
-        + (f"{checkpoint} still holds the last completed epoch; " if checkpoint else "")
-        + "try a smaller --learning-rate or a --clip"
+        + kept + "try a smaller --learning-rate or a --clip"
     )
 
 
@@ -123,26 +131,29 @@ def train(state: TrainState, checkpoint: Path | None = None, callbacks: Callback
     checkpoint: where to save after every epoch (and on a stop); the best-by-validation
     checkpoint goes beside it (see best_path). None saves nothing.
     Raises TrainingError if the loss or gradient stops being finite; the checkpoints on disk
-    are then those of the last completed epoch.
+    are then those last saved. Temporary files left by killed runs are removed first.
     """
+    if checkpoint is not None:
+        remove_stale_temporaries(checkpoint)
+        remove_stale_temporaries(best_path(checkpoint))
     with np.errstate(over="ignore", invalid="ignore"):  # divergence is checked explicitly
         return _train(state, checkpoint, callbacks or Callbacks())
 
 
 def _train(state: TrainState, checkpoint: Path | None, callbacks: Callbacks) -> TrainResult:
     config = state.config
-    encoded = encode_all(state.vocab, state.names, state.source)
-    lengths = np.array([len(ids) for ids in encoded])
-    pairs = [state.vocab.inputs_and_targets(name) for name in state.names] if config.batch_size == 1 else None
+    encoded = encode_names(state.vocab, state.names, state.source)
+    lengths = encoded.lengths
     params = state.param_views
     grad_flat = np.empty_like(state.params)
     grads = unflatten(grad_flat, state.vocab.size, config.hidden_size)
-    train_enc = [encoded[i] for i in state.train_idx]
-    val_enc = [encoded[i] for i in state.val_idx]
+    saved_step = None  # update count of the last checkpoint this run wrote
 
     def save() -> None:
+        nonlocal saved_step
         if checkpoint is not None:
             save_checkpoint(checkpoint, state)
+            saved_step = state.step
             callbacks.on_checkpoint(checkpoint)
 
     while state.epoch < config.epochs:
@@ -155,15 +166,15 @@ def _train(state: TrainState, checkpoint: Path | None, callbacks: Callbacks) -> 
         while state.position < len(order):
             batch = order[state.position : state.position + B]
             if B == 1:
-                inputs, targets = pairs[batch[0]]
+                inputs, targets = encoded.pair(batch[0])
                 mask, chars = None, len(inputs)
             else:
-                inputs, targets, mask = pad_batch([encoded[i] for i in batch])
+                inputs, targets, mask = pad_batch([encoded.ids(i) for i in batch])
                 chars = int(mask.sum())
             loss, _ = loss_and_grads(params, inputs, targets, mask, grads=grads)
             clip_stats = clip_(grad_flat, config.clip)
             if not (math.isfinite(loss) and math.isfinite(clip_stats.norm)):
-                raise diverged(state, loss, checkpoint)
+                raise diverged(state, loss, checkpoint, saved_step)
             state.optimizer.learning_rate = learning_rate_at(config, state.epoch, state.position, len(order))
             state.optimizer.step(state.params, grad_flat)
             state.position += len(batch)
@@ -182,9 +193,9 @@ def _train(state: TrainState, checkpoint: Path | None, callbacks: Callbacks) -> 
                 save()
                 return TrainResult(state, "max-steps")
 
-        record = epoch_record(state, train_enc, val_enc, epoch_stats, time.perf_counter() - start_time)
+        record = epoch_record(state, encoded, epoch_stats, time.perf_counter() - start_time)
         if not (math.isfinite(record["train_loss"]) and np.all(np.isfinite(state.params))):
-            raise diverged(state, record["train_loss"], checkpoint)
+            raise diverged(state, record["train_loss"], checkpoint, saved_step)
         state.history.append(record)
         state.epoch += 1
         state.order, state.position, state.epoch_stats = None, 0, new_epoch_stats()
@@ -199,14 +210,14 @@ def _train(state: TrainState, checkpoint: Path | None, callbacks: Callbacks) -> 
     return TrainResult(state, "finished")
 
 
-def epoch_record(state: TrainState, train_enc, val_enc, stats: dict, seconds: float) -> dict:
+def epoch_record(state: TrainState, encoded: Encoded, stats: dict, seconds: float) -> dict:
     """The history entry of one epoch: losses in nats/char and gradient statistics."""
     params = state.param_views
-    val = evaluate(params, val_enc)
+    val = evaluate(params, encoded, state.val_idx)
     return {
         "epoch": state.epoch + 1,
         "step": state.step,
-        "train_loss": evaluate(params, train_enc).per_char,
+        "train_loss": evaluate(params, encoded, state.train_idx).per_char,
         "val_loss": val.per_char if val.names else None,
         "running_loss": stats["loss"] / max(stats["chars"], 1),
         "grad_norm_mean": stats["norm_sum"] / max(stats["updates"], 1),

@@ -23,6 +23,8 @@ class Vocab:
     def __post_init__(self):
         if len(set(self.chars)) != len(self.chars) or any(len(c) != 1 for c in self.chars):
             raise ValueError("vocabulary characters must be distinct single characters")
+        if "\n" in self.chars:
+            raise ValueError("a newline separates names; it cannot be a character of one")
         object.__setattr__(self, "_index", {c: i + 1 for i, c in enumerate(self.chars)})
 
     @classmethod

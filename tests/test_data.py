@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from namegen.data import default_data_path, parse_names, read_names, split_indices
-from namegen.errors import DataError
+from namegen.errors import DataError, OptionError
 from namegen.vocab import Vocab
 
 
@@ -80,5 +80,5 @@ def test_split_is_seeded_disjoint_and_complete():
 
 
 def test_a_split_that_leaves_no_training_names_is_refused():
-    with pytest.raises(DataError, match="leaves no training names"):
+    with pytest.raises(OptionError, match="leaves no training names"):
         split_indices(1, 0.5, np.random.default_rng(0))
