@@ -61,7 +61,7 @@ def test_sigkill_at_random_moments_always_leaves_a_loadable_checkpoint(tiny, tmp
     checkpoint = out / "tiny.npz"
     rng = np.random.default_rng(0)
     loaded = []
-    for _ in range(6):
+    for _ in range(10):
         args = ["--resume", checkpoint] if checkpoint.exists() else ["--data", tiny, "--out-dir", out]
         before = modified(checkpoint)
         proc = start(*args, "--epochs", 100_000, "--hidden-size", 4, "--preview", 0)
