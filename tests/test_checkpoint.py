@@ -1,6 +1,5 @@
 """Checkpoints: bit-exact round trips, atomic writes, and refusing anything that is not ours."""
 
-import json
 import zipfile
 
 import numpy as np
@@ -8,6 +7,8 @@ import pytest
 
 from namegen.checkpoint import load_checkpoint, save_checkpoint, to_bytes
 from namegen.errors import CheckpointError
+
+from checkpoint_edits import rewrite, with_meta
 
 
 def assert_same_state(a, b):
@@ -41,26 +42,6 @@ def test_loading_never_needs_pickle(trained_checkpoint):
         assert all(npz[key].dtype != object for key in npz.files)
 
 
-def rewrite(path, tmp_path, change):
-    """Copy a checkpoint with some arrays changed (a dict of key -> array, or None to drop)."""
-    with np.load(path, allow_pickle=False) as npz:
-        arrays = {k: npz[k] for k in npz.files}
-    for key, value in change(arrays).items():
-        if value is None:
-            arrays.pop(key)
-        else:
-            arrays[key] = value
-    out = tmp_path / "bad.npz"
-    np.savez(out, **arrays)
-    return out
-
-
-def with_meta(arrays, **fields):
-    meta = json.loads(arrays["meta"].tobytes())
-    meta.update(fields)
-    return {"meta": np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)}
-
-
 @pytest.mark.parametrize("change, message", [
     (lambda a: with_meta(a, version=99), "newer namegen"),
     (lambda a: with_meta(a, format="something-else"), "not a namegen checkpoint"),
@@ -77,7 +58,7 @@ def with_meta(arrays, **fields):
 ])
 def test_damaged_or_foreign_checkpoints_are_refused(trained_checkpoint, tmp_path, change, message):
     with pytest.raises(CheckpointError, match=message):
-        load_checkpoint(rewrite(trained_checkpoint, tmp_path, change))
+        load_checkpoint(rewrite(trained_checkpoint, tmp_path / "bad.npz", change))
 
 
 @pytest.mark.parametrize("content", [

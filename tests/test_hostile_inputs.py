@@ -26,6 +26,8 @@ from namegen.sample import SampleConfig, sample
 from namegen.state import TrainConfig, new_state
 from namegen.vocab import Vocab
 
+from checkpoint_edits import rewrite, with_meta
+
 runner = CliRunner()
 
 
@@ -52,31 +54,15 @@ class Payload:
         return (open, (self.marker, "w"))
 
 
-def rewritten(trained_state, tmp_path, change):
-    with np.load(tmp_path / "good.npz", allow_pickle=False) as npz:
-        arrays = {k: npz[k] for k in npz.files}
-    arrays.update(change(arrays))
-    arrays = {k: v for k, v in arrays.items() if v is not None}
-    path = tmp_path / "hostile.npz"
-    np.savez(path, **arrays)
-    return path
-
-
-def meta_with(arrays, **fields):
-    meta = json.loads(arrays["meta"].tobytes())
-    meta.update(fields)
-    return {"meta": np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)}
-
-
 HOSTILE = {
     "wrong shape": lambda a, m: {"params/Wxh": a["params/Wxh"].T.copy()},
     "wrong dtype": lambda a, m: {"params/Whh": a["params/Whh"].astype(np.complex128)},
     "integer parameters": lambda a, m: {"params/by": a["params/by"].astype(np.int64)},
     "NaN in parameters": lambda a, m: {"params/Why": np.full_like(a["params/Why"], np.nan)},
     "infinity in optimizer state": lambda a, m: {},
-    "vocabulary too large for the parameters": lambda a, m: meta_with(a, vocab=list("abcdefghijklmnopqrstuvwxyzé")),
-    "future format version": lambda a, m: meta_with(a, version=2),
-    "names not matching the fingerprint": lambda a, m: meta_with(a, names=["x"] * 3),
+    "vocabulary too large for the parameters": lambda a, m: with_meta(a, vocab=list("abcdefghijklmnopqrstuvwxyzé")),
+    "future format version": lambda a, m: with_meta(a, version=2),
+    "names not matching the fingerprint": lambda a, m: with_meta(a, names=["x"] * 3),
     "pickled object array": lambda a, m: {"params/Whh": np.array([Payload(str(m))], dtype=object)},
     "metadata that is not JSON": lambda a, m: {"meta": np.frombuffer(b"\x80\x81 not json", dtype=np.uint8)},
     "metadata that is a JSON list": lambda a, m: {"meta": np.frombuffer(b"[1, 2]", dtype=np.uint8)},
@@ -88,7 +74,7 @@ HOSTILE = {
 def test_hostile_checkpoints_are_refused_in_one_line(trained_state, tmp_path, case, command):
     (tmp_path / "good.npz").write_bytes(to_bytes(trained_state))
     marker = tmp_path / "EXECUTED"
-    path = rewritten(trained_state, tmp_path, lambda a: HOSTILE[case](a, marker))
+    path = rewrite(tmp_path / "good.npz", tmp_path / "hostile.npz", lambda a: HOSTILE[case](a, marker))
     result = invoke(command, path) if command == "info" else invoke(command, "-c", path)
     if case == "infinity in optimizer state":  # sgd has no state arrays: this one stays loadable
         assert result.exit_code == 0
