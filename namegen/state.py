@@ -37,7 +37,7 @@ class TrainConfig:
     seed: int = 0  # seeds the one generator behind the split, initialisation and shuffling
     keep_case: bool = False  # keep letter case instead of lower-casing every name
     bucket_by_length: bool = True  # batch_size > 1: group names of similar length to cut padding
-    max_steps: int = 0  # stop after this many updates in total (0: no limit)
+    max_steps: int = 0  # stop once the run has made this many updates (0: no limit; not kept on resume)
 
     def validate(self) -> None:
         """Raise ValueError naming the first impossible value."""
@@ -135,8 +135,14 @@ def resume_state(state: TrainState, overrides: dict, data: NameList | None = Non
             f"(fingerprint {fingerprint(data.names)} != {state.data_fingerprint}); "
             "resume without --data to use the names saved in the checkpoint"
         )
-    config = replace(state.config, **{k: v for k, v in given.items() if k in RESUMABLE_OPTIONS})
+    # max_steps bounds one invocation, not the run: a resumed run has no limit unless given one
+    config = replace(state.config, **({"max_steps": 0} | {k: v for k, v in given.items() if k in RESUMABLE_OPTIONS}))
     config.validate()
+    if config.max_steps and state.step >= config.max_steps:
+        raise TrainingError(
+            f"the checkpoint is already at update {state.step}; --max-steps counts all updates of "
+            f"the run, so pass more than {state.step} (or leave it out)"
+        )
     if state.epoch >= config.epochs:
         raise TrainingError(
             f"the checkpoint has already completed {state.epoch} of {config.epochs} epochs; "

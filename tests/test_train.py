@@ -74,6 +74,12 @@ def test_max_steps_stops_with_a_resumable_checkpoint(few_dinos, tmp_path):
     result = train(state, tmp_path / "m.npz")
     assert result.reason == "max-steps" and state.step == 30
     assert load_checkpoint(tmp_path / "m.npz").step == 30
+    resumed = resume_state(load_checkpoint(tmp_path / "m.npz"), {})  # the limit is not inherited
+    assert train(resumed).reason == "finished" and resumed.epoch == 3
+    with pytest.raises(TrainingError, match="already at update 30"):
+        resume_state(load_checkpoint(tmp_path / "m.npz"), {"max_steps": 30})
+    limited = resume_state(load_checkpoint(tmp_path / "m.npz"), {"max_steps": 45})
+    assert train(limited).reason == "max-steps" and limited.step == 45
 
 
 def test_checkpoints_are_written_every_epoch_with_a_best_copy(few_dinos, tmp_path):
