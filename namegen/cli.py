@@ -210,9 +210,11 @@ def train(
 
     Example: namegen train --data data/dinos.txt --epochs 25
     """
-    options = dict(hidden_size=hidden_size, learning_rate=learning_rate,
-                   lr_schedule=lr_schedule and lr_schedule.value, optimizer=optimizer and optimizer.value, epochs=epochs, batch_size=batch_size, clip=clip,
-                   val_fraction=val_fraction, seed=seed, keep_case=keep_case or None, max_steps=max_steps)
+    options = dict(  # None: not given, so a resumed run keeps the checkpoint's value
+        hidden_size=hidden_size, learning_rate=learning_rate, lr_schedule=lr_schedule and lr_schedule.value,
+        optimizer=optimizer and optimizer.value, epochs=epochs, batch_size=batch_size, clip=clip,
+        val_fraction=val_fraction, seed=seed, keep_case=keep_case or None, max_steps=max_steps,
+    )
     if resume is not None and out_dir is not None:
         raise typer.BadParameter("a resumed run writes back to its checkpoint; drop --out-dir or --resume",
                                  param_hint="'--out-dir'")
