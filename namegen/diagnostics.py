@@ -52,9 +52,7 @@ def flow_from_states(upstream: np.ndarray, dtanh: np.ndarray, Whh: np.ndarray,
 def name_flow(params: Params, inputs, targets, with_products: bool = True):
     """flow_from_states for one name under the model: (grad, jac) as there."""
     _, cache = forward(params, inputs, targets)
-    dz = cache.probs  # (T, V)
-    dz.reshape(-1)[cache.picked] -= 1.0
-    upstream = dz @ params["Why"].T  # (T, H): dL_t/dh_t
+    upstream = cache.logit_grads() @ params["Why"].T  # (T, H): dL_t/dh_t
     hs = cache.hidden[1:, 0]  # (T, H)
     return flow_from_states(upstream, 1.0 - hs * hs, params["Whh"], with_products)
 

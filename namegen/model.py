@@ -108,6 +108,12 @@ class Cache(NamedTuple):
         """(T*N, V) softmax of each step's logits."""
         return self.exp_z / self.total
 
+    def logit_grads(self) -> np.ndarray:
+        """(T*N, V) d(-log p_t[y_t])/dz_t = p_t - onehot(y_t) for every step, unmasked: a new array."""
+        dz = self.probs
+        dz.reshape(-1)[self.picked] -= 1.0
+        return dz
+
 
 def stacked_weights(params: Params) -> tuple[np.ndarray, np.ndarray]:
     """W_in = [Whh; bh; Wxh] (H+1+V, H) and W_out = [Why; by] (H+1, V).
@@ -173,8 +179,7 @@ def backward(params: Params, cache: Cache, truncate: int | None = None, grads: P
     if grads is None:
         grads = {name: np.empty_like(params[name]) for name in PARAM_NAMES}
 
-    dz = cache.probs  # (T*N, V), a new array: the cross-entropy gradient of softmax is p - onehot(y)
-    dz.reshape(-1)[cache.picked] -= 1.0
+    dz = cache.logit_grads()  # (T*N, V)
     if mask is not None:
         dz *= mask.T.reshape(T * N, 1)
     if N > 1:
