@@ -87,8 +87,9 @@ class TrainState:
     def param_views(self) -> Params:
         return unflatten(self.params, self.vocab.size, self.config.hidden_size)
 
-    @property
+    @cached_property
     def data_fingerprint(self) -> str:
+        """Hashes every name: computed once, since a run's names never change."""
         return fingerprint(self.names)
 
     def knows(self, name: str) -> bool:
@@ -129,10 +130,11 @@ def resume_state(state: TrainState, overrides: dict, data: NameList | None = Non
             "cannot resume with different " + ", ".join(conflicts)
             + "; these are fixed by the checkpoint: drop the options or start a new run"
         )
-    if data is not None and fingerprint(data.names) != state.data_fingerprint:
+    given_fingerprint = fingerprint(data.names) if data is not None else state.data_fingerprint
+    if given_fingerprint != state.data_fingerprint:
         raise TrainingError(
             f"{data.source} is not the data this checkpoint was trained on "
-            f"(fingerprint {fingerprint(data.names)} != {state.data_fingerprint}); "
+            f"(fingerprint {given_fingerprint} != {state.data_fingerprint}); "
             "resume without --data to use the names saved in the checkpoint"
         )
     # max_steps bounds one invocation, not the run: a resumed run has no limit unless given one
