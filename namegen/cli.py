@@ -442,13 +442,17 @@ def info(
 
 # ------------------------------------------------------------------------------- looking inside
 
-def chosen_names(state: TrainState, given: Optional[list[str]], count: int, seed: int) -> list[str]:
-    """The given names, cleaned like the data, or `count` distinct names drawn from the data."""
+def chosen_names(state: TrainState, given: Optional[list[str]], count: int, seed: int) -> tuple[list[str], list]:
+    """The given names, cleaned like the data, or `count` distinct names drawn from the data,
+    with their (inputs, targets) pairs; a letter the model never saw is a DataError."""
     if given:
-        return parse_names("\n".join(given), "the names given", state.config.keep_case).names
-    names = sorted(set(state.names))
-    picks = np.random.default_rng(seed).choice(len(names), size=min(count, len(names)), replace=False)
-    return [names[i] for i in sorted(picks)]
+        names = parse_names("\n".join(given), "the names given", state.config.keep_case).names
+    else:
+        known = sorted(set(state.names))
+        picks = np.random.default_rng(seed).choice(len(known), size=min(count, len(known)), replace=False)
+        names = [known[i] for i in sorted(picks)]
+    encoded = encode_names(state.vocab, names, "the names given")
+    return names, [encoded.pair(i) for i in range(len(encoded))]
 
 
 def random_state(seed: int) -> TrainState:
@@ -476,12 +480,11 @@ def gradcheck(
     """
     with user_errors():
         path, state = load(checkpoint) if checkpoint else ("a random model (hidden 8)", random_state(seed))
-        picked = chosen_names(state, names, count, seed)
-        encoded = encode_names(state.vocab, picked, "gradcheck")
+        picked, pairs = chosen_names(state, names, count, seed)
     params = state.param_views
     worst = {name: 0.0 for name in PARAM_NAMES}
-    for i in range(len(encoded)):
-        for name, error in check_gradients(params, *encoded.pair(i), truncate=truncate).items():
+    for pair in pairs:
+        for name, error in check_gradients(params, *pair, truncate=truncate).items():
             worst[name] = max(worst[name], error)
     passed = max(worst.values()) <= threshold
     if as_json:
@@ -530,9 +533,7 @@ def diagnose(
         return show_demo(as_json)
     with user_errors():
         path, state = load(checkpoint)
-        picked = chosen_names(state, names, count, seed)
-        encoded = encode_names(state.vocab, picked, "diagnose")
-    pairs = [encoded.pair(i) for i in range(len(encoded))]
+        picked, pairs = chosen_names(state, names, count, seed)
     flow = gradient_flow(state.param_views, pairs, max_distance)
     spectrum = whh_spectrum(state.param_views["Whh"])
     reading = verdict(flow, spectrum)
@@ -597,8 +598,7 @@ def plot(
         path, state = load(checkpoint)
         if not state.history:
             raise NamegenError(f"{path} has no completed epoch to plot yet")
-        encoded = encode_names(state.vocab, chosen_names(state, None, count, 0))
-        pairs = [encoded.pair(i) for i in range(len(encoded))]
+        _, pairs = chosen_names(state, None, count, 0)
         flow = gradient_flow(state.param_views, pairs, max_distance)
         if out_file is not None:
             write_png(out_file, state.history, flow, f"namegen: {state.source}")
