@@ -20,12 +20,12 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import baseline  # noqa: E402
 
-from namegen.checkpoint import load_checkpoint  # noqa: E402
+from namegen.checkpoint import load_model  # noqa: E402
 from namegen.data import bundled_path, default_data_path, read_names  # noqa: E402
 from namegen.model import PARAM_NAMES  # noqa: E402
-from namegen.sample import SampleConfig, sample  # noqa: E402
+from namegen.sampling import SampleConfig, sample  # noqa: E402
 from namegen.state import TrainConfig, new_state  # noqa: E402
-from namegen.train import Callbacks, train  # noqa: E402
+from namegen.training import Callbacks, train  # noqa: E402
 
 HIDDEN = 50
 
@@ -36,13 +36,13 @@ def fresh_state(batch_size: int = 1, bucket: bool = True, epochs: int = 1):
 
 
 def train_chars(state) -> int:
-    return sum(len(state.names[i]) + 1 for i in state.train_idx)
+    return sum(len(state.model.names[i]) + 1 for i in state.train_idx)
 
 
 def bench_baseline(state) -> float:
     """chars/s of the per-step implementation: one name per update, clip 5, SGD 0.01."""
-    params = {name: state.param_views[name].copy() for name in PARAM_NAMES}
-    pairs = [state.vocab.inputs_and_targets(state.names[i]) for i in state.rng.permutation(state.train_idx)]
+    params = {name: state.model.param_views[name].copy() for name in PARAM_NAMES}
+    pairs = [state.model.vocab.inputs_and_targets(state.model.names[i]) for i in state.rng.permutation(state.train_idx)]
     start = time.perf_counter()
     for inputs, targets in pairs:
         _, grads = baseline.loss_and_grads(params, inputs, targets)
@@ -68,7 +68,7 @@ def bench_torch(state, batch_size: int) -> float | None:
         return None
     torch.set_num_threads(1)
     torch.manual_seed(0)
-    V = state.vocab.size
+    V = state.model.vocab.size
     rnn = torch.nn.RNN(V, HIDDEN, nonlinearity="tanh", batch_first=True).double()
     out = torch.nn.Linear(HIDDEN, V).double()
     params = list(rnn.parameters()) + list(out.parameters())
@@ -77,7 +77,7 @@ def bench_torch(state, batch_size: int) -> float | None:
     order = state.rng.permutation(state.train_idx)
     batches = []
     for i in range(0, len(order), batch_size):
-        pairs = [state.vocab.inputs_and_targets(state.names[j]) for j in order[i : i + batch_size]]
+        pairs = [state.model.vocab.inputs_and_targets(state.model.names[j]) for j in order[i : i + batch_size]]
         T = max(len(x) for x, _ in pairs)
         x = torch.zeros(len(pairs), T, dtype=torch.long)
         y = torch.zeros(len(pairs), T, dtype=torch.long)
@@ -101,9 +101,9 @@ def bench_torch(state, batch_size: int) -> float | None:
 
 def bench_sampling(count: int) -> tuple[float, float]:
     """Seconds and names/s to sample `count` names from the shipped dinosaur checkpoint."""
-    state = load_checkpoint(bundled_path("checkpoints", "dinos.npz"))
+    model = load_model(bundled_path("checkpoints", "dinos.npz"))
     start = time.perf_counter()
-    names = sample(state, SampleConfig(count=count), np.random.default_rng(0))
+    names = sample(model, SampleConfig(count=count), np.random.default_rng(0))
     seconds = time.perf_counter() - start
     return seconds, len(names) / seconds
 
@@ -113,7 +113,7 @@ def bench_default_run() -> tuple[float, float]:
     state = new_state(TrainConfig(), read_names(default_data_path()))
     start = time.perf_counter()
     train(state)
-    return time.perf_counter() - start, state.history[-1]["val_loss"]
+    return time.perf_counter() - start, state.history[-1].val_loss
 
 
 def main():

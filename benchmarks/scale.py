@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from namegen.data import encode_names, read_names
+from namegen.data import read_names
 from namegen.vocab import Vocab
 
 
@@ -39,13 +39,13 @@ def main():
         data = read_names(path)
         read_s = time.perf_counter() - start
         start = time.perf_counter()
-        encoded = encode_names(Vocab.from_names(data.names), data.names)
+        encoded = Vocab.from_names(data.names).encode_names(data.names)
         encode_s = time.perf_counter() - start
         print(f"read and clean: {read_s:.2f}s; encode: {encode_s:.2f}s ({len(encoded.seq):,} ids)")
         del data, encoded
         tracemalloc.start()
         data = read_names(path)
-        encode_names(Vocab.from_names(data.names), data.names)
+        Vocab.from_names(data.names).encode_names(data.names)
         peak = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
         print(f"peak traced memory while reading and encoding: {peak / 1e6:.0f} MB ({peak / size:.1f}x the file)")

@@ -1,106 +1,70 @@
-"""Save and load checkpoints: one .npz of plain arrays plus a JSON metadata entry.
+"""The checkpoint format: one .npz of plain arrays plus a JSON metadata entry, saved and loaded.
 
-Loading never unpickles (allow_pickle=False) and checks every array against the metadata, so a
-damaged, foreign or hostile file is refused with a CheckpointError instead of half-loading.
-Saving writes a temporary file beside the target and renames it over, so a crash at any moment
-leaves either the old checkpoint or the new one, never a torn file.
+Loading never unpickles (allow_pickle=False) and checks each section (model, split, optimizer,
+progress) against the metadata, so a damaged, foreign or hostile file is refused with a
+CheckpointError instead of half-loading. Saving goes through files.atomic_write, so a crash at
+any moment leaves the old checkpoint or the new one, never a torn file.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import glob
 import io
 import json
 import math
-import os
-import tempfile
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
-from .errors import CheckpointError
-from .model import PARAM_NAMES, param_shapes
-from .optim import make_optimizer
-from .state import TrainConfig, TrainState
+from .data import bundled_path
+from .errors import CheckpointError, OptionName
+from .files import atomic_write, probe_writable
+from .model import PARAM_NAMES, Model, param_shapes
+from .optim import OPTIMIZERS, Optimizer, make_optimizer
+from .state import EpochRecord, EpochStats, TrainConfig, TrainState
 from .vocab import Vocab
 
 FORMAT = "namegen-checkpoint"
 VERSION = 1
-TEMP_SUFFIX = ".tmp"
 
 
-def temp_prefix(path: Path, pid: int | None = None) -> str:
-    """Temporary files for `path` are '.<name>.<writer pid>.<random>.tmp' in the same directory."""
-    return f".{path.name}.{os.getpid() if pid is None else pid}."
+def default_checkpoint() -> Path:
+    """checkpoints/dinos.npz under the current directory if it is there, else the bundled one."""
+    local = Path("checkpoints") / "dinos.npz"
+    return local if local.exists() else bundled_path("checkpoints", "dinos.npz")
 
 
-def process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's process: alive
-        return True
-    return True
-
-
-def remove_stale_temporaries(path: str | Path) -> list[Path]:
-    """Delete temporary files of `path` whose writer is gone (a killed run); return them.
-
-    A temporary file is only ever renamed into place once complete, so a stale one is never a
-    checkpoint anyone needs; those of live writers are left alone.
-    """
-    path = Path(path)
-    removed = []
-    for tmp in path.parent.glob(f".{glob.escape(path.name)}.*{TEMP_SUFFIX}"):
-        pid = tmp.name[len(path.name) + 2 :].split(".", 1)[0]
-        if pid.isdigit() and not process_alive(int(pid)):
-            tmp.unlink(missing_ok=True)
-            removed.append(tmp)
-    return removed
-
-
-def check_writable(directory: str | Path) -> None:
-    """Make sure checkpoints can be written to `directory` before any work is done."""
-    directory = Path(directory)
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=directory, prefix=".namegen-probe.", delete=True):
-            pass
-    except OSError as e:
-        raise CheckpointError(f"cannot write checkpoints to {directory}: {e.strerror or e}; "
-                              "choose another place with --out-dir") from None
-
+# ------------------------------------------------------------------------------------------ save
 
 def _meta(state: TrainState) -> dict:
     from . import __version__
 
+    model = state.model
     return {
         "format": FORMAT,
         "version": VERSION,
         "namegen_version": __version__,
-        "vocab": list(state.vocab.chars),
-        "capitalize": state.capitalize,
+        "vocab": list(model.vocab.chars),
+        "capitalize": model.capitalize,
         "config": dataclasses.asdict(state.config),
-        "data": {"source": state.source, "fingerprint": state.data_fingerprint,
-                 "names": len(state.names), "train": len(state.train_idx), "val": len(state.val_idx)},
-        "names": state.names,
+        "data": {"source": state.source, "fingerprint": model.fingerprint,
+                 "names": len(model.names), "train": len(state.train_idx), "val": len(state.val_idx)},
+        "names": model.names,
         "epoch": state.epoch,
         "position": state.position,
         "step": state.step,
         "optimizer": {"name": state.optimizer.name, "steps": state.optimizer.steps},
         "rng": state.rng.bit_generator.state,
-        "history": state.history,
+        "history": [dataclasses.asdict(record) for record in state.history],
         "best_val_loss": state.best_val_loss,
-        "epoch_stats": state.epoch_stats,
+        "epoch_stats": dataclasses.asdict(state.epoch_stats),
     }
 
 
 def to_bytes(state: TrainState) -> bytes:
     """The checkpoint file's content."""
-    views = state.param_views
+    views = state.model.param_views
     arrays = {f"params/{name}": views[name] for name in PARAM_NAMES}
     arrays |= {f"optimizer/{key}": value for key, value in state.optimizer.state.items()}
     arrays["split/train"] = state.train_idx
@@ -114,158 +78,178 @@ def to_bytes(state: TrainState) -> bytes:
     return buffer.getvalue()
 
 
-def current_umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def atomic_write(path: Path, content: bytes) -> None:
-    """Write content to path so that readers see the old file or the new one, never a mix."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=temp_prefix(path), suffix=TEMP_SUFFIX)
-    try:
-        os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp makes it 0600; a checkpoint is a normal file
-        with os.fdopen(fd, "wb") as f:
-            f.write(content)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    try:  # make the rename itself durable
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(dir_fd)
-    except OSError:
-        pass
-    finally:
-        os.close(dir_fd)
-
-
 def save_checkpoint(path: str | Path, state: TrainState) -> None:
-    """Save atomically; a CheckpointError if the directory cannot be written (old file kept)."""
+    """Save atomically; a CheckpointError if it cannot be written (the old file is kept then)."""
     path = Path(path)
     content = to_bytes(state)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write(path, content)
     except OSError as e:
-        raise CheckpointError(
-            f"cannot write checkpoint {path}: {e.strerror or e}; "
-            "free some space or choose another place with --out-dir"
-        ) from None
+        raise CheckpointError(f"cannot write checkpoint {path}: {e.strerror or e}; free some space or "
+                              "choose another place with ", OptionName("out_dir")) from None
 
 
-def _fail(path: Path, why: str) -> CheckpointError:
-    return CheckpointError(f"{path}: {why}")
+def check_checkpoint_dir(directory: str | Path) -> None:
+    """Make sure checkpoints can be written to `directory` before any work is done."""
+    try:
+        probe_writable(directory)
+    except OSError as e:
+        raise CheckpointError(f"cannot write checkpoints to {directory}: {e.strerror or e}; "
+                              "choose another place with ", OptionName("out_dir")) from None
 
+
+# ------------------------------------------------------------------------------------------ load
 
 def load_checkpoint(path: str | Path) -> TrainState:
-    """Load and validate a checkpoint; raise CheckpointError saying what is wrong with it."""
-    path = Path(path)
-    if not path.exists():
-        raise _fail(path, "no such checkpoint; train one with `namegen train` or pass --checkpoint")
-    if path.is_dir():
-        raise _fail(path, "is a directory, not a checkpoint file")
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            arrays = {key: npz[key] for key in npz.files}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError, NotImplementedError) as e:
-        detail = "it holds pickled objects, which namegen never loads" if "pickle" in str(e) else \
-            "damaged, truncated, or not an .npz file"
-        raise _fail(path, f"not a readable namegen checkpoint ({detail})") from None
-    except Exception as e:  # zlib and zipfile raise assorted types on corrupt members
-        raise _fail(path, f"not a readable namegen checkpoint (damaged: {type(e).__name__})") from None
-    return _state_from_arrays(path, arrays)
+    """Load and validate a whole checkpoint: the model and the run that trains it, enough to resume."""
+    return _Reader.open(path).state()
 
 
-def _state_from_arrays(path: Path, arrays: dict) -> TrainState:
-    meta_bytes = arrays.get("meta")
-    if meta_bytes is None or meta_bytes.dtype != np.uint8 or meta_bytes.ndim != 1:
-        raise _fail(path, "not a namegen checkpoint (no metadata entry)")
-    try:
-        meta = json.loads(meta_bytes.tobytes().decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise _fail(path, "damaged checkpoint (its metadata is not valid JSON)") from None
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise _fail(path, "not a namegen checkpoint (unknown format)")
-    version = meta.get("version")
-    if not isinstance(version, int) or version > VERSION:
-        raise _fail(path, f"written by a newer namegen (format version {version}, this one reads "
-                          f"up to {VERSION}); upgrade namegen to read it")
-    try:
-        return _build_state(path, meta, arrays)
-    except CheckpointError:
-        raise
-    except (KeyError, TypeError, ValueError, AttributeError) as e:
-        raise _fail(path, f"damaged checkpoint (bad or missing field: {e})") from None
+def load_model(path: str | Path) -> Model:
+    """The model of a checkpoint: what sampling, scoring and diagnostics need. The whole file is
+    validated all the same, so every command refuses a damaged checkpoint alike."""
+    return load_checkpoint(path).model
 
 
-def _array(path: Path, arrays: dict, key: str, shape: tuple) -> np.ndarray:
-    """A float64 array of the expected shape with only finite values, or a CheckpointError."""
-    a = arrays.get(key)
-    if a is None:
-        raise _fail(path, f"damaged checkpoint (missing array {key})")
-    if a.dtype != np.float64 or a.shape != shape:
-        raise _fail(path, f"damaged checkpoint ({key} is {a.dtype}{list(a.shape)}, expected float64{list(shape)})")
-    if not np.all(np.isfinite(a)):
-        raise _fail(path, f"damaged checkpoint ({key} holds NaN or infinite values)")
-    return a
+class _Reader:
+    """One checkpoint file being loaded: its metadata and arrays, read one section at a time."""
 
+    def __init__(self, path: Path, meta: dict, arrays: dict[str, np.ndarray]):
+        self.path, self.meta, self.arrays = path, meta, arrays
 
-def _build_state(path: Path, meta: dict, arrays: dict) -> TrainState:
-    vocab = Vocab(tuple(meta["vocab"]))
-    known = {f.name for f in dataclasses.fields(TrainConfig)}
-    config = TrainConfig(**{k: v for k, v in meta["config"].items() if k in known})
-    config.validate()
-    V, H = vocab.size, config.hidden_size
-    names = meta["names"]
-    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
-        raise _fail(path, "damaged checkpoint (names are not a list of strings)")
-    if vocab.unknown("".join(names)):
-        raise _fail(path, "damaged checkpoint (the vocabulary does not cover the saved names)")
+    def fail(self, why: str) -> CheckpointError:
+        return CheckpointError(f"{self.path}: {why}")
 
-    params = np.concatenate([
-        _array(path, arrays, f"params/{name}", shape).ravel()
-        for name, shape in param_shapes(V, H).items()
-    ])
-    optimizer = make_optimizer(meta["optimizer"]["name"], params.size, config.learning_rate)
-    optimizer.steps = int(meta["optimizer"]["steps"])
-    for key in optimizer.state_names:
-        optimizer.state[key] = _array(path, arrays, f"optimizer/{key}", (params.size,)).copy()
+    @classmethod
+    def open(cls, path: str | Path) -> _Reader:
+        """Read every array without unpickling, and check the metadata's format and version."""
+        path = Path(path)
+        reader = cls(path, {}, {})
+        if not path.exists():
+            raise reader.fail("no such checkpoint; train one with `namegen train`, or give the path of one")
+        if path.is_dir():
+            raise reader.fail("is a directory, not a checkpoint file")
+        try:
+            with np.load(path, allow_pickle=False) as npz:
+                reader.arrays = {key: npz[key] for key in npz.files}
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError, NotImplementedError) as e:
+            detail = "it holds pickled objects, which namegen never loads" if "pickle" in str(e) else \
+                "damaged, truncated, or not an .npz file"
+            raise reader.fail(f"not a readable namegen checkpoint ({detail})") from None
+        except Exception as e:  # zlib and zipfile raise assorted types on corrupt members
+            raise reader.fail(f"not a readable namegen checkpoint (damaged: {type(e).__name__})") from None
+        reader.meta = reader.header()
+        return reader
 
-    n = len(names)
-    train_idx = arrays.get("split/train")
-    val_idx = arrays.get("split/val")
-    for key, idx in (("split/train", train_idx), ("split/val", val_idx)):
-        if idx is None or idx.dtype.kind != "i" or idx.ndim != 1 or (idx.size and (idx.min() < 0 or idx.max() >= n)):
-            raise _fail(path, f"damaged checkpoint ({key} is missing or out of range)")
-    order = arrays.get("order")
-    if order is not None and (order.dtype.kind != "i" or order.shape != train_idx.shape):
-        raise _fail(path, "damaged checkpoint (order does not match the training split)")
+    def header(self) -> dict:
+        meta_bytes = self.arrays.get("meta")
+        if meta_bytes is None or meta_bytes.dtype != np.uint8 or meta_bytes.ndim != 1:
+            raise self.fail("not a namegen checkpoint (no metadata entry)")
+        try:
+            meta = json.loads(meta_bytes.tobytes().decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            raise self.fail("damaged checkpoint (its metadata is not valid JSON)") from None
+        if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+            raise self.fail("not a namegen checkpoint (unknown format)")
+        version = meta.get("version")
+        if not isinstance(version, int) or version > VERSION:
+            raise self.fail(f"written by a newer namegen (format version {version}, this one reads "
+                            f"up to {VERSION}); upgrade namegen to read it")
+        return meta
 
-    rng = np.random.Generator(np.random.PCG64())
-    if meta["rng"].get("bit_generator") != "PCG64":
-        raise _fail(path, "damaged checkpoint (unknown random generator state)")
-    rng.bit_generator.state = meta["rng"]
+    def state(self) -> TrainState:
+        """Every section, checked; a missing or mistyped field is a CheckpointError too."""
+        try:
+            return self._state()
+        except CheckpointError:
+            raise
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
+            raise self.fail(f"damaged checkpoint (bad or missing field: {e})") from None
 
-    best = meta["best_val_loss"]
-    if best is not None and not math.isfinite(best):
-        raise _fail(path, "damaged checkpoint (best validation loss is not finite)")
-    state = TrainState(
-        config=config, vocab=vocab, names=names, capitalize=bool(meta["capitalize"]),
-        source=str(meta["data"]["source"]), train_idx=train_idx.astype(np.int64),
-        val_idx=val_idx.astype(np.int64), params=params, optimizer=optimizer, rng=rng,
-        epoch=int(meta["epoch"]), position=int(meta["position"]), order=order,
-        step=int(meta["step"]), history=list(meta["history"]), best_val_loss=best,
-        epoch_stats=dict(meta["epoch_stats"]),
-    )
-    if state.data_fingerprint != meta["data"]["fingerprint"]:
-        raise _fail(path, "damaged checkpoint (the saved names do not match their fingerprint)")
-    if not 0 <= state.position <= len(train_idx) or (state.position and order is None):
-        raise _fail(path, "damaged checkpoint (epoch position out of range)")
-    return state
+    def _state(self) -> TrainState:
+        config = self.config()
+        model = self.model(config)
+        train_idx, val_idx = self.split(len(model.names))
+        state = TrainState(config=config, model=model, source=str(self.meta["data"]["source"]),
+                           train_idx=train_idx, val_idx=val_idx,
+                           optimizer=self.optimizer(model.params.size, config.learning_rate), rng=self.rng())
+        self.progress(state)
+        return state
+
+    # ---------------------------------------------------------------------------------- sections
+
+    def array(self, key: str, shape: tuple) -> np.ndarray:
+        """A float64 array of the expected shape with only finite values, or a CheckpointError."""
+        a = self.arrays.get(key)
+        if a is None:
+            raise self.fail(f"damaged checkpoint (missing array {key})")
+        if a.dtype != np.float64 or a.shape != shape:
+            raise self.fail(f"damaged checkpoint ({key} is {a.dtype}{list(a.shape)}, expected float64{list(shape)})")
+        if not np.all(np.isfinite(a)):
+            raise self.fail(f"damaged checkpoint ({key} holds NaN or infinite values)")
+        return a
+
+    def config(self) -> TrainConfig:
+        known = {f.name for f in dataclasses.fields(TrainConfig)}
+        values = {k: v for k, v in self.meta["config"].items() if k in known}
+        if values.get("max_steps") == 0:  # files written before max_steps was optional used 0 for no limit
+            values["max_steps"] = None
+        return TrainConfig(**values)
+
+    def model(self, config: TrainConfig) -> Model:
+        """The vocabulary, the names, case handling and the parameters."""
+        vocab = Vocab(tuple(self.meta["vocab"]))
+        names = self.meta["names"]
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            raise self.fail("damaged checkpoint (names are not a list of strings)")
+        if vocab.unknown("".join(names)):
+            raise self.fail("damaged checkpoint (the vocabulary does not cover the saved names)")
+        params = np.concatenate([self.array(f"params/{name}", shape).ravel()
+                                 for name, shape in param_shapes(vocab.size, config.hidden_size).items()])
+        model = Model(vocab, params, config.hidden_size, config.keep_case, bool(self.meta["capitalize"]), names)
+        if self.meta["data"]["fingerprint"] != model.fingerprint:
+            raise self.fail("damaged checkpoint (the saved names do not match their fingerprint)")
+        return model
+
+    def split(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """The indices of the training and validation names."""
+        for key in ("split/train", "split/val"):
+            idx = self.arrays.get(key)
+            if idx is None or idx.dtype.kind != "i" or idx.ndim != 1 or (idx.size and (idx.min() < 0 or idx.max() >= n)):
+                raise self.fail(f"damaged checkpoint ({key} is missing or out of range)")
+        return self.arrays["split/train"].astype(np.int64), self.arrays["split/val"].astype(np.int64)
+
+    def optimizer(self, size: int, learning_rate: float) -> Optimizer:
+        name = self.meta["optimizer"]["name"]
+        if name not in OPTIMIZERS:
+            raise self.fail(f"damaged checkpoint (unknown optimizer {name!r})")
+        optimizer = make_optimizer(name, size, learning_rate)
+        optimizer.steps = int(self.meta["optimizer"]["steps"])
+        for key in optimizer.state_names:
+            optimizer.state[key] = self.array(f"optimizer/{key}", (size,)).copy()
+        return optimizer
+
+    def rng(self) -> np.random.Generator:
+        rng = np.random.Generator(np.random.PCG64())
+        if self.meta["rng"].get("bit_generator") != "PCG64":
+            raise self.fail("damaged checkpoint (unknown random generator state)")
+        rng.bit_generator.state = self.meta["rng"]
+        return rng
+
+    def progress(self, state: TrainState) -> None:
+        """Where the run is: epoch, position, order, updates, history and best loss, set on `state`."""
+        meta = self.meta
+        best = meta["best_val_loss"]
+        if best is not None and not math.isfinite(best):
+            raise self.fail("damaged checkpoint (best validation loss is not finite)")
+        order = self.arrays.get("order")
+        if order is not None and (order.dtype.kind != "i" or order.shape != state.train_idx.shape):
+            raise self.fail("damaged checkpoint (order does not match the training split)")
+        state.epoch, state.position, state.step = int(meta["epoch"]), int(meta["position"]), int(meta["step"])
+        state.order, state.best_val_loss = order, best
+        state.history = [EpochRecord(**record) for record in meta["history"]]
+        state.epoch_stats = EpochStats(**meta["epoch_stats"])
+        if not 0 <= state.position <= len(state.train_idx) or (state.position and order is None):
+            raise self.fail("damaged checkpoint (epoch position out of range)")
+

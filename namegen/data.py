@@ -1,4 +1,4 @@
-"""Read and clean a names file, split it into train/validation, and pad names into batches.
+"""Read and clean a names file, split it into train/validation, and pad encoded names into batches.
 
 Cleaning is the same for training, evaluation and scoring, so a name means one thing everywhere.
 """
@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import hashlib
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
-from .errors import DataError, OptionError
-from .vocab import BOUNDARY, Vocab
+from .errors import DataError, OptionError, OptionName
+from .vocab import BOUNDARY
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 
@@ -26,6 +26,9 @@ def bundled_path(folder: str, filename: str) -> Path:
 
 def default_data_path() -> Path:
     return bundled_path("data", "dinos.txt")
+
+
+BUNDLED_SOURCE = "dinos.txt (bundled with namegen)"  # not the install's path: it means nothing elsewhere
 
 
 @dataclass(frozen=True)
@@ -73,8 +76,10 @@ def parse_names(text: str, source: str, keep_case: bool = False) -> NameList:
     return NameList(names, capitalize, source)
 
 
-def read_names(path: str | Path, keep_case: bool = False) -> NameList:
-    """Read a newline-separated UTF-8 names file."""
+def read_names(path: str | Path | None = None, keep_case: bool = False) -> NameList:
+    """Read a newline-separated UTF-8 names file; None reads the bundled dinosaur names."""
+    if path is None:
+        return replace(read_names(default_data_path(), keep_case), source=BUNDLED_SOURCE)
     path = Path(path)
     if not path.exists():
         raise DataError(f"{path}: no such file; give a newline-separated list of names")
@@ -99,8 +104,8 @@ def split_indices(n: int, val_fraction: float, rng: np.random.Generator) -> tupl
         n_val = 1
     if n_val >= n:
         raise OptionError(
-            f"a validation fraction of {val_fraction} leaves no training names out of {n}; "
-            "use a smaller --val-fraction (0 turns validation off)"
+            f"a validation fraction of {val_fraction} leaves no training names out of {n}; use a smaller ",
+            OptionName("val_fraction"), " (0 turns validation off)"
         )
     perm = rng.permutation(n)
     return np.sort(perm[n_val:]), np.sort(perm[:n_val])
@@ -122,62 +127,3 @@ def pad_batch(encoded: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.nda
         targets[row, : len(ids)] = ids
         mask[row, : len(ids) + 1] = True
     return inputs, targets, mask
-
-
-@dataclass(frozen=True)
-class Encoded:
-    """Many names as one id sequence: BOUNDARY name_1 BOUNDARY name_2 ... name_N BOUNDARY.
-
-    A name's training pair is two views of it, inputs = seq[a:b] and targets = seq[a+1:b+1] with
-    a, b its boundaries, so a million names cost one array, not millions of small ones.
-    """
-
-    seq: np.ndarray  # (chars + N + 1,) int32 ids
-    bounds: np.ndarray  # (N + 1,) positions of the boundaries in seq
-
-    def __len__(self) -> int:
-        return len(self.bounds) - 1
-
-    @property
-    def lengths(self) -> np.ndarray:
-        """(N,) characters in each name."""
-        return np.diff(self.bounds) - 1
-
-    def pair(self, i: int) -> tuple[np.ndarray, np.ndarray]:
-        """(inputs, targets) of name i, each (T+1,): the vocab.inputs_and_targets of it."""
-        a, b = self.bounds[i], self.bounds[i + 1]
-        return self.seq[a:b], self.seq[a + 1 : b + 1]
-
-    def ids(self, i: int) -> np.ndarray:
-        """The ids of name i's characters, without boundaries."""
-        return self.seq[self.bounds[i] + 1 : self.bounds[i + 1]]
-
-
-ENCODE_CHUNK = 65536  # names encoded per step: bounds the temporary arrays
-
-
-def encode_names(vocab: Vocab, names: list[str], source: str = "names") -> Encoded:
-    """Encode every name at once; a character outside the vocabulary is a DataError naming the name.
-
-    A table indexed by code point (at most 0x110000 entries) turns each chunk of names into ids
-    with one gather, writing into a single int32 sequence, so memory stays proportional to the data.
-    """
-    lookup = np.full(max([ord(c) for c in vocab.chars] + [ord("\n")]) + 1, -1, dtype=np.int32)
-    for i, c in enumerate(vocab.chars):
-        lookup[ord(c)] = i + 1
-    lookup[ord("\n")] = BOUNDARY  # the newline that ends each name becomes its end token
-    seq = np.empty(sum(len(name) + 1 for name in names) + 1, dtype=np.int32)
-    seq[0] = BOUNDARY
-    at = 1
-    for start in range(0, len(names), ENCODE_CHUNK):
-        chunk = names[start : start + ENCODE_CHUNK]
-        points = np.frombuffer(("\n".join(chunk) + "\n").encode("utf-32-le"), dtype=np.uint32)
-        ids = lookup[np.minimum(points, len(lookup) - 1)]
-        ids[points >= len(lookup)] = -1
-        if (ids < 0).any():
-            bad = next(name for name in chunk if vocab.unknown(name))
-            raise DataError(f"{source}: {bad!r} uses characters the model never saw "
-                            f"({''.join(vocab.unknown(bad))!r}); only characters from the training data can be used")
-        seq[at : at + len(ids)] = ids
-        at += len(ids)
-    return Encoded(seq, np.flatnonzero(seq == BOUNDARY))

@@ -13,8 +13,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .model import PARAM_NAMES, Params, forward, init_params, loss_and_grads, unflatten
+from .model import PARAM_NAMES, Model, Params, forward, init_params, loss_and_grads, unflatten
 from .optim import clip_
+from .options import check, option
 
 TANH_DERIVATIVE_BOUND = 1.0  # max of tanh'(x) = 1 - tanh(x)^2, at x = 0 (a sigmoid's is 0.25)
 
@@ -57,6 +58,18 @@ def name_flow(params: Params, inputs, targets, with_products: bool = True):
     return flow_from_states(upstream, 1.0 - hs * hs, params["Whh"], with_products)
 
 
+@dataclass(frozen=True)
+class FlowConfig:
+    """Which names to trace through time, and how far back."""
+
+    count: int = option(64, "Names drawn from the data when none are given", at_least=1)
+    max_distance: int = option(20, "Longest distance t - k to report", at_least=1)
+    seed: int = option(0, "Seed for the names drawn", at_least=0)
+
+    def __post_init__(self):
+        check(self)
+
+
 @dataclass
 class Flow:
     distance: np.ndarray  # (M,) 0..M-1
@@ -73,8 +86,19 @@ class Flow:
         slope = np.polyfit(self.distance[ok], np.log(self.grad_norm[ok]), 1)[0]
         return float(np.exp(slope))
 
+    @property
+    def relative(self) -> np.ndarray:
+        """(M,) grad_norm relative to distance 0."""
+        return self.grad_norm / self.grad_norm[0]
 
-def gradient_flow(params: Params, pairs_of_ids, max_distance: int = 30, with_products: bool = True) -> Flow:
+
+def gradient_flow(model: Model, names: list[str], max_distance: int) -> Flow:
+    """The flow through `model` over `names` (cleaned), averaged by distance up to max_distance."""
+    encoded = model.vocab.encode_names(names)
+    return mean_flow(model.param_views, (encoded.pair(i) for i in range(len(encoded))), max_distance)
+
+
+def mean_flow(params: Params, pairs_of_ids, max_distance: int = 30, with_products: bool = True) -> Flow:
     """Average the flow of every name (inputs, targets pairs) by distance t - m."""
     M = max_distance + 1
     grad_sum, jac_sum, count = np.zeros(M), np.zeros(M), np.zeros(M, dtype=int)
@@ -138,6 +162,22 @@ def verdict(flow: Flow, spectrum: Spectrum) -> str:
 
 
 @dataclass
+class Diagnosis:
+    names: list[str]  # the names traced
+    flow: Flow
+    spectrum: Spectrum
+    verdict: str  # the numbers read in plain language
+
+
+def diagnose(model: Model, config: FlowConfig, names: list[str] | None = None) -> Diagnosis:
+    """How the gradient flows back through time in `model`, and whether it vanishes or explodes."""
+    picked = model.chosen_names(names, config.count, config.seed)
+    flow = gradient_flow(model, picked, config.max_distance)
+    spectrum = whh_spectrum(model.param_views["Whh"])
+    return Diagnosis(picked, flow, spectrum, verdict(flow, spectrum))
+
+
+@dataclass
 class DemoCase:
     sigma: float  # every singular value of Whh
     grad_norm: np.ndarray  # ||dL_T/dh_{T-m}|| for m = 0..T-1, from the last step's loss
@@ -159,13 +199,29 @@ def demo_params(sigma: float, hidden: int, rng: np.random.Generator) -> Params:
     return params
 
 
-def demo(sigmas=(0.5, 0.9, 1.0, 1.1, 1.5), hidden: int = 32, length: int = 30, clip: float = 5.0, seed: int = 0):
-    """Gradient norm against distance for Whh with chosen singular values, and clipping on the largest.
+@dataclass
+class ClippingDemo:
+    """The full parameter gradient of the most exploding model, before and after element-wise clipping."""
 
-    Returns (cases, clipping) where clipping describes the full parameter gradient of the last
-    (most exploding) model on the same sequence: norm, largest entry and share of entries
-    before and after element-wise clipping, and the cosine between the two directions.
-    """
+    sigma: float
+    norm_before: float
+    norm_after: float
+    max_before: float  # the largest entry
+    max_after: float
+    clipped_fraction: float  # share of entries clipped
+    cosine: float  # between the clipped and the unclipped gradient
+    clip: float  # every entry was clipped to [-clip, clip]
+
+
+@dataclass
+class Demo:
+    cases: list[DemoCase]  # one per sigma, in the order given
+    clipping: ClippingDemo
+
+
+def demo(sigmas=(0.5, 0.9, 1.0, 1.1, 1.5), hidden: int = 32, length: int = 30, clip: float = 5.0, seed: int = 0) -> Demo:
+    """Gradient norm against distance for Whh with chosen singular values, and what clipping does
+    to the full gradient of the last (most exploding) model on the same sequence."""
     rng = np.random.default_rng(seed)
     inputs, targets = np.array([0] + [1] * (length - 1)), np.array([1] * (length - 1) + [0])
     cases = []
@@ -178,7 +234,7 @@ def demo(sigmas=(0.5, 0.9, 1.0, 1.1, 1.5), hidden: int = 32, length: int = 30, c
     raw = flat.copy()
     stats = clip_(flat, clip)
     cosine = float(raw @ flat / (np.linalg.norm(raw) * np.linalg.norm(flat)))
-    clipping = {"sigma": sigmas[-1], "norm_before": stats.norm, "norm_after": float(np.linalg.norm(flat)),
-                "max_before": float(np.abs(raw).max()), "max_after": float(np.abs(flat).max()),
-                "clipped_fraction": stats.clipped / flat.size, "cosine": cosine, "clip": clip}
-    return cases, clipping
+    return Demo(cases, ClippingDemo(sigma=sigmas[-1], clip=clip, norm_before=stats.norm,
+                                    norm_after=float(np.linalg.norm(flat)), max_before=float(np.abs(raw).max()),
+                                    max_after=float(np.abs(flat).max()), clipped_fraction=stats.clipped / flat.size,
+                                    cosine=cosine))

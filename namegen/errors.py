@@ -1,30 +1,58 @@
-"""The exceptions namegen raises for problems a user can fix.
+"""The exceptions namegen raises for problems a user can fix, and how their messages name options.
 
-The CLI turns each into one line on stderr and a non-zero exit code; anything else is a bug.
+The CLI turns each into one line on stderr and a non-zero exit code; anything else is a bug and
+shows its traceback.
 """
+
+from __future__ import annotations
+
+from typing import Callable
+
+
+class OptionName(str):
+    """An option named inside an error message, such as OptionName("learning_rate").
+
+    The library shows it as the Python name (learning_rate) and the CLI as its flag
+    (--learning-rate), so a message reads right to either user and the library never spells a flag.
+    """
 
 
 class NamegenError(Exception):
-    """Base class: the message says what is wrong and how to fix it."""
+    """Base class: the message says what is wrong and how to fix it.
+
+    The message comes in parts, plain text and OptionName parts, joined by `render`.
+    """
+
+    def __init__(self, *parts: str):
+        super().__init__(*parts)
+        self.parts = parts
+
+    def render(self, name_option: Callable[[str], str] = str) -> str:
+        """The message, with each OptionName part shown by `name_option`."""
+        return "".join(name_option(part) if isinstance(part, OptionName) else part for part in self.parts)
+
+    def __str__(self) -> str:
+        return self.render()
 
 
-class OptionError(NamegenError):
-    """An option value that cannot work (with this data); the CLI exits with 2 as for bad options."""
+class OptionError(NamegenError, ValueError):
+    """An option value that cannot work (with this data); the CLI exits with 2, as for bad usage."""
 
 
 class DataError(NamegenError):
-    """A names file is missing, unreadable, undecodable or empty after cleaning."""
+    """A names file is missing, unreadable, undecodable or empty after cleaning, or a name holds
+    a character the model never saw."""
 
 
 class CheckpointError(NamegenError):
-    """A checkpoint is missing, damaged, foreign, too new, or does not fit the request."""
+    """A checkpoint is missing, damaged, foreign, too new, or cannot be written."""
 
 
 class SamplingError(NamegenError):
     """A sampling request is impossible (unknown prefix letter, unmeetable constraints)."""
 
-    def __init__(self, message: str, found: list[str] | None = None):
-        super().__init__(message)
+    def __init__(self, *parts: str, found: list[str] | None = None):
+        super().__init__(*parts)
         self.found = found or []  # names found before giving up, so the work is not lost
 
 

@@ -6,9 +6,14 @@ pass that is wrong, or silently truncated, disagrees with it.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
-from .model import PARAM_NAMES, Params, backward, forward
+from .data import read_names
+from .model import PARAM_NAMES, Model, Params, backward, forward, random_params
+from .options import check, option
+from .vocab import Vocab
 
 
 def mean_loss(params: Params, inputs, targets, mask=None) -> float:
@@ -62,3 +67,56 @@ def check_gradients(params: Params, inputs, targets, mask=None, truncate: int | 
     analytic = backward_fn(params, cache, truncate=truncate)
     numeric = numerical_grads(params, inputs, targets, mask, eps)
     return {name: relative_error(analytic[name], numeric[name], resolution) for name in PARAM_NAMES}
+
+
+@dataclass(frozen=True)
+class GradcheckConfig:
+    """The options of a gradient check over names, with their defaults, bounds and help."""
+
+    count: int = option(3, "Names drawn from the data when none are given", at_least=1)
+    truncate: int | None = option(None, "Check a backward pass truncated every K steps, to see why truncation "
+                                        "is wrong", at_least=1, default_text="full BPTT")
+    threshold: float = option(1e-6, "Largest relative error that passes", above=0)
+    seed: int = option(0, "Seed for the random model and the names drawn", at_least=0)
+
+    def __post_init__(self):
+        check(self)
+
+
+@dataclass
+class GradientCheck:
+    names: list[str]  # the names checked
+    max_error: dict[str, float]  # parameter -> largest relative error over every name
+    config: GradcheckConfig
+
+    @property
+    def worst(self) -> float:
+        return max(self.max_error.values())
+
+    @property
+    def passed(self) -> bool:
+        return self.worst <= self.config.threshold
+
+    def ok(self, name: str) -> bool:
+        return self.max_error[name] <= self.config.threshold
+
+
+def gradient_check(model: Model, config: GradcheckConfig, names: list[str] | None = None) -> GradientCheck:
+    """Backpropagation against finite differences, clipping off, on the given names (cleaned like
+    the data) or config.count names of the model's own, drawn with config.seed."""
+    picked = model.chosen_names(names, config.count, config.seed)
+    encoded = model.vocab.encode_names(picked)
+    worst = {name: 0.0 for name in PARAM_NAMES}
+    for i in range(len(encoded)):
+        for name, error in check_gradients(model.param_views, *encoded.pair(i), truncate=config.truncate).items():
+            worst[name] = max(worst[name], error)
+    return GradientCheck(picked, worst, config)
+
+
+def random_model(seed: int, hidden_size: int = 8) -> Model:
+    """A small untrained model over the bundled names, its weights large enough that every
+    gradient path matters (see model.random_params)."""
+    data = read_names()
+    vocab = Vocab.from_names(data.names)
+    params = random_params(vocab.size, hidden_size, np.random.default_rng(seed))
+    return Model(vocab, params, hidden_size, False, data.capitalize, data.names)

@@ -1,17 +1,26 @@
-"""The vanilla RNN: parameters, forward pass and backpropagation through time, as pure functions.
+"""The vanilla RNN: a Model (vocabulary, parameters, how names look), and its forward pass and
+backpropagation through time as pure functions.
 
 Row-vector convention, letters fixed throughout: N names, T time steps, V vocabulary, H hidden.
-    a_t = x_t Wxh + h_{t-1} Whh + bh,   h_t = tanh(a_t),   h_0 = 0 for every name
+    a_t = x_t Wxh + h_{t-1} Whh + bh,   h_t = tanh(a_t),   h_{-1} = 0 for every name
     z_t = h_t Why + by,   p_t = softmax(z_t),   loss = (1/N) sum_n sum_t mask_nt * -log p_nt[y_nt]
 Each step's input row u_t = [h_{t-1}, 1, onehot(x_t)] is multiplied by W_in = [Whh; bh; Wxh],
 so a step is two numpy calls forward and three backward (see stacked_weights for why).
+
+Read benchmarks/baseline.py first: the same algorithm written step by step, the way the classic
+course code is. It is the reference these functions are tested against (tests/test_speed_paths.py).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from functools import cached_property
 from typing import NamedTuple
 
 import numpy as np
+
+from .data import clean_name, fingerprint, parse_names
+from .vocab import Encoded, Vocab
 
 PARAM_NAMES = ("Wxh", "Whh", "bh", "Why", "by")
 
@@ -47,6 +56,62 @@ def unflatten(flat: np.ndarray, vocab_size: int, hidden_size: int) -> Params:
     return views
 
 
+@dataclass
+class Model:
+    """A network and what it needs to read and write names: the vocabulary, the parameters, case
+    handling, and the names it knows.
+
+    Sampling, scoring, evaluation and diagnostics take a Model; the run that trains one (optimizer,
+    random generator, position, history) is a TrainState holding it.
+    """
+
+    vocab: Vocab
+    params: np.ndarray  # flat float64 parameter vector, trained in place; see unflatten
+    hidden_size: int  # H
+    keep_case: bool  # names are cleaned without lower-casing
+    capitalize: bool  # names are shown capitalised, as most names of the data were
+    names: list[str]  # the cleaned names it was trained on (train and validation), in file order
+
+    @property
+    def param_views(self) -> Params:
+        return unflatten(self.params, self.vocab.size, self.hidden_size)
+
+    @cached_property
+    def fingerprint(self) -> str:
+        """A short hash of its names (see data.fingerprint), computed once: the names never change."""
+        return fingerprint(self.names)
+
+    @cached_property
+    def encoded(self) -> Encoded:
+        """Its names as ids, encoded once: training, evaluation and diagnostics index into this."""
+        return self.vocab.encode_names(self.names)
+
+    def clean(self, name: str) -> str:
+        """A name as typed or displayed, cleaned the way the data was (see data.clean_name)."""
+        return clean_name(name, self.keep_case)
+
+    def display(self, name: str) -> str:
+        """A cleaned name as it should be shown: capitalised if the data was."""
+        return name[:1].upper() + name[1:] if self.capitalize else name
+
+    def knows(self, name: str) -> bool:
+        """Whether a name (as typed or as displayed) is one of its names, after cleaning."""
+        return self.clean(name) in self._known
+
+    @cached_property
+    def _known(self) -> set[str]:
+        return set(self.names)
+
+    def chosen_names(self, given: list[str] | None, count: int, seed: int) -> list[str]:
+        """The given names cleaned like the data, or else `count` distinct names of its own drawn
+        with `seed`: the names that gradient checks and diagnostics trace."""
+        if given:
+            return parse_names("\n".join(given), "the names given", self.keep_case).names
+        known = sorted(self._known)
+        picks = np.random.default_rng(seed).choice(len(known), size=min(count, len(known)), replace=False)
+        return [known[i] for i in sorted(picks)]
+
+
 def init_params(vocab_size: int, hidden_size: int, rng: np.random.Generator) -> np.ndarray:
     """Small random weights, zero biases, as one flat float64 vector (see `unflatten`).
 
@@ -62,20 +127,31 @@ def init_params(vocab_size: int, hidden_size: int, rng: np.random.Generator) -> 
     return flat
 
 
-def log_softmax(z: np.ndarray) -> np.ndarray:
-    """log softmax over the last axis (the vocabulary), stable for any finite logits.
+def random_params(vocab_size: int, hidden_size: int, rng: np.random.Generator, scale: float = 0.5) -> np.ndarray:
+    """Initial weights plus N(0, scale^2) noise on every entry, biases included: an untrained
+    model in which every gradient path matters, for gradient checks."""
+    flat = init_params(vocab_size, hidden_size, rng)
+    flat += rng.standard_normal(flat.size) * scale
+    return flat
+
+
+def exp_shifted(z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The one stable softmax: shift z in place so each row's largest entry is 0, then return
+    exp(z) and its row sums. softmax = exp / sums and log softmax = z - log(sums), over the last
+    axis (the vocabulary), never the batch or time axis; finite for any finite logits.
 
     Calls the ufunc reductions directly: np.max/np.sum add microseconds of Python per call,
     which is most of the cost at this size.
     """
-    shifted = z - np.maximum.reduce(z, axis=-1, keepdims=True)
-    return shifted - np.log(np.add.reduce(np.exp(shifted), axis=-1, keepdims=True))
+    z -= np.maximum.reduce(z, axis=-1, keepdims=True)
+    exp_z = np.exp(z)
+    return exp_z, np.add.reduce(exp_z, axis=-1, keepdims=True)
 
 
 def softmax(z: np.ndarray) -> np.ndarray:
-    """softmax over the last axis (the vocabulary), never over the batch or time axis."""
-    shifted = np.exp(z - z.max(axis=-1, keepdims=True))
-    return shifted / shifted.sum(axis=-1, keepdims=True)
+    """softmax over the last axis (the vocabulary); z itself is left as it was."""
+    exp_z, total = exp_shifted(np.array(z, dtype=float))
+    return exp_z / total
 
 
 def step(params: Params, h: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -151,11 +227,9 @@ def forward(params: Params, inputs, targets, mask=None) -> tuple[np.ndarray, Cac
     steps = u[:, 0] if N == 1 else u  # one name: 1-D rows make each call a little cheaper
     for u_t, h_t in zip(steps[:-1], steps[1:, ..., :H]):  # the recurrence is the only loop
         tanh(dot(u_t, W_in), out=h_t)
-    # Every step's output at once, a stable softmax over the vocabulary axis (axis 1 here).
+    # Every step's output at once, a stable softmax over the vocabulary axis.
     z = dot(u[1:, :, : H + 1].reshape(T * N, H + 1), W_out)  # (T*N, V), rows [h_t, 1]
-    z -= np.maximum.reduce(z, axis=1, keepdims=True)
-    exp_z = np.exp(z)
-    total = np.add.reduce(exp_z, axis=1, keepdims=True)
+    exp_z, total = exp_shifted(z)  # z is now shifted: log p = z - log(total)
     picked = rows * exp_z.shape[1] + targets.T.ravel()  # flat index of each step's target
     nll = (np.log(total[:, 0]) - z.take(picked)).reshape(T, N)  # -log p_t[y_t], (T, N)
     if mask is not None:

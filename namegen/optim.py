@@ -10,9 +10,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-OPTIMIZERS = ("sgd", "adam", "adagrad")
-
-
 @dataclass
 class ClipStats:
     norm: float  # L2 norm of the whole gradient before clipping
@@ -86,8 +83,9 @@ class Adagrad(Optimizer):
         params -= self.learning_rate * grad / (np.sqrt(sum_sq) + self.eps)
 
 
+OPTIMIZERS: dict[str, type[Optimizer]] = {cls.name: cls for cls in (SGD, Adam, Adagrad)}
+
+
 def make_optimizer(name: str, size: int, learning_rate: float) -> Optimizer:
-    classes = {cls.name: cls for cls in (SGD, Adam, Adagrad)}
-    if name not in classes:
-        raise ValueError(f"unknown optimizer {name!r}; choose one of {', '.join(OPTIMIZERS)}")
-    return classes[name](size, learning_rate)
+    """A fresh optimizer for `size` parameters; `name` is a key of OPTIMIZERS."""
+    return OPTIMIZERS[name](size, learning_rate)

@@ -10,13 +10,15 @@ from pathlib import Path
 
 from .diagnostics import Flow
 from .errors import NamegenError
+from .state import EpochRecord
 
 
 class PlotError(NamegenError):
     """matplotlib is missing, or the picture could not be written."""
 
 
-def write_png(path: str | Path, history: list[dict], flow: Flow, title: str) -> None:
+def write_png(path: str | Path, history: list[EpochRecord], flow: Flow, title: str) -> None:
+    """Loss curves, clipping and gradient norms per epoch, and the gradient-flow curve, in one picture."""
     try:
         import matplotlib
 
@@ -25,18 +27,18 @@ def write_png(path: str | Path, history: list[dict], flow: Flow, title: str) -> 
     except ImportError:
         raise PlotError("writing a PNG needs matplotlib: pip install 'namegen[plot]' "
                         "(or leave out --out to draw the curves in the terminal)") from None
-    epochs = [r["epoch"] for r in history]
+    epochs = [r.epoch for r in history]
     fig, axes = plt.subplots(2, 2, figsize=(11, 7.5))
     (loss_ax, clip_ax), (norm_ax, flow_ax) = axes
-    loss_ax.plot(epochs, [r["train_loss"] for r in history], "o-", label="train")
-    if any(r["val_loss"] is not None for r in history):
-        loss_ax.plot(epochs, [r["val_loss"] for r in history], "s-", label="validation")
+    loss_ax.plot(epochs, [r.train_loss for r in history], "o-", label="train")
+    if any(r.val_loss is not None for r in history):
+        loss_ax.plot(epochs, [r.val_loss for r in history], "s-", label="validation")
     loss_ax.set(title="loss", xlabel="epoch", ylabel="nats / character")
     loss_ax.legend()
-    clip_ax.plot(epochs, [100 * r["clip_fraction"] for r in history], "o-", color="tab:red")
+    clip_ax.plot(epochs, [100 * r.clip_fraction for r in history], "o-", color="tab:red")
     clip_ax.set(title="gradient entries clipped", xlabel="epoch", ylabel="% of entries")
-    norm_ax.semilogy(epochs, [r["grad_norm_mean"] for r in history], "o-", label="mean")
-    norm_ax.semilogy(epochs, [r["grad_norm_max"] for r in history], "^-", label="max")
+    norm_ax.semilogy(epochs, [r.grad_norm_mean for r in history], "o-", label="mean")
+    norm_ax.semilogy(epochs, [r.grad_norm_max for r in history], "^-", label="max")
     norm_ax.set(title="gradient norm before clipping", xlabel="epoch", ylabel="L2 norm")
     norm_ax.legend()
     flow_ax.semilogy(flow.distance, flow.grad_norm, "o-", label="mean ‖dL_t/dh_{t-m}‖")

@@ -1,22 +1,21 @@
-"""The state of a training run: its configuration and everything a checkpoint must hold.
+"""A training run's configuration and state: everything a checkpoint must hold to resume it exactly.
 
-Kept apart from the loop so that checkpoints can save and restore it without the loop.
+Kept apart from the loop so that checkpoints can save and restore it without the loop. The
+records that leave the loop (epoch statistics, history rows) are typed here.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field, replace
-from functools import cached_property
 
 import numpy as np
 
-from .data import NameList, clean_name, fingerprint, split_indices
-from .errors import TrainingError
-from .model import Params, init_params, unflatten
-from .optim import OPTIMIZERS, Optimizer, make_optimizer
+from .data import NameList, fingerprint, split_indices
+from .errors import OptionName, TrainingError
+from .model import Model, init_params
+from .optim import OPTIMIZERS, ClipStats, Optimizer, make_optimizer
+from .options import check, check_values, option
 from .vocab import Vocab
-
 
 LR_SCHEDULES = ("linear", "constant")
 MAX_HIDDEN = 4096  # Whh alone is then 128 MiB; beyond that a vanilla RNN is the wrong tool
@@ -24,37 +23,30 @@ MAX_HIDDEN = 4096  # Whh alone is then 128 MiB; beyond that a vanilla RNN is the
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Every training hyperparameter; the CLI's defaults come from here."""
+    """Every training hyperparameter, with its default, allowed values and help; the CLI reads them here."""
 
-    hidden_size: int = 50  # H, units in the recurrent state
-    learning_rate: float = 0.01  # step size of the optimizer at the first update
-    lr_schedule: str = "linear"  # "linear": decay to 0 by the last update; "constant": never change
-    optimizer: str = "sgd"  # one of OPTIMIZERS: sgd, adam, adagrad
-    epochs: int = 25  # total passes over the training names (a resumed run stops at this total)
-    batch_size: int = 1  # names per update; the loss is the mean over them of each name's sum
-    clip: float = 5.0  # clip every gradient entry to [-clip, clip]; 0 turns clipping off
-    val_fraction: float = 0.1  # share of names held out for validation; 0 turns it off
-    seed: int = 0  # seeds the one generator behind the split, initialisation and shuffling
-    keep_case: bool = False  # keep letter case instead of lower-casing every name
-    bucket_by_length: bool = True  # batch_size > 1: group names of similar length to cut padding
-    max_steps: int = 0  # stop once the run has made this many updates (0: no limit; not kept on resume)
+    hidden_size: int = option(50, "Units in the hidden state", at_least=1, at_most=MAX_HIDDEN)
+    learning_rate: float = option(0.01, "Step size at the first update", above=0)
+    lr_schedule: str = option("linear", "'linear' decays the step to 0 by the last update; 'constant' keeps it",
+                              choices=LR_SCHEDULES)
+    optimizer: str = option("sgd", "The update rule", choices=tuple(OPTIMIZERS))
+    epochs: int = option(25, "Total passes over the training names; a resumed run stops at this total",
+                         at_least=1)
+    batch_size: int = option(1, "Names per update, padded and masked; the loss is the mean over them of "
+                                "each name's sum", at_least=1)
+    clip: float = option(5.0, "Clip each gradient entry to [-clip, clip]; 0 turns clipping off", at_least=0)
+    val_fraction: float = option(0.1, "Share of names held out for validation; 0 turns it off",
+                                 at_least=0, below=1)
+    seed: int = option(0, "Seed of the one generator behind the split, initialisation and shuffling",
+                       at_least=0)
+    keep_case: bool = option(False, "Keep letter case instead of lower-casing every name")
+    bucket_by_length: bool = option(True, "With batches, group names of similar length to cut padding")
+    max_steps: int | None = option(None, "Stop once the run has made this many updates in all, saving a "
+                                         "resumable checkpoint; a resumed run does not keep the limit",
+                                   at_least=1, default_text="no limit")
 
-    def validate(self) -> None:
-        """Raise ValueError naming the first impossible value."""
-        checks = [
-            (1 <= self.hidden_size <= MAX_HIDDEN, f"hidden_size must be between 1 and {MAX_HIDDEN}"),
-            (math.isfinite(self.learning_rate) and self.learning_rate > 0, "learning_rate must be a positive number"),
-            (self.lr_schedule in LR_SCHEDULES, f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}"),
-            (self.optimizer in OPTIMIZERS, f"optimizer must be one of {', '.join(OPTIMIZERS)}"),
-            (self.epochs >= 1, "epochs must be at least 1"),
-            (self.batch_size >= 1, "batch_size must be at least 1"),
-            (math.isfinite(self.clip) and self.clip >= 0, "clip must be 0 (off) or a positive number"),
-            (0 <= self.val_fraction < 1, "val_fraction must be in [0, 1)"),
-            (self.max_steps >= 0, "max_steps must be 0 (no limit) or positive"),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise ValueError(message)
+    def __post_init__(self):
+        check(self)
 
 
 # Options a resumed run may change; the rest would silently make it a different run.
@@ -62,67 +54,88 @@ RESUMABLE_OPTIONS = ("learning_rate", "lr_schedule", "epochs", "batch_size", "cl
 
 
 @dataclass
+class EpochStats:
+    """Running sums over the updates of one epoch, turned into an EpochRecord at its end."""
+
+    loss: float = 0.0  # sum over names of each name's loss, nats
+    chars: int = 0  # predicted tokens: each name's characters plus its end token
+    norm_sum: float = 0.0  # sum of the gradient norms before clipping
+    norm_max: float = 0.0  # the largest of them
+    clipped: int = 0  # gradient entries clipped
+    updates: int = 0
+
+    def add(self, loss: float, names: int, chars: int, clip: ClipStats) -> None:
+        """Count one update: the mean loss of its `names` names, and its clipping statistics."""
+        self.loss += loss * names
+        self.chars += chars
+        self.norm_sum += clip.norm
+        self.norm_max = max(self.norm_max, clip.norm)
+        self.clipped += clip.clipped
+        self.updates += 1
+
+    @property
+    def running_loss(self) -> float:
+        """Nats per character over the updates so far."""
+        return self.loss / max(self.chars, 1)
+
+
+@dataclass
+class EpochRecord:
+    """One row of a run's history: the losses and gradient statistics of a completed epoch."""
+
+    epoch: int  # 1 for the first epoch
+    step: int  # updates applied by the end of the epoch
+    train_loss: float  # nats/char over the training names, with the epoch's final parameters
+    val_loss: float | None  # the same over the validation names; None without validation
+    running_loss: float  # nats/char over the epoch's own updates, as the parameters moved
+    grad_norm_mean: float  # L2 norm of the whole gradient before clipping, mean over updates
+    grad_norm_max: float
+    clip_fraction: float  # share of gradient entries clipped, over every update of the epoch
+    whh_sigma_max: float  # largest singular value of Whh at the end of the epoch
+    seconds: float  # time spent on the epoch's updates
+
+
+@dataclass
 class TrainState:
-    """Everything a checkpoint holds: enough to sample, evaluate, or resume exactly."""
+    """A training run: the model it trains and everything else needed to resume it exactly."""
 
     config: TrainConfig
-    vocab: Vocab
-    names: list[str]  # all cleaned names, train and validation, in file order
-    capitalize: bool  # capitalise sampled names, as the data was
+    model: Model
     source: str  # the data file the names came from
-    train_idx: np.ndarray  # indices into names
+    train_idx: np.ndarray  # indices into model.names
     val_idx: np.ndarray
-    params: np.ndarray  # flat parameter vector; see model.unflatten
     optimizer: Optimizer
     rng: np.random.Generator  # drives shuffling; saved so a resumed run continues the sequence
     epoch: int = 0  # completed epochs
     position: int = 0  # names of the current epoch already trained on
     order: np.ndarray | None = None  # the current epoch's order of training indices
     step: int = 0  # updates applied
-    history: list[dict] = field(default_factory=list)  # one record per completed epoch
+    history: list[EpochRecord] = field(default_factory=list)  # one record per completed epoch
     best_val_loss: float | None = None  # lowest validation loss (nats/char) seen at an epoch end
-    epoch_stats: dict = field(default_factory=lambda: new_epoch_stats())  # the current epoch so far
-
-    @property
-    def param_views(self) -> Params:
-        return unflatten(self.params, self.vocab.size, self.config.hidden_size)
-
-    @cached_property
-    def data_fingerprint(self) -> str:
-        """Hashes every name: computed once, since a run's names never change."""
-        return fingerprint(self.names)
-
-    def knows(self, name: str) -> bool:
-        """Whether a name (as typed or as displayed) is in the training list, after cleaning."""
-        return clean_name(name, self.config.keep_case) in self._known
-
-    @cached_property
-    def _known(self) -> set[str]:
-        return set(self.names)
+    epoch_stats: EpochStats = field(default_factory=EpochStats)  # the current epoch so far
 
 
 def new_state(config: TrainConfig, data: NameList) -> TrainState:
     """A fresh run: build the vocabulary, split the names, and initialise the parameters."""
-    config.validate()
     rng = np.random.default_rng(config.seed)
     train_idx, val_idx = split_indices(len(data.names), config.val_fraction, rng)
     vocab = Vocab.from_names(data.names)
     params = init_params(vocab.size, config.hidden_size, rng)
+    model = Model(vocab, params, config.hidden_size, config.keep_case, data.capitalize, data.names)
     optimizer = make_optimizer(config.optimizer, params.size, config.learning_rate)
-    return TrainState(config, vocab, data.names, data.capitalize, data.source,
-                      train_idx, val_idx, params, optimizer, rng)
+    return TrainState(config, model, data.source, train_idx, val_idx, optimizer, rng)
 
 
 def resume_state(state: TrainState, overrides: dict, data: NameList | None = None) -> TrainState:
     """Continue a saved run, changing only options that do not change what is being trained.
 
-    overrides: option name -> value given by the user (None values are ignored).
+    overrides: option name -> value given by the user.
     data: if given, it must be the data the run was trained on.
     """
-    given = {k: v for k, v in overrides.items() if v is not None}
+    check_values(TrainConfig, overrides)
     conflicts = [
         f"{k}={v!r} (checkpoint has {getattr(state.config, k)!r})"
-        for k, v in given.items()
+        for k, v in overrides.items()
         if k not in RESUMABLE_OPTIONS and v != getattr(state.config, k)
     ]
     if conflicts:
@@ -130,30 +143,25 @@ def resume_state(state: TrainState, overrides: dict, data: NameList | None = Non
             "cannot resume with different " + ", ".join(conflicts)
             + "; these are fixed by the checkpoint: drop the options or start a new run"
         )
-    given_fingerprint = fingerprint(data.names) if data is not None else state.data_fingerprint
-    if given_fingerprint != state.data_fingerprint:
+    given_fingerprint = fingerprint(data.names) if data is not None else state.model.fingerprint
+    if given_fingerprint != state.model.fingerprint:
         raise TrainingError(
             f"{data.source} is not the data this checkpoint was trained on "
-            f"(fingerprint {given_fingerprint} != {state.data_fingerprint}); "
-            "resume without --data to use the names saved in the checkpoint"
+            f"(fingerprint {given_fingerprint} != {state.model.fingerprint}); resume without ",
+            OptionName("data"), " to use the names saved in the checkpoint"
         )
     # max_steps bounds one invocation, not the run: a resumed run has no limit unless given one
-    config = replace(state.config, **({"max_steps": 0} | {k: v for k, v in given.items() if k in RESUMABLE_OPTIONS}))
-    config.validate()
+    changes = {"max_steps": None} | {k: v for k, v in overrides.items() if k in RESUMABLE_OPTIONS}
+    config = replace(state.config, **changes)
     if config.max_steps and state.step >= config.max_steps:
         raise TrainingError(
-            f"the checkpoint is already at update {state.step}; --max-steps counts all updates of "
-            f"the run, so pass more than {state.step} (or leave it out)"
+            f"the checkpoint is already at update {state.step}; ", OptionName("max_steps"),
+            f" counts all updates of the run, so pass more than {state.step} (or leave it out)"
         )
     if state.epoch >= config.epochs:
         raise TrainingError(
-            f"the checkpoint has already completed {state.epoch} of {config.epochs} epochs; "
-            f"pass --epochs N with N > {state.epoch} to train further"
+            f"the checkpoint has already completed {state.epoch} of {config.epochs} epochs; pass ",
+            OptionName("epochs"), f" above {state.epoch} to train further"
         )
     state.config = config
     return state
-
-
-def new_epoch_stats() -> dict:
-    """Running sums over the updates of one epoch, turned into a history record at its end."""
-    return {"loss": 0.0, "chars": 0, "norm_sum": 0.0, "norm_max": 0.0, "clipped": 0, "updates": 0}

@@ -1,10 +1,27 @@
+"""Fixtures and helpers shared by the tests: small models and name lists, trained checkpoints,
+damaged copies of them, and running the CLI in-process."""
+
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
+from typer.testing import CliRunner
 
-from namegen.data import default_data_path, parse_names, read_names
-from namegen.model import unflatten, init_params
-from namegen.train import TrainConfig, new_state, train
+from namegen.checkpoint import save_checkpoint
+from namegen.cli import app
+from namegen.data import NameList, parse_names, read_names
+from namegen.model import random_params as make_random_params, unflatten
+from namegen.state import TrainConfig, new_state
+from namegen.training import train
 
+TINY = ["Abelisaurus", "Brachiosaurus", "Ceratops", "Diplodocus", "Edmontosaurus", "Fukuiraptor",
+        "Gallimimus", "Herrerasaurus", "Iguanodon", "Juravenator", "Kentrosaurus", "Lambeosaurus",
+        "Maiasaura", "Nodosaurus", "Oviraptor", "Pachycephalosaurus", "Quaesitosaurus", "Rugops",
+        "Stegosaurus", "Troodon", "Utahraptor", "Velociraptor", "Wuerhosaurus", "Xenotarsosaurus"]
+
+
+# ------------------------------------------------------------------------------------ the math
 
 @pytest.fixture
 def rng():
@@ -16,22 +33,43 @@ def random_params(rng):
     """Makes small models with weights large enough that every gradient path matters."""
 
     def make(vocab_size=7, hidden_size=5, scale=0.5):
-        flat = init_params(vocab_size, hidden_size, rng)
-        flat += rng.standard_normal(flat.size) * scale
-        return unflatten(flat, vocab_size, hidden_size)
+        return unflatten(make_random_params(vocab_size, hidden_size, rng, scale), vocab_size, hidden_size)
 
     return make
 
 
+# --------------------------------------------------------------------------------- names and runs
+
 @pytest.fixture(scope="session")
 def dinos():
-    return read_names(default_data_path())
+    return read_names()
 
 
 @pytest.fixture(scope="session")
 def small_names():
     text = "\n".join(["Ab", "Abc", "Bca", "Cab", "Acab", "Bac", "Cabba", "Ba", "Ccab", "Abba", "Bacca", "Ca"])
     return parse_names(text, "small.txt")
+
+
+@pytest.fixture(scope="session")
+def few_dinos(dinos):
+    """192 dinosaur names: quick to train."""
+    return NameList(dinos.names[::8], True, "few-dinos.txt")
+
+
+@pytest.fixture
+def names_file(tmp_path):
+    """Writes names (or raw bytes) to a file in tmp_path and returns its path."""
+
+    def write(content, name="names.txt") -> Path:
+        path = tmp_path / name
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            path.write_text("\n".join(content), encoding="utf-8")
+        return path
+
+    return write
 
 
 @pytest.fixture(scope="session")
@@ -44,8 +82,64 @@ def trained_state(dinos):
 
 @pytest.fixture(scope="session")
 def trained_checkpoint(trained_state, tmp_path_factory):
-    from namegen.checkpoint import save_checkpoint
-
     path = tmp_path_factory.mktemp("ckpt") / "dinos.npz"
     save_checkpoint(path, trained_state)
     return path
+
+
+@pytest.fixture(scope="session")
+def adam_checkpoint(few_dinos, tmp_path_factory):
+    """A checkpoint whose optimizer has state arrays (Adam's m and v) to damage."""
+    state = new_state(TrainConfig(hidden_size=8, epochs=1, optimizer="adam"), few_dinos)
+    train(state)
+    path = tmp_path_factory.mktemp("adam") / "adam.npz"
+    save_checkpoint(path, state)
+    return path
+
+
+@pytest.fixture
+def damaged(tmp_path):
+    """Copies a checkpoint with change(arrays) applied (key -> new array, or None to drop it)."""
+
+    def copy(source: Path, change, name="damaged.npz") -> Path:
+        with np.load(source, allow_pickle=False) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+        arrays.update(change(arrays))
+        out = tmp_path / name
+        np.savez(out, **{k: v for k, v in arrays.items() if v is not None})
+        return out
+
+    return copy
+
+
+def with_meta(arrays, **fields):
+    """A change for `damaged` that replaces fields of the JSON metadata."""
+    meta = json.loads(arrays["meta"].tobytes())
+    meta.update(fields)
+    return {"meta": np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)}
+
+
+# ---------------------------------------------------------------------------------------- the CLI
+
+class Ran:
+    """What a command did: exit code, stdout, stderr, and any exception that escaped."""
+
+    def __init__(self, result):
+        self.code, self.stdout, self.stderr, self.exception = result.exit_code, result.stdout, result.stderr, result.exception
+
+    def json(self):
+        return json.loads(self.stdout)
+
+    def fails_in_one_line(self, code=1, pattern=""):
+        """The command exited with `code` and wrote exactly one 'error:' line to stderr, holding `pattern`."""
+        assert self.code == code, (self.code, self.stdout, self.stderr)
+        lines = self.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error:") and pattern in lines[0], self.stderr
+        assert "Traceback" not in self.stdout + self.stderr
+
+
+@pytest.fixture
+def cli():
+    """Runs `namegen ARGS` in-process: cli("sample", "-n", 3) -> Ran."""
+    runner = CliRunner()
+    return lambda *args: Ran(runner.invoke(app, [str(a) for a in args], prog_name="namegen"))

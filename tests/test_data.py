@@ -1,13 +1,14 @@
-"""Reading and cleaning names files, the vocabulary, and the train/validation split."""
+"""Reading and cleaning names files, the vocabulary (the one encoder), and the train/validation split."""
 
 import hashlib
 
 import numpy as np
 import pytest
 
-from namegen.data import default_data_path, parse_names, read_names, split_indices
+from namegen.data import BUNDLED_SOURCE, default_data_path, parse_names, read_names, split_indices
 from namegen.errors import DataError, OptionError
-from namegen.vocab import Vocab
+from namegen.state import TrainConfig, new_state
+from namegen.vocab import BOUNDARY, Vocab
 
 
 def test_bundled_dinos_is_the_canonical_file_byte_for_byte():
@@ -21,6 +22,11 @@ def test_dinos_loads_lowercased_with_duplicates_kept(dinos):
     assert all(name == name.lower() for name in dinos.names)
     assert dinos.capitalize
     assert Vocab.from_names(dinos.names).chars == tuple("abcdefghijklmnopqrstuvwxyz")
+
+
+def test_without_a_path_the_bundled_names_are_read_under_a_portable_name(dinos):
+    assert dinos.source == BUNDLED_SOURCE
+    assert dinos.names == read_names(default_data_path()).names
 
 
 def test_cleaning_strips_normalises_and_lowercases():
@@ -39,10 +45,11 @@ def test_lowercase_data_is_not_capitalised():
     assert not parse_names("alpha\nbeta\nGamma", "t").capitalize
 
 
-def test_a_utf8_bom_is_not_part_of_the_first_name(tmp_path):
-    path = tmp_path / "bom.txt"
-    path.write_bytes("\ufeffAlpha\nBeta\n".encode("utf-8"))
-    assert read_names(path).names == ["alpha", "beta"]
+@pytest.mark.parametrize("content", ["\ufeffAlpha\nBeta\nGamma\n".encode("utf-8"), b"Alpha\r\nBeta\r\nGamma\r\n"])
+def test_a_bom_or_crlf_never_becomes_a_character(names_file, content):
+    data = read_names(names_file(content))
+    assert data.names == ["alpha", "beta", "gamma"]
+    assert "".join(Vocab.from_names(data.names).chars) == "abeghlmpt"
 
 
 def test_vocabulary_comes_from_the_data_not_a_fixed_alphabet():
@@ -52,16 +59,34 @@ def test_vocabulary_comes_from_the_data_not_a_fixed_alphabet():
     assert vocab.decode(vocab.encode("josé")) == "josé"
 
 
+def test_one_encoder_gives_each_character_its_sorted_position_plus_one():
+    vocab = Vocab(tuple("abc"))
+    encoded = vocab.encode_names(["cab", "b"])
+    assert encoded.seq.tolist() == [BOUNDARY, 3, 1, 2, BOUNDARY, 2, BOUNDARY]
+    assert vocab.encode("cab").tolist() == encoded.ids(0).tolist()
+    assert [ids.tolist() for ids in vocab.inputs_and_targets("b")] == [list(p) for p in encoded.pair(1)]
+
+
+@pytest.mark.parametrize("name, unknown", [("abx", "x"), ("a\nb", "\n")])  # a newline would split a name
+def test_a_character_the_model_never_saw_is_refused_with_one_message(name, unknown):
+    vocab = Vocab(tuple("ab"))
+    with pytest.raises(DataError, match="the names given: .* which the model never saw; it knows 'ab'"):
+        vocab.encode_names(["ab", name])
+    assert vocab.unknown(name) == [unknown]
+
+
 @pytest.mark.parametrize("content, message", [
     (b"", "no names found"),
     (b"\n  \n\t\n", "no names found"),
     (b"Alpha\nBeta\nGam\xe9ma\n", "line 3 is not valid UTF-8"),
+    (b"Ok\n\xff\xfeBad\n", "line 2 is not valid UTF-8"),
+    ("Ana\nJosé\nZoë\n".encode("latin-1"), "line 2 is not valid UTF-8"),
+    (b"Rex\x00\x01\x02\nTroodon\n", r"binary file \(a NUL byte on line 1\)"),
+    (np.random.default_rng(0).bytes(5000), "binary file|not valid UTF-8"),
 ])
-def test_bad_files_raise_a_clear_data_error(tmp_path, content, message):
-    path = tmp_path / "names.txt"
-    path.write_bytes(content)
+def test_bad_files_raise_a_clear_data_error(names_file, content, message):
     with pytest.raises(DataError, match=message):
-        read_names(path)
+        read_names(names_file(content))
 
 
 def test_missing_file_and_directory_are_data_errors(tmp_path):
@@ -82,3 +107,10 @@ def test_split_is_seeded_disjoint_and_complete():
 def test_a_split_that_leaves_no_training_names_is_refused():
     with pytest.raises(OptionError, match="leaves no training names"):
         split_indices(1, 0.5, np.random.default_rng(0))
+
+
+def test_a_single_name_makes_a_run_only_without_validation():
+    one = parse_names("Tyrannosaurus", "one.txt")
+    with pytest.raises(OptionError, match="leaves no training names"):
+        new_state(TrainConfig(), one)
+    assert len(new_state(TrainConfig(val_fraction=0), one).train_idx) == 1

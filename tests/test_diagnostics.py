@@ -1,21 +1,14 @@
 """Looking inside: the gradient check catches broken backward passes, and the flow numbers are right."""
 
-import importlib
-import json
-
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
-from namegen.cli import app
-from namegen.diagnostics import demo, flow_from_states, name_flow, whh_spectrum
-from namegen.gradcheck import check_gradients
+from namegen.diagnostics import FlowConfig, demo, diagnose, flow_from_states, name_flow, whh_spectrum
+from namegen.gradcheck import GradcheckConfig, check_gradients, gradient_check, random_model
 from namegen.model import PARAM_NAMES, backward, forward
 from namegen.optim import clip_
 from namegen.state import TrainConfig, new_state
-from namegen.train import train
-
-runner = CliRunner()
+from namegen.training import train
 
 
 def backward_with_the_dWhh_bug(params, cache, truncate=None):
@@ -78,11 +71,12 @@ def test_linear_scalar_recurrence_scales_the_gradient_by_w_to_the_distance(w):
 
 
 def test_demo_follows_sigma_to_the_m_and_clipping_bounds_the_exploding_case():
-    cases, clipping = demo(sigmas=(0.7, 1.3), length=20)
-    for case in cases:
+    result = demo(sigmas=(0.7, 1.3), length=20)
+    for case in result.cases:
         np.testing.assert_allclose(case.grad_norm / case.grad_norm[0], case.sigma ** np.arange(20), rtol=1e-9)
-    assert clipping["max_before"] > 5 and clipping["max_after"] == 5.0
-    assert clipping["norm_after"] < clipping["norm_before"] and 0 < clipping["clipped_fraction"] < 1
+    clipping = result.clipping
+    assert clipping.max_before > 5 and clipping.max_after == 5.0
+    assert clipping.norm_after < clipping.norm_before and 0 < clipping.clipped_fraction < 1
 
 
 def test_recorded_clipping_and_spectrum_agree_with_the_raw_gradients(small_names, monkeypatch):
@@ -92,68 +86,79 @@ def test_recorded_clipping_and_spectrum_agree_with_the_raw_gradients(small_names
         raw.append(grad.copy())
         return clip_(grad, clip)
 
-    # the module, not the function namegen.train that the package exports under the same name
-    monkeypatch.setattr(importlib.import_module("namegen.train"), "clip_", recording_clip)
+    monkeypatch.setattr("namegen.training.clip_", recording_clip)
     state = new_state(TrainConfig(hidden_size=6, epochs=1, clip=0.3, learning_rate=0.3), small_names)
     train(state)
     record = state.history[0]
-    assert len(raw) == record["step"]
+    assert len(raw) == record.step
     clipped = sum(int(np.sum(np.abs(g) > 0.3)) for g in raw)
-    assert record["clip_fraction"] == pytest.approx(clipped / (len(raw) * raw[0].size), rel=1e-12)
+    assert record.clip_fraction == pytest.approx(clipped / (len(raw) * raw[0].size), rel=1e-12)
     assert clipped > 0
     norms = [np.linalg.norm(g) for g in raw]
-    assert record["grad_norm_mean"] == pytest.approx(np.mean(norms), rel=1e-12)
-    assert record["grad_norm_max"] == pytest.approx(max(norms), rel=1e-12)
-    assert record["whh_sigma_max"] == pytest.approx(np.linalg.svd(state.param_views["Whh"])[1][0], rel=1e-12)
+    assert record.grad_norm_mean == pytest.approx(np.mean(norms), rel=1e-12)
+    assert record.grad_norm_max == pytest.approx(max(norms), rel=1e-12)
+    assert record.whh_sigma_max == pytest.approx(np.linalg.svd(state.model.param_views["Whh"])[1][0], rel=1e-12)
 
 
 def test_spectrum_radius_never_exceeds_the_largest_singular_value(trained_state):
-    spectrum = whh_spectrum(trained_state.param_views["Whh"])
+    spectrum = whh_spectrum(trained_state.model.param_views["Whh"])
     assert np.all(np.diff(spectrum.singular_values) <= 0)
     assert spectrum.spectral_radius <= spectrum.sigma_max + 1e-12
 
 
-def invoke(*args):
-    return runner.invoke(app, [str(a) for a in args])
+def test_the_gradient_check_passes_on_a_model_and_fails_truncated(trained_state):
+    checked = gradient_check(trained_state.model, GradcheckConfig(count=2))
+    assert len(checked.names) == 2 and checked.passed
+    truncated = gradient_check(random_model(seed=0), GradcheckConfig(truncate=2))
+    assert not truncated.passed and not truncated.ok("Whh") and truncated.ok("Why")
+    assert truncated.max_error["Whh"] > 1e-2 and truncated.max_error["Why"] < 1e-6
 
 
-def test_gradcheck_command_passes_and_shows_truncation_failing(trained_checkpoint):
-    ok = invoke("gradcheck", "-c", trained_checkpoint, "--count", 2)
-    assert ok.exit_code == 0, ok.stderr
+def test_diagnose_traces_the_names_given_or_the_count_asked_for(trained_state):
+    drawn = diagnose(trained_state.model, FlowConfig(count=10))
+    assert len(drawn.names) == 10 and drawn.verdict and len(drawn.spectrum.singular_values) == 24
+    assert drawn.flow.distance[0] == 0 and drawn.flow.relative[0] == 1.0
+    assert diagnose(trained_state.model, FlowConfig(), ["Stegosaurus"]).names == ["stegosaurus"]
+
+
+def test_gradcheck_command_renders_its_table_and_fails_with_1(cli, trained_checkpoint):
+    ok = cli("gradcheck", "-c", trained_checkpoint, "--count", 2)
+    assert ok.code == 0, ok.stderr
     assert "Whh" in ok.stdout and "FAIL" not in ok.stdout
-    truncated = invoke("gradcheck", "--truncate", 2, "--json")
-    assert truncated.exit_code == 1
-    errors = json.loads(truncated.stdout)["max_relative_error"]
+    truncated = cli("gradcheck", "--truncate", 2, "--json")
+    assert truncated.code == 1
+    errors = truncated.json()["max_relative_error"]
     assert errors["Whh"] > 1e-2 and errors["Why"] < 1e-6
 
 
-def test_diagnose_command_reports_flow_spectrum_and_verdict(trained_checkpoint):
-    result = invoke("diagnose", "-c", trained_checkpoint, "--count", 10, "--json")
-    assert result.exit_code == 0, result.stderr
-    payload = json.loads(result.stdout)
+def test_diagnose_command_reports_flow_spectrum_and_verdict(cli, trained_checkpoint):
+    result = cli("diagnose", "-c", trained_checkpoint, "--count", 10, "--json")
+    assert result.code == 0, result.stderr
+    payload = result.json()
     assert payload["flow"][0]["distance"] == 0 and payload["flow"][0]["relative"] == 1.0
     assert payload["verdict"] and len(payload["singular_values"]) == 24
-    text = invoke("diagnose", "-c", trained_checkpoint, "Stegosaurus")
+    text = cli("diagnose", "-c", trained_checkpoint, "Stegosaurus")
     assert "σmax(Whh)" in text.stdout and "distance" in text.stdout
-    demo_text = invoke("diagnose", "--demo")
-    assert demo_text.exit_code == 0 and "Clipping the exploding case" in demo_text.stdout
+    demo_text = cli("diagnose", "--demo")
+    assert demo_text.code == 0 and "Clipping the exploding case" in demo_text.stdout
 
 
-def test_plot_in_the_terminal(trained_checkpoint):
-    result = invoke("plot", "-c", trained_checkpoint, "--count", 5)
-    assert result.exit_code == 0, result.stderr
+def test_plot_in_the_terminal(cli, trained_checkpoint):
+    result = cli("plot", "-c", trained_checkpoint, "--count", 5)
+    assert result.code == 0, result.stderr
     assert "validation" in result.stdout and "gradient flow" in result.stdout
 
 
-def test_plot_writes_a_png(trained_checkpoint, tmp_path):
+@pytest.mark.slow
+def test_plot_writes_a_png(cli, trained_checkpoint, tmp_path):
     pytest.importorskip("matplotlib")
     out = tmp_path / "curves.png"
-    result = invoke("plot", "-c", trained_checkpoint, "--count", 5, "--out", out)
-    assert result.exit_code == 0, result.stderr
+    result = cli("plot", "-c", trained_checkpoint, "--count", 5, "--out", out)
+    assert result.code == 0, result.stderr
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 10_000
 
 
-def test_plot_without_matplotlib_says_how_to_install_it(trained_checkpoint, tmp_path, monkeypatch):
+def test_plot_without_matplotlib_says_how_to_install_it(cli, trained_checkpoint, tmp_path, monkeypatch):
     import builtins
 
     real_import = builtins.__import__
@@ -164,7 +169,6 @@ def test_plot_without_matplotlib_says_how_to_install_it(trained_checkpoint, tmp_
         return real_import(name, *args, **kwargs)
 
     monkeypatch.setattr(builtins, "__import__", no_matplotlib)
-    result = invoke("plot", "-c", trained_checkpoint, "--out", tmp_path / "x.png")
-    assert result.exit_code == 1
-    assert "pip install 'namegen[plot]'" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    result = cli("plot", "-c", trained_checkpoint, "--out", tmp_path / "x.png")
+    result.fails_in_one_line(1, "pip install 'namegen[plot]'")
     assert not (tmp_path / "x.png").exists()

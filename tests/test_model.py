@@ -5,7 +5,7 @@ import pytest
 
 from namegen.data import pad_batch
 from namegen.gradcheck import check_gradients
-from namegen.model import (PARAM_NAMES, backward, forward, log_softmax, loss_and_grads, softmax)
+from namegen.model import PARAM_NAMES, backward, forward, loss_and_grads, softmax, step
 from namegen.vocab import BOUNDARY, Vocab
 
 V, H = 7, 5
@@ -62,7 +62,14 @@ def test_softmax_is_stable_for_large_logits():
     assert np.all(np.isfinite(p))
     np.testing.assert_allclose(p.sum(axis=-1), 1.0)
     np.testing.assert_allclose(p[0, :2], [1 / (1 + np.exp(-1)), np.exp(-1) / (1 + np.exp(-1))])
-    assert np.all(np.isfinite(log_softmax(z[:1])))
+    assert np.array_equal(z, np.array([[1000.0, 999.0, -1000.0], [-1e300, 0.0, 1e300]]))  # input untouched
+
+
+def test_the_loss_is_finite_for_logits_far_too_large_to_exponentiate(random_params):
+    params = random_params(V, H)
+    params["Why"][:] *= 1e4  # logits in the tens of thousands: exp() of them overflows
+    nll, _ = forward(params, np.array([0, 1, 2]), np.array([1, 2, 0]))
+    assert np.all(np.isfinite(nll)) and nll[0] > 0
 
 
 def test_softmax_normalises_over_the_vocabulary_axis_not_the_batch(rng):
@@ -148,3 +155,17 @@ def test_gradients_are_written_into_given_arrays(rng, random_params):
     out = {name: np.full_like(params[name], np.nan) for name in PARAM_NAMES}
     _, grads = loss_and_grads(params, *random_name(rng, 3), grads=out)
     assert all(grads[name] is out[name] and np.all(np.isfinite(out[name])) for name in PARAM_NAMES)
+
+
+def test_sampling_step_and_training_forward_compute_the_same_model(rng, random_params):
+    """model.step (one step, for sampling) and forward (all steps, for training) are two codings of
+    one recurrence: stepping through a name must give forward's loss for it."""
+    params = random_params(V, H)
+    inputs, targets = random_name(rng, 9)
+    h, total = np.zeros((1, H)), 0.0
+    for x, y in zip(inputs, targets):
+        h, logits = step(params, h, np.array([x]))
+        total -= np.log(softmax(logits)[0, y])
+    nll, cache = forward(params, inputs, targets)
+    assert total == pytest.approx(nll[0], rel=1e-12)
+    np.testing.assert_allclose(h[0], cache.hidden[-1, 0], rtol=1e-12)

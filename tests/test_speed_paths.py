@@ -10,7 +10,7 @@ from namegen.data import pad_batch
 from namegen.model import PARAM_NAMES, loss_and_grads
 from namegen.optim import Optimizer
 from namegen.state import TrainConfig, new_state
-from namegen.train import train
+from namegen.training import train
 
 BASELINE = Path(__file__).resolve().parent.parent / "benchmarks" / "baseline.py"
 
@@ -50,16 +50,16 @@ def test_one_epoch_of_training_matches_the_per_step_implementation(small_names, 
     """Same updates, same order, constant SGD step: the parameters agree to round-off."""
     state = new_state(TrainConfig(hidden_size=6, epochs=1, val_fraction=0, lr_schedule="constant",
                                   learning_rate=0.1, seed=2), small_names)
-    params = {name: state.param_views[name].copy() for name in PARAM_NAMES}
+    params = {name: state.model.param_views[name].copy() for name in PARAM_NAMES}
     rng = np.random.default_rng()
     rng.bit_generator.state = state.rng.bit_generator.state  # the generator train() will shuffle with
     order = rng.permutation(state.train_idx)
     train(state)
     for i in order:
-        _, grads = baseline.loss_and_grads(params, *state.vocab.inputs_and_targets(state.names[i]))
+        _, grads = baseline.loss_and_grads(params, *state.model.vocab.inputs_and_targets(state.model.names[i]))
         baseline.sgd_update(params, grads, 0.1, 5.0)
     for name in PARAM_NAMES:
-        np.testing.assert_allclose(state.param_views[name], params[name], rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(state.model.param_views[name], params[name], rtol=1e-9, atol=1e-12)
 
 
 @pytest.mark.parametrize("optimizer, batch_size", [("sgd", 1), ("adam", 4), ("adagrad", 1), ("adam", 1)])
@@ -76,4 +76,4 @@ def test_every_optimizer_receives_a_clipped_gradient(small_names, monkeypatch, o
                                   clip=0.05, learning_rate=0.5), small_names)
     train(state)
     assert seen and max(seen) <= 0.05
-    assert state.history[-1]["clip_fraction"] > 0
+    assert state.history[-1].clip_fraction > 0

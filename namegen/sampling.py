@@ -1,50 +1,46 @@
-"""Invent names from a trained model: many names in parallel, one matrix step per time step.
+"""Invent names from a model: many names in parallel, one matrix step per time step.
 
 Sampling draws from its own numpy Generator, so the same seed always gives the same names.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
 
-from .data import clean_name
-from .errors import SamplingError
-from .model import Params, softmax, step
-from .state import TrainState
-from .vocab import BOUNDARY, Vocab
+from .errors import DataError, OptionError, OptionName, SamplingError
+from .model import Model, Params, softmax, step
+from .options import check, option
+from .vocab import BOUNDARY
 
 
 @dataclass(frozen=True)
 class SampleConfig:
-    """Every sampling option; the CLI's defaults come from here."""
+    """Every sampling option, with its default, allowed values and help; the CLI reads them here."""
 
-    count: int = 10  # how many names to return
-    temperature: float = 1.0  # divides the logits: below 1 is safer, above 1 wilder
-    top_k: int = 0  # draw each character from the k likeliest only (0: from all)
-    prefix: str = ""  # every name starts with these letters
-    min_length: int = 1  # shortest name, in characters (the end token is held back until then)
-    max_length: int = 0  # longest name; longer draws are rejected (0: see default_max_length)
-    novel: bool = False  # only names that are not in the training list
-    unique: bool = False  # never the same name twice
-    max_tries: int = 0  # names drawn before giving up on the filters (0: 100 per name asked, at least 10,000)
+    count: int = option(10, "How many names", at_least=1)
+    temperature: float = option(1.0, "Below 1: safer names; above 1: wilder", above=0)
+    top_k: int = option(0, "Draw each letter from the k likeliest only; 0: from all", at_least=0)
+    prefix: str = option("", "Every name starts with these letters")
+    min_length: int = option(1, "Shortest name, in letters; the end of name is held back until then",
+                             at_least=1)
+    max_length: int | None = option(None, "Longest name, in letters; longer draws are rejected", at_least=1,
+                                    default_text="twice the longest training name, at least 20")
+    novel: bool = option(False, "Only names that are not in the training list")
+    unique: bool = option(False, "Never the same name twice")
+    max_tries: int | None = option(None, "Names drawn before giving up on the filters", at_least=1,
+                                   default_text="100 per name asked, at least 10,000")
+    seed: int | None = option(None, "Seed for repeatable names", at_least=0, default_text="fresh each run")
 
-    def validate(self) -> None:
-        checks = [
-            (self.count >= 1, "count must be at least 1"),
-            (math.isfinite(self.temperature) and self.temperature > 0, "temperature must be a positive number"),
-            (self.top_k >= 0, "top_k must be 0 (off) or positive"),
-            (self.min_length >= 1, "min_length must be at least 1"),
-            (self.max_length >= 0, "max_length must be 0 (automatic) or positive"),
-            (not self.max_length or self.min_length <= self.max_length, "min_length must not exceed max_length"),
-            (not self.max_length or len(self.prefix) <= self.max_length, "the prefix is longer than max_length"),
-            (self.max_tries >= 0, "max_tries must be 0 (automatic) or positive"),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise ValueError(message)
+    def __post_init__(self):
+        check(self)
+        if self.max_length is not None and self.min_length > self.max_length:
+            raise OptionError(OptionName("min_length"), f" {self.min_length} is greater than ",
+                              OptionName("max_length"), f" {self.max_length}")
+        if self.max_length is not None and len(self.prefix) > self.max_length:
+            raise OptionError(OptionName("prefix"), f" {self.prefix!r} is longer than ",
+                              OptionName("max_length"), f" {self.max_length}")
 
 
 def generate(params: Params, n: int, rng: np.random.Generator, *, temperature: float = 1.0,
@@ -87,40 +83,30 @@ def generate(params: Params, n: int, rng: np.random.Generator, *, temperature: f
     return out
 
 
-def display(name: str, capitalize: bool) -> str:
-    return name[:1].upper() + name[1:] if capitalize else name
-
-
-def prefix_ids(vocab: Vocab, prefix: str) -> list[int]:
-    missing = vocab.unknown(prefix)
-    if missing:
-        raise SamplingError(
-            f"the prefix {prefix!r} uses {''.join(missing)!r}, which the model never saw; "
-            f"it knows {''.join(c for c in vocab.chars if c.isprintable() and not c.isspace())!r}"
-        )
-    return vocab.encode(prefix).tolist()
-
-
-DEFAULT_MAX_LENGTH_CAP = 1000  # a default, not a limit: --max-length may ask for more
+DEFAULT_MAX_LENGTH_CAP = 1000  # a default, not a limit: max_length may ask for more
 DRAW_BUFFER = 4_000_000  # ids held at once while drawing (32 MB): bounds the names per batch
 
 
-def default_max_length(state: TrainState) -> int:
+def default_max_length(model: Model) -> int:
     """Twice the longest training name, at least 20, at most DEFAULT_MAX_LENGTH_CAP."""
-    return min(DEFAULT_MAX_LENGTH_CAP, max(20, 2 * max(len(name) for name in state.names)))
+    return min(DEFAULT_MAX_LENGTH_CAP, max(20, 2 * max(len(name) for name in model.names)))
 
 
-def sample(state: TrainState, config: SampleConfig, rng: np.random.Generator) -> list[str]:
+def sample(model: Model, config: SampleConfig, rng: np.random.Generator | None = None) -> list[str]:
     """Names that meet every option in config, displayed as the data was (capitalised or not).
 
-    Raises SamplingError, holding the names found so far, if max_tries draws do not suffice.
+    rng: the generator to draw from; None makes one from config.seed.
+    Raises SamplingError, holding the names found so far, if the allowed draws do not suffice.
     """
-    config.validate()
-    prefix = clean_name(config.prefix, state.config.keep_case) if config.prefix else ""
-    ids = prefix_ids(state.vocab, prefix)
-    max_length = config.max_length or max(default_max_length(state), len(prefix))
+    rng = np.random.default_rng(config.seed) if rng is None else rng
+    prefix = model.clean(config.prefix) if config.prefix else ""
+    try:
+        ids = model.vocab.encode(prefix, "the prefix").tolist()
+    except DataError as e:  # the vocabulary's message, as a sampling request that cannot be met
+        raise SamplingError(*e.parts) from None
+    max_length = config.max_length or max(default_max_length(model), len(prefix))
     budget = config.max_tries or max(10_000, 100 * config.count)
-    params = state.param_views
+    params = model.param_views
     found: list[str] = []
     taken: set[str] = set()
     tries = 0
@@ -131,19 +117,20 @@ def sample(state: TrainState, config: SampleConfig, rng: np.random.Generator) ->
             tries += 1
             if drawn is None:
                 continue
-            name = state.vocab.decode(drawn)
-            if (config.novel and state.knows(name)) or (config.unique and name in taken):
+            name = model.vocab.decode(drawn)
+            if (config.novel and model.knows(name)) or (config.unique and name in taken):
                 continue
             found.append(name)
             taken.add(name)
             if len(found) == config.count:
                 break
-    shown = [display(name, state.capitalize) for name in found]
+    shown = [model.display(name) for name in found]
     if len(found) < config.count:
         wanted = " ".join(w for w, on in (("novel", config.novel), ("unique", config.unique)) if on)
         raise SamplingError(
             f"found only {len(found)} of {config.count} {wanted + ' ' if wanted else ''}names in "
-            f"{tries} draws; ask for fewer, or relax --novel/--unique/--prefix/length limits",
+            f"{tries} draws; ask for fewer, or relax ", OptionName("novel"), "/", OptionName("unique"), "/",
+            OptionName("prefix"), " or the length limits",
             found=shown,
         )
     return shown

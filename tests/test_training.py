@@ -1,32 +1,33 @@
-"""Training: it learns, resumes exactly, stops cleanly on divergence, and clips as promised."""
+"""Training: it learns, resumes exactly, stops cleanly on divergence, clips as promised, and
+starts or resumes a run with the checkpoint where the user expects it."""
 
-from dataclasses import replace
+from dataclasses import asdict, replace
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from namegen.checkpoint import load_checkpoint, save_checkpoint
-from namegen.data import NameList, encode_names
-from namegen.errors import TrainingError
+from namegen.data import NameList
+from namegen.errors import CheckpointError, OptionError, TrainingError
+from namegen.evaluation import evaluate
 from namegen.optim import clip_
-from namegen.train import Callbacks, TrainConfig, best_path, evaluate, new_state, resume_state, train
+from namegen.state import TrainConfig, new_state, resume_state
+from namegen.training import Callbacks, best_path, preview_names, start_run, train
 
-
-@pytest.fixture(scope="module")
-def few_dinos(dinos):
-    return NameList(dinos.names[::8], True, "few-dinos.txt")  # 192 names: quick to train
+from conftest import TINY
 
 
 def test_training_lowers_validation_loss_on_dinos(dinos, trained_state):
     fresh = new_state(trained_state.config, dinos)
-    before = evaluate(fresh.param_views, encode_names(fresh.vocab, fresh.names), fresh.val_idx).per_char
-    after = trained_state.history[-1]["val_loss"]
+    before = evaluate(fresh.model, fresh.model.encoded, fresh.val_idx).per_char
+    after = trained_state.history[-1].val_loss
     assert before > 3.2  # about log(27): the untrained model is guessing
     assert after < 2.2 and after < before - 1.0
 
 
 def without_timing(history):
-    return [{k: v for k, v in record.items() if k != "seconds"} for record in history]
+    return [{k: v for k, v in asdict(record).items() if k != "seconds"} for record in history]
 
 
 def run(state, stop_after=None, checkpoint=None):
@@ -50,7 +51,7 @@ def test_n_epochs_then_resume_for_n_more_equals_2n_in_one_go(few_dinos, tmp_path
     run(resumed)
     straight = new_state(replace(config, epochs=4), few_dinos)
     run(straight)
-    np.testing.assert_array_equal(resumed.params, straight.params)
+    np.testing.assert_array_equal(resumed.model.params, straight.model.params)
     assert without_timing(resumed.history) == without_timing(straight.history)
 
 
@@ -65,7 +66,7 @@ def test_a_run_stopped_mid_epoch_resumes_exactly(few_dinos, tmp_path, batch_size
     run(resumed)
     straight = new_state(config, few_dinos)
     run(straight)
-    np.testing.assert_array_equal(resumed.params, straight.params)
+    np.testing.assert_array_equal(resumed.model.params, straight.model.params)
     assert without_timing(resumed.history) == without_timing(straight.history)
 
 
@@ -88,23 +89,34 @@ def test_checkpoints_are_written_every_epoch_with_a_best_copy(few_dinos, tmp_pat
     train(state, tmp_path / "r.npz", Callbacks(on_checkpoint=saved.append))
     assert saved == [tmp_path / "r.npz"] * 2
     best = load_checkpoint(best_path(tmp_path / "r.npz"))
-    assert best.best_val_loss == min(r["val_loss"] for r in state.history)
+    assert best.best_val_loss == min(r.val_loss for r in state.history)
 
 
-def test_divergence_stops_with_a_message_and_keeps_the_last_good_checkpoint(few_dinos, tmp_path):
+def test_divergence_stops_with_one_line_naming_where_and_keeps_the_last_good_checkpoint(few_dinos, tmp_path):
     path = tmp_path / "d.npz"
     state = new_state(TrainConfig(hidden_size=8, epochs=1, clip=0), few_dinos)
     train(state, path)
     before = path.read_bytes()
     doomed = resume_state(load_checkpoint(path), {"epochs": 3, "learning_rate": 1e305})
-    with pytest.raises(TrainingError, match=r"diverged.*epoch \d, update \d+.*was not touched by this run"):
+    with pytest.raises(TrainingError, match=r"diverged.*epoch 2, update \d+.*was not touched by this run") as caught:
         train(doomed, path)
+    assert "\n" not in str(caught.value)
     assert path.read_bytes() == before
+
+
+def test_a_huge_but_finite_loss_trains_on_and_its_previews_do_not_stop_it(few_dinos):
+    """At lr 1e200 the loss stays finite but the model never ends a name; training still finishes."""
+    state = new_state(TrainConfig(hidden_size=4, epochs=2, learning_rate=1e200), few_dinos)
+    assert train(state).reason == "finished" and state.epoch == 2
+    previews = preview_names(state, 3)
+    assert previews and previews[-1] == "(no other name ended)"
 
 
 @pytest.mark.parametrize("overrides, message", [
     ({"hidden_size": 9, "epochs": 5}, "hidden_size=9"),
     ({"optimizer": "adam", "epochs": 5}, "optimizer='adam'"),
+    ({"keep_case": True, "epochs": 3}, "keep_case=True"),
+    ({"val_fraction": 0.3, "epochs": 3}, "val_fraction=0.3"),
     ({"epochs": 1}, "already completed 1 of 1 epochs"),
 ])
 def test_resume_refuses_options_that_would_make_a_different_run(few_dinos, tmp_path, overrides, message):
@@ -138,6 +150,48 @@ def test_clipping_off_leaves_the_gradient_untouched():
 
 def test_history_records_gradient_statistics(trained_state):
     record = trained_state.history[-1]
-    assert record["grad_norm_max"] >= record["grad_norm_mean"] > 0
-    assert 0 <= record["clip_fraction"] <= 1
-    assert record["whh_sigma_max"] == pytest.approx(np.linalg.norm(trained_state.param_views["Whh"], 2))
+    assert record.grad_norm_max >= record.grad_norm_mean > 0
+    assert 0 <= record.clip_fraction <= 1
+    assert record.whh_sigma_max == pytest.approx(np.linalg.norm(trained_state.model.param_views["Whh"], 2))
+
+
+# ------------------------------------------------------------------------------- starting a run
+
+def test_a_new_run_saves_under_the_data_files_name(names_file, tmp_path):
+    run_ = start_run(names_file(TINY, "tiny.txt"), out_dir=tmp_path / "ck", hidden_size=4)
+    assert run_.checkpoint == tmp_path / "ck" / "tiny.npz" and run_.best_checkpoint == tmp_path / "ck" / "tiny.best.npz"
+    assert run_.state.config == TrainConfig(hidden_size=4) and not run_.resumed
+    assert (tmp_path / "ck").is_dir()  # checked for writing before any work
+
+
+def test_a_run_on_the_bundled_names_saves_as_dinos_and_names_its_source_portably(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    run_ = start_run(epochs=1)
+    assert run_.checkpoint == Path("checkpoints") / "dinos.npz"
+    assert run_.state.source == "dinos.txt (bundled with namegen)"
+
+
+def test_a_resumed_run_writes_back_to_its_checkpoint_and_checks_the_data(names_file, tmp_path):
+    first = start_run(names_file(TINY, "tiny.txt"), out_dir=tmp_path, hidden_size=4, epochs=1)
+    train(first.state, first.checkpoint)
+    resumed = start_run(resume=first.checkpoint, epochs=3, data=names_file(TINY, "tiny.txt"))
+    assert resumed.resumed and resumed.checkpoint == first.checkpoint and resumed.state.config.epochs == 3
+    other = names_file(TINY[:-1] + ["Zuniceratops"], "other.txt")
+    with pytest.raises(TrainingError, match="not the data this checkpoint was trained on"):
+        start_run(resume=first.checkpoint, epochs=3, data=other)
+    assert load_checkpoint(first.checkpoint).epoch == 1
+
+
+def test_resume_with_an_out_dir_or_an_impossible_value_is_refused_before_any_file_is_read(tmp_path):
+    with pytest.raises(OptionError, match="drop out_dir or resume"):
+        start_run(resume=tmp_path / "none.npz", out_dir=tmp_path)
+    with pytest.raises(OptionError, match="epochs must be at least 1"):
+        start_run(resume=tmp_path / "none.npz", epochs=0)
+
+
+@pytest.mark.parametrize("where", ["/proc/namegen-cannot-write-here", "a-file/sub"])
+def test_an_unwritable_checkpoint_directory_is_refused_before_training(names_file, tmp_path, where, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "a-file").write_text("not a directory")
+    with pytest.raises(CheckpointError, match="cannot write checkpoints to"):
+        start_run(names_file(TINY), out_dir=where)

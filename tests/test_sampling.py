@@ -5,11 +5,11 @@ import pytest
 
 from namegen.errors import SamplingError
 from namegen.model import softmax, step
-from namegen.sample import SampleConfig, generate, sample
+from namegen.sampling import SampleConfig, generate, sample
 
 
 def draw(state, seed=0, **options):
-    return sample(state, SampleConfig(**options), np.random.default_rng(seed))
+    return sample(state.model, SampleConfig(**options), np.random.default_rng(seed))
 
 
 def test_same_seed_same_names_different_seed_different_names(trained_state):
@@ -25,7 +25,7 @@ def test_names_are_capitalised_like_the_data(trained_state):
 
 def test_sampled_names_use_only_the_vocabulary(trained_state):
     for name in draw(trained_state, count=200, temperature=2.0):
-        assert not trained_state.vocab.unknown(name.lower())
+        assert not trained_state.model.vocab.unknown(name.lower())
 
 
 def test_prefix_is_respected_in_any_case(trained_state):
@@ -39,7 +39,7 @@ def test_length_limits_are_respected(trained_state):
 
 def test_novel_names_are_not_in_the_training_list(trained_state):
     names = draw(trained_state, count=100, novel=True, temperature=0.5)
-    assert not any(trained_state.knows(n) for n in names)
+    assert not any(trained_state.model.knows(n) for n in names)
 
 
 def test_unique_names_do_not_repeat(trained_state):
@@ -59,7 +59,7 @@ def test_top_1_is_greedy_and_always_the_same(trained_state):
 
 def test_first_letter_follows_the_models_distribution(trained_state):
     """The vectorised sampler draws from softmax(logits): compare first letters with the model."""
-    params = trained_state.param_views
+    params = trained_state.model.param_views
     _, logits = step(params, np.zeros((1, params["Whh"].shape[0])), np.array([0]))
     expected = softmax(logits)[0]
     drawn = generate(params, 20_000, np.random.default_rng(1), max_length=40)
@@ -86,4 +86,10 @@ def test_unmeetable_novel_unique_request_reports_what_it_found(trained_state):
         draw(trained_state, count=50, novel=True, unique=True, max_length=2, max_tries=3000)
     found = info.value.found
     assert len(found) < 50 and len(set(found)) == len(found)
-    assert all(len(n) <= 2 and not trained_state.knows(n) for n in found)
+    assert all(len(n) <= 2 and not trained_state.model.knows(n) for n in found)
+
+
+def test_a_seed_in_the_options_repeats_the_names(trained_state):
+    config = SampleConfig(count=8, seed=11)
+    assert sample(trained_state.model, config) == sample(trained_state.model, config) == \
+        draw(trained_state, seed=11, count=8)

@@ -1,0 +1,89 @@
+"""How likely a model finds names: negative log-likelihood per name and per character, perplexity.
+
+One Evaluation serves every figure: the epoch's validation loss, `evaluate` on a checkpoint's sets
+or a file, and `score` on single names.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .data import pad_batch, read_names
+from .errors import DataError
+from .model import Model, forward
+from .state import TrainState
+from .vocab import Encoded
+
+
+@dataclass
+class Evaluation:
+    nll: float  # total negative log-likelihood, nats
+    chars: int  # predicted tokens: each name's characters plus its end token
+    names: int
+
+    @property
+    def per_char(self) -> float:
+        return self.nll / self.chars if self.chars else float("nan")
+
+    @property
+    def per_name(self) -> float:
+        return self.nll / self.names if self.names else float("nan")
+
+    @property
+    def perplexity(self) -> float:
+        return math.exp(self.per_char)
+
+
+def name_nll(model: Model, encoded: Encoded, indices=None, chunk: int = 512) -> np.ndarray:
+    """The NLL in nats of each name (all, or those at `indices`), computed in padded batches of similar length."""
+    params = model.param_views
+    indices = np.arange(len(encoded)) if indices is None else np.asarray(indices)
+    out = np.empty(len(indices))
+    order = np.argsort(encoded.lengths[indices], kind="stable")
+    for start in range(0, len(order), chunk):
+        rows = order[start : start + chunk]
+        inputs, targets, mask = pad_batch([encoded.ids(i) for i in indices[rows]])
+        out[rows], _ = forward(params, inputs, targets, mask)
+    return out
+
+
+def evaluate(model: Model, encoded: Encoded, indices=None) -> Evaluation:
+    """Loss over the encoded names (all, or those at `indices`)."""
+    indices = np.arange(len(encoded)) if indices is None else np.asarray(indices)
+    if not len(indices):
+        return Evaluation(0.0, 0, 0)
+    nll = name_nll(model, encoded, indices)
+    return Evaluation(float(nll.sum()), int(encoded.lengths[indices].sum()) + len(indices), len(indices))
+
+
+def evaluate_sets(state: TrainState, data: str | Path | None = None) -> dict[str, Evaluation]:
+    """The loss on a checkpoint's own training and validation names (when there are any), or
+    with `data`, on the names of that file, cleaned the same way: label -> Evaluation."""
+    model = state.model
+    if data is not None:
+        names = read_names(data, model.keep_case).names
+        return {str(data): evaluate(model, model.vocab.encode_names(names, str(data)))}
+    sets = {"train": state.train_idx, "validation": state.val_idx}
+    return {label: evaluate(model, model.encoded, idx) for label, idx in sets.items() if len(idx)}
+
+
+@dataclass
+class Score:
+    name: str  # as given
+    loss: Evaluation  # of this one name: nll, chars = its letters + the end of name, names = 1
+    known: bool  # one of the model's own names
+
+
+def score(model: Model, names: list[str]) -> list[Score]:
+    """How plausible each name is to the model, cleaned the way its data was (lower is likelier)."""
+    if any(not name.strip() for name in names):
+        raise DataError("every name must have at least one non-space character")
+    cleaned = [model.clean(name) for name in names]
+    encoded = model.vocab.encode_names(cleaned)
+    nll = name_nll(model, encoded)
+    return [Score(given, Evaluation(float(total), len(name) + 1, 1), model.knows(name))
+            for given, name, total in zip(names, cleaned, nll)]

@@ -1,0 +1,240 @@
+"""How results look: the JSON payloads, lines and tables that the CLI prints, built without printing.
+
+Each function turns one library result into a View (or, for the lines a training run streams, a
+string with Rich markup), so the CLI is left to parse options, call the library and print.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from rich.markup import escape
+from rich.table import Table
+
+from .charts import line_chart, sparkline
+from .diagnostics import TANH_DERIVATIVE_BOUND, Demo, Diagnosis, Flow
+from .evaluation import Evaluation, Score
+from .gradcheck import GradientCheck
+from .model import PARAM_NAMES, Model
+from .state import EpochRecord, TrainState
+from .training import Run, TrainResult
+
+
+@dataclass
+class View:
+    """One result, ready to print: a payload for --json, and lines (text or tables) for people."""
+
+    payload: dict[str, Any]
+    lines: list[Any]
+
+
+# ----------------------------------------------------------------------------------------- train
+
+def run_header(run: Run) -> str:
+    state, config = run.state, run.state.config
+    return (
+        f"training on [bold]{escape(state.source)}[/]: {len(state.train_idx)} train / "
+        f"{len(state.val_idx)} validation names, {state.model.vocab.size} tokens, hidden {config.hidden_size}, "
+        f"{config.optimizer} lr {config.learning_rate} ({config.lr_schedule}), batch {config.batch_size}, "
+        f"clip {config.clip or 'off'}"
+        + (f"; resuming at epoch {state.epoch + 1}, update {state.step}" if run.resumed else "")
+        + f"\ncheckpoints: {escape(str(run.checkpoint))} (latest), {escape(str(run.best_checkpoint))} (best)"
+    )
+
+
+def epoch_line(state: TrainState, record: EpochRecord, preview: list[str]) -> str:
+    val = f"{record.val_loss:.3f}" if record.val_loss is not None else "  -  "
+    return (
+        f"epoch {record.epoch:>3}/{state.config.epochs}  "
+        f"train [bold]{record.train_loss:.3f}[/]  val [bold]{val}[/] nats/char  "
+        f"[dim]|g| {record.grad_norm_mean:.1f} (max {record.grad_norm_max:.1f})  "
+        f"clipped {100 * record.clip_fraction:.3f}%  σmax(Whh) {record.whh_sigma_max:.2f}  "
+        f"{record.seconds:.1f}s[/]  " + escape(", ".join(preview))
+    )
+
+
+def run_summary(run: Run, result: TrainResult) -> View:
+    """How the run ended; an interrupted run's line says how to resume it (the CLI prints it on stderr)."""
+    state = run.state
+    last = state.history[-1] if state.history else None
+    payload = {
+        "reason": result.reason, "seconds": result.seconds, "epochs": state.epoch, "updates": state.step,
+        "train_loss": last and last.train_loss, "val_loss": last and last.val_loss,
+        "best_val_loss": state.best_val_loss, "checkpoint": str(run.checkpoint),
+        "best_checkpoint": str(run.best_checkpoint) if state.best_val_loss is not None else None,
+        "history": [asdict(record) for record in state.history],
+    }
+    if result.reason == "interrupted":
+        return View(payload, [f"interrupted: saved {escape(str(run.checkpoint))} at epoch {state.epoch + 1}, "
+                              f"name {state.position}/{len(state.train_idx)}; continue with "
+                              f"`namegen train --resume {escape(str(run.checkpoint))}`"])
+    what = "stopped at --max-steps" if result.reason == "max-steps" else "done"
+    val = f", val {last.val_loss:.3f}" if last and last.val_loss is not None else ""
+    best = f" (best {state.best_val_loss:.3f})" if state.best_val_loss is not None else ""
+    losses = f"; train {last.train_loss:.3f}{val}{best} nats/char" if last else ""
+    return View(payload, [f"{what}: {state.epoch} epochs, {state.step} updates in {result.seconds:.1f}s{losses}; "
+                          f"saved {escape(str(run.checkpoint))}"])
+
+
+# ---------------------------------------------------------------------------------------- sample
+
+def names(path: Path, model: Model, found: list[str], seed: int | None) -> View:
+    return View({"checkpoint": str(path), "seed": seed,
+                 "names": [{"name": name, "novel": not model.knows(name)} for name in found]},
+                [escape(name) for name in found])
+
+
+# ---------------------------------------------------------------------------- evaluate and score
+
+def evaluation(path: Path, results: dict[str, Evaluation]) -> View:
+    rows = [{"set": label, "names": e.names, "chars": e.chars, "nats_per_char": e.per_char,
+             "nats_per_name": e.per_name, "perplexity": e.perplexity} for label, e in results.items()]
+    table = Table("set", "names", "chars", "nats/char", "nats/name", "perplexity", title=f"evaluate {path}")
+    for r in rows:
+        table.add_row(escape(r["set"]), str(r["names"]), str(r["chars"]), f"{r['nats_per_char']:.4f}",
+                      f"{r['nats_per_name']:.3f}", f"{r['perplexity']:.3f}")
+    return View({"checkpoint": str(path), "results": rows}, [table])
+
+
+def scores(path: Path, scored: list[Score]) -> View:
+    rows = [{"name": s.name, "nats": s.loss.nll, "nats_per_char": s.loss.per_char,
+             "perplexity": s.loss.perplexity, "known": s.known} for s in scored]
+    table = Table("name", "nats", "nats/char", "perplexity", "in the data", title=f"score ({path})")
+    for r in rows:
+        table.add_row(escape(r["name"]), f"{r['nats']:.3f}", f"{r['nats_per_char']:.3f}",
+                      f"{r['perplexity']:.2f}", "yes" if r["known"] else "no")
+    return View({"checkpoint": str(path), "scores": rows}, [table])
+
+
+# -------------------------------------------------------------------------------------------- info
+
+def info(path: Path, state: TrainState) -> View:
+    c, model = state.config, state.model
+    payload = {
+        "checkpoint": str(path),
+        "data": {"source": state.source, "fingerprint": model.fingerprint, "names": len(model.names),
+                 "train": len(state.train_idx), "validation": len(state.val_idx)},
+        "vocab": "".join(model.vocab.chars), "vocab_size": model.vocab.size,
+        "capitalize": model.capitalize, "config": asdict(c),
+        "parameters": int(model.params.size), "epoch": state.epoch, "position": state.position,
+        "updates": state.step, "best_val_loss": state.best_val_loss,
+        "history": [asdict(record) for record in state.history],
+    }
+    progress = f"{state.epoch} of {c.epochs} epochs, {state.step} updates"
+    if state.position:
+        progress += f", {state.position}/{len(state.train_idx)} names into epoch {state.epoch + 1}"
+    lines = [
+        f"[bold]{escape(str(path))}[/]",
+        f"data        {escape(state.source)}: {len(model.names)} names "
+        f"({len(state.train_idx)} train, {len(state.val_idx)} validation), fingerprint {model.fingerprint}",
+        f"vocabulary  {model.vocab.size} tokens: boundary + {escape(repr(''.join(model.vocab.chars)))}"
+        + ("; names shown capitalised" if model.capitalize else ""),
+        f"model       hidden {c.hidden_size}, {model.params.size} parameters",
+        "training    " + ", ".join(f"{f.name}={getattr(c, f.name)}" for f in fields(c)),
+        f"progress    {progress}",
+    ]
+    if state.best_val_loss is not None:
+        lines.append(f"best        validation {state.best_val_loss:.4f} nats/char")
+    if state.history:
+        table = Table("epoch", "train", "val", "|g| mean", "|g| max", "clipped %", "σmax(Whh)", "seconds",
+                      title="history (nats/char)")
+        for r in state.history:
+            table.add_row(str(r.epoch), f"{r.train_loss:.4f}", "-" if r.val_loss is None else f"{r.val_loss:.4f}",
+                          f"{r.grad_norm_mean:.2f}", f"{r.grad_norm_max:.2f}", f"{100 * r.clip_fraction:.4f}",
+                          f"{r.whh_sigma_max:.3f}", f"{r.seconds:.2f}")
+        lines.append(table)
+    return View(payload, lines)
+
+
+# ------------------------------------------------------------------------------- looking inside
+
+def gradient_check(label: str, model: Model, checked: GradientCheck) -> View:
+    config = checked.config
+    payload = {"model": label, "names": checked.names, "truncate": config.truncate, "threshold": config.threshold,
+               "max_relative_error": checked.max_error, "passed": checked.passed}
+    backward_kind = f"backward truncated every {config.truncate} steps" if config.truncate else "full BPTT"
+    table = Table("parameter", "shape", "max relative error", "", title=f"gradcheck: {backward_kind} vs finite differences")
+    views = model.param_views
+    for name in PARAM_NAMES:
+        table.add_row(name, str(views[name].shape), f"{checked.max_error[name]:.2e}",
+                      "[green]ok[/]" if checked.ok(name) else "[red]FAIL[/]")
+    lines = [f"model {escape(label)}; names: {escape(', '.join(checked.names))}", table]
+    if config.truncate and not checked.passed:
+        lines.append(f"Truncation drops every path through time longer than {config.truncate} steps, so the "
+                     "analytic gradient is no longer the derivative of the loss: the recurrent weights "
+                     "(Whh, Wxh, bh) disagree with finite differences; the output layer (Why, by) does "
+                     "not backpropagate through time and still agrees.")
+    return View(payload, lines)
+
+
+def flow_rows(flow: Flow) -> list[dict]:
+    return [{"distance": int(m), "pairs": int(n), "grad_norm": float(g), "relative": float(r), "jacobian_norm": float(j)}
+            for m, n, g, r, j in zip(flow.distance, flow.pairs, flow.grad_norm, flow.relative, flow.jacobian_norm)]
+
+
+def diagnosis(path: Path, d: Diagnosis) -> View:
+    flow, sv = d.flow, d.spectrum.singular_values
+    rows = flow_rows(flow)
+    payload = {"checkpoint": str(path), "names": len(d.names), "singular_values": sv.tolist(),
+               "spectral_radius": d.spectrum.spectral_radius, "per_step_factor": flow.per_step_factor,
+               "flow": rows, "verdict": d.verdict}
+    table = Table("distance m", "(name, t) pairs", "mean ‖dL_t/dh_{t-m}‖", "relative to m=0", "mean ‖J_t…J_{t-m+1}‖₂",
+                  title="gradient reaching step t - m from the loss at step t")
+    for row in rows:
+        table.add_row(str(row["distance"]), str(row["pairs"]), f"{row['grad_norm']:.4g}", f"{row['relative']:.3g}",
+                      f"{row['jacobian_norm']:.4g}")
+    return View(payload, [
+        f"[bold]{escape(str(path))}[/]: gradient flow over {len(d.names)} names",
+        f"Whh singular values: max {sv[0]:.3f}, min {sv[-1]:.3f}, {int(np.sum(sv > 1))} of {len(sv)} above 1; "
+        f"spectral radius {d.spectrum.spectral_radius:.3f}; tanh' ≤ {TANH_DERIVATIVE_BOUND:g}",
+        f"singular values  {sparkline(sv)}",
+        table,
+        f"gradient norm    {sparkline(flow.grad_norm, log=True)}  (log scale, m = 0 … {flow.distance[-1]})",
+        f"Jacobian product {sparkline(flow.jacobian_norm, log=True)}",
+        escape(d.verdict),
+    ])
+
+
+def demo(d: Demo) -> View:
+    payload = {"cases": [{"sigma": c.sigma, "grad_norm": c.grad_norm.tolist()} for c in d.cases],
+               "clipping": asdict(d.clipping)}
+    length = len(d.cases[0].grad_norm)
+    table = Table("σ", "m = 1", "m = 5", "m = 10", f"m = {length - 1}", "σ^" + str(length - 1), f"‖grad‖, m = 0 … {length - 1} (log)")
+    for c in d.cases:
+        rel = c.grad_norm / c.grad_norm[0]
+        table.add_row(f"{c.sigma:g}", f"{rel[1]:.3g}", f"{rel[5]:.3g}", f"{rel[10]:.3g}", f"{rel[-1]:.3g}",
+                      f"{c.sigma ** (length - 1):.3g}", sparkline(c.grad_norm, log=True))
+    c = d.clipping
+    return View(payload, [
+        "[bold]Vanishing and exploding gradients, by construction.[/] Each model has Whh = σ·Q with Q "
+        "orthogonal, so all singular values equal σ; inputs and biases are zero, so h stays at 0 where "
+        f"tanh' = 1, its bound. The gradient of the last step's loss then shrinks or grows as σ^m over "
+        f"distance m (a sequence of {length} steps):",
+        table,
+        "With a sigmoid (derivative ≤ 0.25) the per-step factor would be at most 0.25·σ: vanishing unless σ > 4.",
+        f"\n[bold]Clipping the exploding case[/] (σ = {c.sigma:g}), every entry to ±{c.clip:g}: "
+        f"the gradient norm goes from {c.norm_before:.4g} to {c.norm_after:.4g}, its largest entry "
+        f"from {c.max_before:.4g} to {c.max_after:.4g}; {100 * c.clipped_fraction:.1f}% of the entries "
+        f"were clipped. The update stays bounded, at a cost: element-wise clipping also turns the direction "
+        f"(cosine {c.cosine:.3f} with the unclipped gradient).",
+    ])
+
+
+def curves(path: Path, history: list[EpochRecord], flow: Flow) -> list[str]:
+    """The training curves and the gradient-flow curve, drawn in text."""
+    h = history
+    series = {"train": [r.train_loss for r in h]}
+    if any(r.val_loss is not None for r in h):
+        series["validation"] = [r.val_loss for r in h]
+    return [
+        f"[bold]{escape(str(path))}[/]: loss (nats/char) by epoch 1 … {len(h)}",
+        *line_chart(series),
+        f"clipped entries  {sparkline([r.clip_fraction for r in h])}  max {100 * max(r.clip_fraction for r in h):.4f}%",
+        f"gradient norm    {sparkline([r.grad_norm_mean for r in h])}  mean {h[0].grad_norm_mean:.1f} → {h[-1].grad_norm_mean:.1f}",
+        f"σmax(Whh)        {sparkline([r.whh_sigma_max for r in h])}  {h[0].whh_sigma_max:.2f} → {h[-1].whh_sigma_max:.2f}",
+        f"gradient flow    {sparkline(flow.grad_norm, log=True)}  ‖dL_t/dh_(t-m)‖ for m = 0 … {flow.distance[-1]}, "
+        f"{flow.grad_norm[0]:.3g} → {flow.grad_norm[-1]:.3g} (log scale)",
+    ]
