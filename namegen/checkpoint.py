@@ -103,7 +103,7 @@ def check_checkpoint_dir(directory: str | Path) -> None:
 
 def load_checkpoint(path: str | Path) -> TrainState:
     """Load and validate a whole checkpoint: the model and the run that trains it, enough to resume."""
-    return _Reader.open(path).state()
+    return _Reader(path).state()
 
 
 def load_model(path: str | Path) -> Model:
@@ -112,51 +112,55 @@ def load_model(path: str | Path) -> Model:
     return load_checkpoint(path).model
 
 
-class _Reader:
-    """One checkpoint file being loaded: its metadata and arrays, read one section at a time."""
+def _fail(path: Path, why: str) -> CheckpointError:
+    return CheckpointError(f"{path}: {why}")
 
-    def __init__(self, path: Path, meta: dict, arrays: dict[str, np.ndarray]):
-        self.path, self.meta, self.arrays = path, meta, arrays
+
+def _read_arrays(path: Path) -> dict[str, np.ndarray]:
+    """Every array of the file, read without unpickling."""
+    if not path.exists():
+        raise _fail(path, "no such checkpoint; train one with `namegen train`, or give the path of one")
+    if path.is_dir():
+        raise _fail(path, "is a directory, not a checkpoint file")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            return {key: npz[key] for key in npz.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError, NotImplementedError) as e:
+        detail = "it holds pickled objects, which namegen never loads" if "pickle" in str(e) else \
+            "damaged, truncated, or not an .npz file"
+        raise _fail(path, f"not a readable namegen checkpoint ({detail})") from None
+    except Exception as e:  # zlib and zipfile raise assorted types on corrupt members
+        raise _fail(path, f"not a readable namegen checkpoint (damaged: {type(e).__name__})") from None
+
+
+def _read_meta(path: Path, arrays: dict[str, np.ndarray]) -> dict:
+    """The metadata entry, checked to be ours and of a version this namegen reads."""
+    meta_bytes = arrays.get("meta")
+    if meta_bytes is None or meta_bytes.dtype != np.uint8 or meta_bytes.ndim != 1:
+        raise _fail(path, "not a namegen checkpoint (no metadata entry)")
+    try:
+        meta = json.loads(meta_bytes.tobytes().decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise _fail(path, "damaged checkpoint (its metadata is not valid JSON)") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise _fail(path, "not a namegen checkpoint (unknown format)")
+    version = meta.get("version")
+    if not isinstance(version, int) or version > VERSION:
+        raise _fail(path, f"written by a newer namegen (format version {version}, this one reads "
+                          f"up to {VERSION}); upgrade namegen to read it")
+    return meta
+
+
+class _Reader:
+    """One checkpoint file being loaded: its metadata and arrays, checked one section at a time."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.arrays = _read_arrays(self.path)
+        self.meta = _read_meta(self.path, self.arrays)
 
     def fail(self, why: str) -> CheckpointError:
-        return CheckpointError(f"{self.path}: {why}")
-
-    @classmethod
-    def open(cls, path: str | Path) -> _Reader:
-        """Read every array without unpickling, and check the metadata's format and version."""
-        path = Path(path)
-        reader = cls(path, {}, {})
-        if not path.exists():
-            raise reader.fail("no such checkpoint; train one with `namegen train`, or give the path of one")
-        if path.is_dir():
-            raise reader.fail("is a directory, not a checkpoint file")
-        try:
-            with np.load(path, allow_pickle=False) as npz:
-                reader.arrays = {key: npz[key] for key in npz.files}
-        except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError, NotImplementedError) as e:
-            detail = "it holds pickled objects, which namegen never loads" if "pickle" in str(e) else \
-                "damaged, truncated, or not an .npz file"
-            raise reader.fail(f"not a readable namegen checkpoint ({detail})") from None
-        except Exception as e:  # zlib and zipfile raise assorted types on corrupt members
-            raise reader.fail(f"not a readable namegen checkpoint (damaged: {type(e).__name__})") from None
-        reader.meta = reader.header()
-        return reader
-
-    def header(self) -> dict:
-        meta_bytes = self.arrays.get("meta")
-        if meta_bytes is None or meta_bytes.dtype != np.uint8 or meta_bytes.ndim != 1:
-            raise self.fail("not a namegen checkpoint (no metadata entry)")
-        try:
-            meta = json.loads(meta_bytes.tobytes().decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            raise self.fail("damaged checkpoint (its metadata is not valid JSON)") from None
-        if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-            raise self.fail("not a namegen checkpoint (unknown format)")
-        version = meta.get("version")
-        if not isinstance(version, int) or version > VERSION:
-            raise self.fail(f"written by a newer namegen (format version {version}, this one reads "
-                            f"up to {VERSION}); upgrade namegen to read it")
-        return meta
+        return _fail(self.path, why)
 
     def state(self) -> TrainState:
         """Every section, checked; a missing or mistyped field is a CheckpointError too."""

@@ -26,7 +26,7 @@ def write_png(path: str | Path, history: list[EpochRecord], flow: Flow, title: s
         import matplotlib.pyplot as plt
     except ImportError:
         raise PlotError("writing a PNG needs matplotlib: pip install 'namegen[plot]' "
-                        "(or leave out --out to draw the curves in the terminal)") from None
+                        "(the curves can also be drawn in the terminal, without it)") from None
     epochs = [r.epoch for r in history]
     fig, axes = plt.subplots(2, 2, figsize=(11, 7.5))
     (loss_ax, clip_ax), (norm_ax, flow_ax) = axes

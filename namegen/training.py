@@ -28,7 +28,6 @@ from .state import EpochRecord, EpochStats, TrainConfig, TrainState, new_state, 
 
 # ------------------------------------------------------------------------------ starting a run
 
-
 def best_path(path: Path) -> Path:
     """checkpoints/dinos.npz -> checkpoints/dinos.best.npz"""
     return path.with_name(path.stem + ".best" + path.suffix)
@@ -60,7 +59,8 @@ def start_run(data: str | Path | None = None, *, out_dir: str | Path | None = No
 
     options: TrainConfig fields to set. On resume, only those that do not change what is being
     trained may differ from the checkpoint (see resume_state), and `data`, if given, must hold
-    the names the run was trained on. The checkpoint directory is checked for writing first.
+    the names the run was trained on. Before it returns, the checkpoint directory is checked for
+    writing, so nothing trains that could not be saved.
     """
     if resume is None:
         config = TrainConfig(**options)
@@ -70,7 +70,7 @@ def start_run(data: str | Path | None = None, *, out_dir: str | Path | None = No
         if out_dir is not None:
             raise OptionError("a resumed run writes back to its checkpoint; drop ", OptionName("out_dir"),
                               " or ", OptionName("resume"))
-        check_values(TrainConfig, options)
+        check_values(TrainConfig, options)  # resume_state checks them too; this reports them before any file is read
         saved = load_checkpoint(resume)
         names = read_names(data, saved.config.keep_case) if data is not None else None
         state, checkpoint = resume_state(saved, options, names), Path(resume)
