@@ -1,8 +1,8 @@
 """The checkpoint format: one .npz of plain arrays plus a JSON metadata entry, saved and loaded.
 
-Loading never unpickles (allow_pickle=False) and checks each section (model, split, optimizer,
-progress) against the metadata, so a damaged, foreign or hostile file is refused with a
-CheckpointError instead of half-loading. Saving goes through files.atomic_write, so a crash at
+Loading never unpickles, reads only what a checkpoint can hold, and checks every field and each
+section (model, split, optimizer, progress) against the metadata, so a damaged, foreign or hostile
+file is refused with a CheckpointError in bounded time and memory instead of half-loading. Saving goes through files.atomic_write, so a crash at
 any moment leaves the old checkpoint or the new one, never a torn file.
 """
 
@@ -12,16 +12,19 @@ import dataclasses
 import io
 import json
 import math
+import os
+import stat
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
-from .data import bundled_path
+from .data import MAX_NAMES_BYTES, bundled_path
 from .errors import CheckpointError, OptionName
 from .files import atomic_write, probe_writable
 from .model import PARAM_NAMES, Model, param_shapes
 from .optim import OPTIMIZERS, Optimizer, make_optimizer
+from .options import conforms, field_kinds
 from .state import EpochRecord, EpochStats, TrainConfig, TrainState
 from .vocab import Vocab
 
@@ -100,10 +103,25 @@ def check_checkpoint_dir(directory: str | Path) -> None:
 
 
 # ------------------------------------------------------------------------------------------ load
+#
+# A file may be hostile, so loading is bounded by what a checkpoint can legitimately hold, never by
+# what the file declares: the zip directory is sized before it is parsed; only known entries are
+# read; the metadata is capped; and each array's .npy header is checked against the shape and
+# type the metadata implies before its data is read, exactly that many bytes.
+
+ENTRIES = ({"meta", "split/train", "split/val", "order"} | {f"params/{name}" for name in PARAM_NAMES}
+           | {f"optimizer/{key}" for cls in OPTIMIZERS.values() for key in cls.state_names})
+MAX_DIRECTORY_BYTES = 2**16  # a checkpoint's zip directory lists a dozen entries in about 1 KB
+MAX_META_BYTES = 2 * MAX_NAMES_BYTES + 2**26  # every name, JSON-escaped, plus a long history
+MAX_HEADER_BYTES = 2**16  # an .npy header describes one array in about 128 bytes
+MAX_COUNT = 2**53  # epochs, updates: beyond this a float could not even count them
+
 
 def load_checkpoint(path: str | Path) -> TrainState:
     """Load and validate a whole checkpoint: the model and the run that trains it, enough to resume."""
-    return _Reader(path).state()
+    path = Path(path)
+    with _open_archive(path) as archive:
+        return _Reader(path, archive).state()
 
 
 def load_model(path: str | Path) -> Model:
@@ -116,51 +134,124 @@ def _fail(path: Path, why: str) -> CheckpointError:
     return CheckpointError(f"{path}: {why}")
 
 
-def _read_arrays(path: Path) -> dict[str, np.ndarray]:
-    """Every array of the file, read without unpickling."""
+def _open_archive(path: Path) -> zipfile.ZipFile:
+    """The file as a zip archive, once its directory is known to be of checkpoint size."""
     if not path.exists():
         raise _fail(path, "no such checkpoint; train one with `namegen train`, or give the path of one")
     if path.is_dir():
         raise _fail(path, "is a directory, not a checkpoint file")
+    if not stat.S_ISREG(path.stat().st_mode):
+        raise _fail(path, "is not a regular file (a pipe, a socket or a device); give the path of a checkpoint file")
     try:
-        with np.load(path, allow_pickle=False) as npz:
-            return {key: npz[key] for key in npz.files}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError, NotImplementedError) as e:
-        detail = "it holds pickled objects, which namegen never loads" if "pickle" in str(e) else \
-            "damaged, truncated, or not an .npz file"
-        raise _fail(path, f"not a readable namegen checkpoint ({detail})") from None
-    except Exception as e:  # zlib and zipfile raise assorted types on corrupt members
-        raise _fail(path, f"not a readable namegen checkpoint (damaged: {type(e).__name__})") from None
-
-
-def _read_meta(path: Path, arrays: dict[str, np.ndarray]) -> dict:
-    """The metadata entry, checked to be ours and of a version this namegen reads."""
-    meta_bytes = arrays.get("meta")
-    if meta_bytes is None or meta_bytes.dtype != np.uint8 or meta_bytes.ndim != 1:
-        raise _fail(path, "not a namegen checkpoint (no metadata entry)")
+        with open(path, "rb") as f:
+            size = f.seek(0, os.SEEK_END)
+            f.seek(max(0, size - 22 - 2**16))  # the end record: 22 bytes and a comment of up to 64 KiB
+            tail = f.read()
+    except OSError as e:
+        raise _fail(path, f"cannot be read ({e.strerror or e})") from None
+    end = tail.rfind(b"PK\x05\x06")
+    if end < 0 or len(tail) - end < 22:
+        raise _fail(path, "not a readable namegen checkpoint (not an .npz archive, or a truncated one)")
+    entries, directory = int.from_bytes(tail[end + 10 : end + 12], "little"), int.from_bytes(tail[end + 12 : end + 16], "little")
+    if entries > len(ENTRIES) or directory > MAX_DIRECTORY_BYTES:  # zip64 marks these 0xFFFF...: never a checkpoint's
+        raise _fail(path, f"not a namegen checkpoint (its archive lists {entries} entries in {directory} bytes)")
     try:
-        meta = json.loads(meta_bytes.tobytes().decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise _fail(path, "damaged checkpoint (its metadata is not valid JSON)") from None
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise _fail(path, "not a namegen checkpoint (unknown format)")
-    version = meta.get("version")
-    if not isinstance(version, int) or version > VERSION:
-        raise _fail(path, f"written by a newer namegen (format version {version}, this one reads "
-                          f"up to {VERSION}); upgrade namegen to read it")
-    return meta
+        return zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError):
+        raise _fail(path, "not a readable namegen checkpoint (not an .npz archive, or a truncated one)") from None
 
 
 class _Reader:
-    """One checkpoint file being loaded: its metadata and arrays, checked one section at a time."""
+    """One checkpoint being loaded: its archive and metadata, checked one section at a time."""
 
-    def __init__(self, path: str | Path):
-        self.path = Path(path)
-        self.arrays = _read_arrays(self.path)
-        self.meta = _read_meta(self.path, self.arrays)
+    def __init__(self, path: Path, archive: zipfile.ZipFile):
+        self.path, self.archive = path, archive
+        self.entries: dict[str, zipfile.ZipInfo] = {}
+        for info in archive.infolist():
+            key = info.filename.removesuffix(".npy")
+            if key not in ENTRIES or key in self.entries or not info.filename.endswith(".npy"):
+                raise self.fail(f"not a namegen checkpoint (an unexpected entry {info.filename[:80]!r})")
+            self.entries[key] = info
+        self.meta = self.read_meta()
 
     def fail(self, why: str) -> CheckpointError:
         return _fail(self.path, why)
+
+    def damaged(self, why: str) -> CheckpointError:
+        return self.fail(f"damaged checkpoint ({why})")
+
+    # ------------------------------------------------------------------------------------ arrays
+
+    def array(self, key: str, shape: tuple[int, ...], kind: str = "f") -> np.ndarray | None:
+        """The entry `key` as an array of `shape`: float64 for kind "f", any signed integer for "i".
+        The .npy header is checked before any data is read; None if there is no such entry."""
+        info = self.entries.get(key)
+        if info is None:
+            return None
+        try:
+            with self.archive.open(info) as f:
+                dtype, found, fortran, data_start = _npy_header(f)
+                if dtype.hasobject:
+                    raise self.fail("not a readable namegen checkpoint (it holds pickled objects, which namegen never loads)")
+                expected = "float64" if kind == "f" else "a signed integer"
+                if found != shape or dtype.kind != kind or (kind == "f" and dtype != np.float64) or dtype.itemsize > 8:
+                    raise self.damaged(f"{key} is {dtype}{list(found)}, expected {expected}{list(shape)}")
+                size = math.prod(shape) * dtype.itemsize
+                if info.file_size != data_start + size:
+                    raise self.damaged(f"{key} declares {info.file_size} bytes where its array takes {data_start + size}")
+                data = f.read(size)
+        except CheckpointError:
+            raise
+        except Exception as e:  # zlib and zipfile raise assorted types on corrupt members
+            raise self.damaged(f"{key} cannot be read: {type(e).__name__}") from None
+        array = np.frombuffer(data, dtype=dtype)
+        return array.reshape(shape[::-1]).T if fortran else array.reshape(shape)
+
+    def floats(self, key: str, shape: tuple[int, ...]) -> np.ndarray:
+        """A float64 array of `shape` holding only finite values."""
+        a = self.array(key, shape)
+        if a is None:
+            raise self.damaged(f"missing array {key}")
+        if not np.all(np.isfinite(a)):
+            raise self.damaged(f"{key} holds NaN or infinite values")
+        return a
+
+    def indices(self, key: str, length: int, n: int) -> np.ndarray:
+        """Distinct integers in [0, n): positions in the list of names."""
+        a = self.array(key, (length,), kind="i")
+        if a is None or (a.size and (a.min() < 0 or a.max() >= n)) or len(np.unique(a)) != len(a):
+            raise self.damaged(f"{key} is missing, out of range or repeats a name")
+        return a.astype(np.int64)
+
+    def read_meta(self) -> dict:
+        info = self.entries.get("meta")
+        if info is None:
+            raise self.fail("not a namegen checkpoint (no metadata entry)")
+        if info.file_size > MAX_META_BYTES + MAX_HEADER_BYTES:
+            raise self.damaged(f"its metadata declares {info.file_size} bytes, more than the {MAX_META_BYTES} a checkpoint can hold")
+        with self.archive.open(info) as f:
+            try:
+                length = _npy_header(f)[1]
+            except Exception:
+                raise self.fail("not a namegen checkpoint (its metadata entry is not an .npy array)") from None
+        raw = self.array("meta", length, kind="u") if len(length) == 1 else None
+        if raw is None or raw.dtype != np.uint8:
+            raise self.fail("not a namegen checkpoint (its metadata entry is not a byte array)")
+        try:
+            meta = json.loads(raw.tobytes().decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            raise self.damaged("its metadata is not valid JSON") from None
+        except RecursionError:
+            raise self.damaged("its metadata is nested too deeply to be ours") from None
+        if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+            raise self.fail("not a namegen checkpoint (unknown format)")
+        version = meta.get("version")
+        if type(version) is not int or version > VERSION:
+            raise self.fail(f"written by a newer namegen (format version {str(version)[:20]}, this one reads "
+                            f"up to {VERSION}); upgrade namegen to read it")
+        return meta
+
+    # ---------------------------------------------------------------------------------- sections
 
     def state(self) -> TrainState:
         """Every section, checked; a missing or mistyped field is a CheckpointError too."""
@@ -168,31 +259,40 @@ class _Reader:
             return self._state()
         except CheckpointError:
             raise
-        except (KeyError, TypeError, ValueError, AttributeError) as e:
-            raise self.fail(f"damaged checkpoint (bad or missing field: {e})") from None
+        except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as e:
+            raise self.damaged(f"bad or missing field: {str(e)[:200]}") from None
 
     def _state(self) -> TrainState:
         config = self.config()
         model = self.model(config)
         train_idx, val_idx = self.split(len(model.names))
-        state = TrainState(config=config, model=model, source=str(self.meta["data"]["source"]),
+        state = TrainState(config=config, model=model, source=self.text(self.meta["data"]["source"], "data.source"),
                            train_idx=train_idx, val_idx=val_idx,
                            optimizer=self.optimizer(model.params.size, config.learning_rate), rng=self.rng())
         self.progress(state)
         return state
 
-    # ---------------------------------------------------------------------------------- sections
+    def whole(self, value, what: str, low: int = 0, high: int = MAX_COUNT) -> int:
+        if type(value) is not int or not low <= value <= high:
+            raise self.damaged(f"{what} is {str(value)[:40]}, expected a whole number from {low} to {high}")
+        return value
 
-    def array(self, key: str, shape: tuple) -> np.ndarray:
-        """A float64 array of the expected shape with only finite values, or a CheckpointError."""
-        a = self.arrays.get(key)
-        if a is None:
-            raise self.fail(f"damaged checkpoint (missing array {key})")
-        if a.dtype != np.float64 or a.shape != shape:
-            raise self.fail(f"damaged checkpoint ({key} is {a.dtype}{list(a.shape)}, expected float64{list(shape)})")
-        if not np.all(np.isfinite(a)):
-            raise self.fail(f"damaged checkpoint ({key} holds NaN or infinite values)")
-        return a
+    def text(self, value, what: str) -> str:
+        """A string that can be printed: JSON can carry lone surrogates, which no terminal can show."""
+        try:
+            value.encode("utf-8")
+        except (AttributeError, UnicodeEncodeError):
+            raise self.damaged(f"{what} is not text") from None
+        return value
+
+    def record(self, cls: type, value, what: str):
+        """A history row or the epoch statistics: exactly the fields of `cls`, each of its type."""
+        kinds = field_kinds(cls)
+        if not isinstance(value, dict) or set(value) != set(kinds) or not all(
+                (value[name] is None and optional) or conforms(value[name], kind)
+                for name, (kind, optional) in kinds.items()):
+            raise self.damaged(f"{what} does not hold the fields of an {cls.__name__}")
+        return cls(**value)
 
     def config(self) -> TrainConfig:
         known = {f.name for f in dataclasses.fields(TrainConfig)}
@@ -203,57 +303,79 @@ class _Reader:
 
     def model(self, config: TrainConfig) -> Model:
         """The vocabulary, the names, case handling and the parameters."""
-        vocab = Vocab(tuple(self.meta["vocab"]))
+        vocab = Vocab(tuple(self.text(c, "the vocabulary") for c in self.meta["vocab"]))
         names = self.meta["names"]
-        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
-            raise self.fail("damaged checkpoint (names are not a list of strings)")
-        if vocab.unknown("".join(names)):
-            raise self.fail("damaged checkpoint (the vocabulary does not cover the saved names)")
-        params = np.concatenate([self.array(f"params/{name}", shape).ravel()
+        if not isinstance(names, list) or not names or not all(isinstance(n, str) and n for n in names):
+            raise self.damaged("names are not a list of names")
+        if vocab.unknown(self.text("".join(names), "a name")):
+            raise self.damaged("the vocabulary does not cover the saved names")
+        params = np.concatenate([self.floats(f"params/{name}", shape).ravel()
                                  for name, shape in param_shapes(vocab.size, config.hidden_size).items()])
-        model = Model(vocab, params, config.hidden_size, config.keep_case, bool(self.meta["capitalize"]), names)
+        capitalize = self.meta["capitalize"]
+        if type(capitalize) is not bool:
+            raise self.damaged("capitalize is not true or false")
+        model = Model(vocab, params, config.hidden_size, config.keep_case, capitalize, names)
         if self.meta["data"]["fingerprint"] != model.fingerprint:
-            raise self.fail("damaged checkpoint (the saved names do not match their fingerprint)")
+            raise self.damaged("the saved names do not match their fingerprint")
         return model
 
     def split(self, n: int) -> tuple[np.ndarray, np.ndarray]:
-        """The indices of the training and validation names."""
-        for key in ("split/train", "split/val"):
-            idx = self.arrays.get(key)
-            if idx is None or idx.dtype.kind != "i" or idx.ndim != 1 or (idx.size and (idx.min() < 0 or idx.max() >= n)):
-                raise self.fail(f"damaged checkpoint ({key} is missing or out of range)")
-        return self.arrays["split/train"].astype(np.int64), self.arrays["split/val"].astype(np.int64)
+        """The indices of the training and validation names: disjoint, and some to train on."""
+        data = self.meta["data"]
+        train_idx = self.indices("split/train", self.whole(data["train"], "data.train", 1, n), n)
+        val_idx = self.indices("split/val", self.whole(data["val"], "data.val", 0, n), n)
+        if np.intersect1d(train_idx, val_idx).size:
+            raise self.damaged("a name is both a training and a validation name")
+        return train_idx, val_idx
 
     def optimizer(self, size: int, learning_rate: float) -> Optimizer:
         name = self.meta["optimizer"]["name"]
         if name not in OPTIMIZERS:
-            raise self.fail(f"damaged checkpoint (unknown optimizer {name!r})")
+            raise self.damaged(f"unknown optimizer {str(name)[:40]!r}")
         optimizer = make_optimizer(name, size, learning_rate)
-        optimizer.steps = int(self.meta["optimizer"]["steps"])
+        optimizer.steps = self.whole(self.meta["optimizer"]["steps"], "optimizer.steps")
         for key in optimizer.state_names:
-            optimizer.state[key] = self.array(f"optimizer/{key}", (size,)).copy()
+            optimizer.state[key] = self.floats(f"optimizer/{key}", (size,)).copy()
         return optimizer
 
     def rng(self) -> np.random.Generator:
+        saved = self.meta["rng"]
+        if saved.get("bit_generator") != "PCG64" or set(saved) != {"bit_generator", "state", "has_uint32", "uinteger"}:
+            raise self.damaged("unknown random generator state")
+        for key in ("state", "inc"):
+            self.whole(saved["state"][key], f"rng.state.{key}", 0, 2**128 - 1)
+        self.whole(saved["has_uint32"], "rng.has_uint32", 0, 1)
+        self.whole(saved["uinteger"], "rng.uinteger", 0, 2**32 - 1)
         rng = np.random.Generator(np.random.PCG64())
-        if self.meta["rng"].get("bit_generator") != "PCG64":
-            raise self.fail("damaged checkpoint (unknown random generator state)")
-        rng.bit_generator.state = self.meta["rng"]
+        rng.bit_generator.state = saved
         return rng
 
     def progress(self, state: TrainState) -> None:
         """Where the run is: epoch, position, order, updates, history and best loss, set on `state`."""
-        meta = self.meta
+        meta, train = self.meta, len(state.train_idx)
+        state.epoch = self.whole(meta["epoch"], "epoch", 0, state.config.epochs)
+        state.position = self.whole(meta["position"], "position", 0, train)
+        state.step = self.whole(meta["step"], "step")
         best = meta["best_val_loss"]
-        if best is not None and not math.isfinite(best):
-            raise self.fail("damaged checkpoint (best validation loss is not finite)")
-        order = self.arrays.get("order")
-        if order is not None and (order.dtype.kind != "i" or order.shape != state.train_idx.shape):
-            raise self.fail("damaged checkpoint (order does not match the training split)")
-        state.epoch, state.position, state.step = int(meta["epoch"]), int(meta["position"]), int(meta["step"])
-        state.order, state.best_val_loss = order, best
-        state.history = [EpochRecord(**record) for record in meta["history"]]
-        state.epoch_stats = EpochStats(**meta["epoch_stats"])
-        if not 0 <= state.position <= len(state.train_idx) or (state.position and order is None):
-            raise self.fail("damaged checkpoint (epoch position out of range)")
+        if best is not None and not (conforms(best, float) and best >= 0):
+            raise self.damaged("best validation loss is not a finite number")
+        state.best_val_loss = best
+        history = meta["history"]
+        if not isinstance(history, list) or len(history) != state.epoch:
+            raise self.damaged(f"the history does not hold one record for each of the {state.epoch} epochs done")
+        state.history = [self.record(EpochRecord, r, f"history record {i + 1}") for i, r in enumerate(history)]
+        state.epoch_stats = self.record(EpochStats, meta["epoch_stats"], "epoch_stats")
+        order = self.array("order", (train,), kind="i")
+        if order is not None and not np.array_equal(np.sort(order), state.train_idx):
+            raise self.damaged("order is not an order of the training names")
+        if state.position and order is None:
+            raise self.damaged("a run stopped mid-epoch without the epoch's order")
+        state.order = None if order is None else order.astype(np.int64)
 
+
+def _npy_header(f) -> tuple[np.dtype, tuple[int, ...], bool, int]:
+    """dtype, shape, Fortran order and where the data starts, from an .npy stream's header."""
+    version = np.lib.format.read_magic(f)
+    read = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}[version]
+    shape, fortran, dtype = read(f, max_header_size=MAX_HEADER_BYTES)
+    return dtype, shape, fortran, f.tell()

@@ -28,6 +28,7 @@ def default_data_path() -> Path:
     return bundled_path("data", "dinos.txt")
 
 
+MAX_NAMES_BYTES = 64 * 2**20  # a names file is read up to this size: about 7 million names, 1 GB of memory
 BUNDLED_SOURCE = "dinos.txt (bundled with namegen)"  # not the install's path: it means nothing elsewhere
 
 

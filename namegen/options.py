@@ -61,10 +61,11 @@ def spec_of(config: type, name: str) -> tuple[Spec, Any]:
 
 
 @cache
-def _kinds(config: type) -> dict[str, tuple[type, bool]]:
-    """Each option's value type and whether None is allowed, from the annotations."""
+def field_kinds(cls: type) -> dict[str, tuple[type, bool]]:
+    """Each field's value type (bool, int, float or str) and whether None is allowed, from the
+    annotations of the dataclass `cls`: an option's, or a record's that a checkpoint holds."""
     kinds = {}
-    for name, hint in typing.get_type_hints(config).items():
+    for name, hint in typing.get_type_hints(cls).items():
         args = typing.get_args(hint)
         optional = type(None) in args
         kinds[name] = (next(a for a in args if a is not type(None)) if optional else hint, optional)
@@ -76,13 +77,13 @@ KIND_WORDS = {bool: "true or false", int: "a whole number", float: "a finite num
 
 def check_values(config: type, values: dict[str, Any]) -> None:
     """Raise OptionError for the first of `values` (option name -> value) that `config` does not allow."""
-    kinds = _kinds(config)
+    kinds = field_kinds(config)
     for name, value in values.items():
         spec, _ = spec_of(config, name)
         kind, optional = kinds[name]
         if value is None and optional:
             continue
-        if not _is_kind(value, kind):
+        if not conforms(value, kind):
             raise OptionError(OptionName(name), f" must be {KIND_WORDS[kind]}, not {value!r}")
         if not spec.allows(value):
             raise OptionError(OptionName(name), f" must be {spec.describe()}, not {value!r}")
@@ -93,7 +94,8 @@ def check(config) -> None:
     check_values(type(config), {f.name: getattr(config, f.name) for f in fields(config) if SPEC in f.metadata})
 
 
-def _is_kind(value, kind: type) -> bool:
+def conforms(value, kind: type) -> bool:
+    """Whether `value` is a `kind` (bool, int, float or str) as JSON or a user could give it."""
     if kind is bool or isinstance(value, bool):  # bool is an int to Python, never to an option
         return kind is bool and isinstance(value, bool)
     if kind is float:  # an int is a fine float unless it is too large to be one

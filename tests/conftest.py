@@ -143,3 +143,36 @@ def cli():
     """Runs `namegen ARGS` in-process: cli("sample", "-n", 3) -> Ran."""
     runner = CliRunner()
     return lambda *args: Ran(runner.invoke(app, [str(a) for a in args], prog_name="namegen"))
+
+
+# ------------------------------------------------------------------------------- hostile archives
+
+def npy_header(shape, dtype="<f8") -> bytes:
+    """The header of an .npy file holding an array of `shape`, without its data."""
+    import io
+
+    buffer = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buffer, {"descr": dtype, "fortran_order": False, "shape": tuple(shape)})
+    return buffer.getvalue()  # the magic string, then the header
+
+
+def forge_zip(path: Path, entries: dict, declared: dict | None = None) -> Path:
+    """A zip of `entries` (name -> bytes), deflated, in which `declared` (name -> size) lies about
+    the uncompressed size of some entries: how a decompression bomb looks from its directory."""
+    import struct
+    import zipfile
+
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as z:
+        for name, content in entries.items():
+            z.writestr(name, content)
+    raw = bytearray(path.read_bytes())
+    for name, size in (declared or {}).items():
+        encoded = name.encode()
+        for signature, offset, name_at in ((b"PK\x03\x04", 22, 30), (b"PK\x01\x02", 24, 46)):
+            at = raw.find(signature + b"", 0)
+            while at >= 0:
+                if raw[at + name_at : at + name_at + len(encoded)] == encoded:
+                    raw[at + offset : at + offset + 4] = struct.pack("<I", size)
+                at = raw.find(signature, at + 1)
+    path.write_bytes(bytes(raw))
+    return path

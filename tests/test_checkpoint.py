@@ -1,6 +1,10 @@
 """Checkpoints: bit-exact round trips, atomic writes, and refusing anything that is not ours."""
 
+import json
 import os
+import subprocess
+import sys
+import tracemalloc
 import zipfile
 
 import numpy as np
@@ -10,7 +14,7 @@ from namegen.checkpoint import load_checkpoint, load_model, save_checkpoint, to_
 from namegen.errors import CheckpointError
 from namegen.files import remove_stale_temporaries
 
-from conftest import with_meta
+from conftest import forge_zip, npy_header, with_meta
 
 
 def assert_same_state(a, b):
@@ -84,7 +88,7 @@ HOSTILE = {  # name -> (change of the arrays, given the marker file; what the me
                                                 "params/Wxh"),
     "vocabulary not covering the names": (lambda a, m: with_meta(a, vocab=list("abc")), "vocabulary does not cover"),
     "names not matching the fingerprint": (lambda a, m: with_meta(a, names=["x"] * 3), "fingerprint"),
-    "split out of range": (lambda a, m: {"split/val": np.array([10**6])}, "out of range"),
+    "split out of range": (lambda a, m: {"split/val": np.r_[a["split/val"][:-1], 10**6]}, "out of range"),
     "an impossible option": (lambda a, m: with_meta(a, config={"hidden_size": 0}), "hidden_size must be"),
     "a pickled object array": (lambda a, m: {"params/Whh": np.array([Payload(str(m))], dtype=object)}, "pickled"),
 }
@@ -164,3 +168,157 @@ def test_a_checkpoint_from_before_max_steps_was_optional_loads_with_no_limit(tra
     config = dict(load_checkpoint(trained_checkpoint).config.__dict__, max_steps=0)  # how older files said "none"
     state = load_checkpoint(damaged(trained_checkpoint, lambda arrays: with_meta(arrays, config=config)))
     assert state.config.max_steps is None
+
+
+# --------------------------------------------------------------------- bounded loading (hostile)
+
+def entries_of(path) -> dict:
+    with zipfile.ZipFile(path) as z:
+        return {info.filename: z.read(info) for info in z.infolist()}
+
+
+def load_peak_memory(path) -> int:
+    """Bytes of peak traced memory while trying to load `path` (which must be refused)."""
+    tracemalloc.start()
+    try:
+        with pytest.raises(CheckpointError):
+            load_checkpoint(path)
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_a_parameter_declared_as_a_3_gb_array_is_refused_before_its_data_is_read(trained_checkpoint, tmp_path):
+    entries = entries_of(trained_checkpoint)
+    header = npy_header((20000, 20000))
+    entries["params/Whh.npy"] = header + bytes(4096)
+    path = forge_zip(tmp_path / "bomb.npz", entries, {"params/Whh.npy": len(header) + 20000 * 20000 * 8})
+    assert load_peak_memory(path) < 20 * 2**20
+    with pytest.raises(CheckpointError, match=r"params/Whh is float64\[20000, 20000\], expected float64\[24, 24\]"):
+        load_checkpoint(path)
+
+
+def test_an_array_whose_entry_declares_more_bytes_than_its_shape_is_refused(trained_checkpoint, tmp_path):
+    entries = entries_of(trained_checkpoint)
+    path = forge_zip(tmp_path / "bomb.npz", entries, {"params/Whh.npy": 3 * 10**9})
+    assert load_peak_memory(path) < 20 * 2**20
+    with pytest.raises(CheckpointError, match="params/Whh declares 3000000000 bytes"):
+        load_checkpoint(path)
+
+
+@pytest.mark.parametrize("name", ["junk.bin", "params/extra.npy", "meta.npy.npy"])
+def test_an_unknown_entry_is_refused_unread_whatever_it_declares(trained_checkpoint, tmp_path, name):
+    entries = entries_of(trained_checkpoint) | {name: b" " * 1000}
+    path = forge_zip(tmp_path / "extra.npz", entries, {name: 1_150_000_000})
+    assert load_peak_memory(path) < 20 * 2**20
+    with pytest.raises(CheckpointError, match="an unexpected entry"):
+        load_checkpoint(path)
+
+
+def test_metadata_declared_larger_than_any_checkpoint_holds_is_refused_unread(trained_checkpoint, tmp_path):
+    entries = entries_of(trained_checkpoint)
+    path = forge_zip(tmp_path / "fat.npz", entries, {"meta.npy": 1_200_000_000})
+    assert load_peak_memory(path) < 20 * 2**20
+    with pytest.raises(CheckpointError, match="its metadata declares 1200000000 bytes"):
+        load_checkpoint(path)
+
+
+def test_an_archive_listing_more_entries_than_a_checkpoint_has_is_refused(tmp_path):
+    path = forge_zip(tmp_path / "many.npz", {f"x{i}.npy": b"" for i in range(100)})
+    with pytest.raises(CheckpointError, match="lists 100 entries"):
+        load_checkpoint(path)
+
+
+def raw_meta(text: str):
+    return lambda arrays: {"meta": np.frombuffer(text.encode(), dtype=np.uint8)}
+
+
+META_CASES = {  # name -> (change of the metadata fields or raw text, what the message says)
+    "nested 100,000 deep": ('{"format": "namegen-checkpoint", "version": 1, "x": ' + "[" * 100_000 + "]" * 100_000 + "}",
+                            "nested too deeply"),
+    "epoch 1e999": ({"epoch": 1e999}, "epoch is inf"),
+    "position 1e999": ({"position": float("inf")}, "position is inf"),
+    "negative epoch": ({"epoch": -1}, "epoch is -1"),
+    "optimizer steps 1e999": ({"optimizer": {"name": "sgd", "steps": 1e999}}, "optimizer.steps is inf"),
+    "PCG64 state -1": ({"rng": {"bit_generator": "PCG64", "state": {"state": -1, "inc": 1}, "has_uint32": 0,
+                                 "uinteger": 0}}, "rng.state.state is -1"),
+    "PCG64 state 2**300": ({"rng": {"bit_generator": "PCG64", "state": {"state": 2**300, "inc": 1}, "has_uint32": 0,
+                                     "uinteger": 0}}, "rng.state.state is"),
+    "history of empty records": ({"history": [{}, {}]}, "history record 1 does not hold the fields of an EpochRecord"),
+    "history of lists": ({"history": [[1, 2, 3], [4]]}, "history record 1 does not hold the fields of an EpochRecord"),
+    "history of strings": ({"history": ["a", "b"]}, "history record 1 does not hold the fields of an EpochRecord"),
+    "history of the wrong length": ({"history": []}, "one record for each of the 2 epochs"),
+    "hidden size 24.0": ({"config": {"hidden_size": 24.0}}, "hidden_size must be a whole number"),
+    "batch size 1.5": ({"config": {"hidden_size": 24, "batch_size": 1.5}}, "batch_size must be a whole number"),
+    "seed 'abc'": ({"config": {"hidden_size": 24, "seed": "abc"}}, "seed must be a whole number"),
+    "a surrogate in the source": ({"data": "SOURCE"}, "data.source is not text"),
+    "a surrogate in the vocabulary": ({"vocab": "VOCAB"}, "the vocabulary is not text"),
+    "no names": ({"names": []}, "names are not a list of names"),
+    "epoch statistics of the wrong kind": ({"epoch_stats": {"loss": "x"}}, "epoch_stats does not hold the fields of an EpochStats"),
+    "best loss NaN": ({"best_val_loss": float("nan")}, "best validation loss is not a finite number"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(META_CASES))
+def test_every_metadata_field_is_checked_at_load(trained_checkpoint, damaged, case):
+    change, message = META_CASES[case]
+    if isinstance(change, str):
+        path = damaged(trained_checkpoint, raw_meta(change))
+    else:
+        meta = json.loads(entries_of(trained_checkpoint)["meta.npy"][128:])
+        if change.get("data") == "SOURCE":
+            change = {"data": dict(meta["data"], source="\ud800 bad")}
+        elif change.get("vocab") == "VOCAB":
+            change = {"vocab": meta["vocab"][:-1] + ["\udfff"]}
+        elif "config" in change:
+            change = {"config": dict(meta["config"], **change["config"])}
+        text = json.dumps(meta | change)  # json escapes lone surrogates, as a hostile file may
+        path = damaged(trained_checkpoint, raw_meta(text))
+    with pytest.raises(CheckpointError, match=message):
+        load_checkpoint(path)
+
+
+def test_metadata_that_is_raw_json_without_an_npy_header_is_refused(trained_checkpoint, tmp_path):
+    entries = entries_of(trained_checkpoint)
+    entries["meta.npy"] = entries["meta.npy"][128:]  # the JSON alone
+    with pytest.raises(CheckpointError, match="metadata entry is not an .npy array"):
+        load_checkpoint(forge_zip(tmp_path / "raw.npz", entries))
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda a: {"split/val": a["split/train"][: len(a["split/val"])].copy()}, "both a training and a validation name"),
+    (lambda a: {"order": np.r_[a["split/train"][1:], -1]}, "order is not an order of the training names"),
+    (lambda a: {"order": np.r_[a["split/train"][1:], a["split/val"][0]]}, "order is not an order of the training names"),
+    (lambda a: {"order": np.r_[a["split/train"][1:], 10**6]}, "order is not an order of the training names"),
+    (lambda a: {"split/train": np.zeros_like(a["split/train"])}, "repeats a name"),
+])
+def test_splits_and_the_epoch_order_must_be_consistent(trained_checkpoint, damaged, change, message):
+    with pytest.raises(CheckpointError, match=message):
+        load_checkpoint(damaged(trained_checkpoint, change))
+
+
+def test_an_empty_training_split_is_refused_as_damage_not_reported_as_divergence(trained_checkpoint, damaged):
+    meta = json.loads(entries_of(trained_checkpoint)["meta.npy"][128:])
+    text = json.dumps(meta | {"data": dict(meta["data"], train=0)})
+    path = damaged(trained_checkpoint, lambda a: raw_meta(text)(a) | {"split/train": a["split/train"][:0]})
+    with pytest.raises(CheckpointError, match="data.train is 0, expected a whole number from 1"):
+        load_checkpoint(path)
+
+
+def test_a_file_that_is_no_zip_is_not_said_to_hold_pickles(tmp_path):
+    path = tmp_path / "names.txt"
+    path.write_text("Rex\nTroodon\n")
+    with pytest.raises(CheckpointError, match=r"not an \.npz archive") as caught:
+        load_checkpoint(path)
+    assert "pickle" not in str(caught.value)
+
+
+@pytest.mark.slow
+def test_a_fifo_or_a_pipe_given_as_a_checkpoint_is_refused_at_once(tmp_path, trained_checkpoint):
+    fifo = tmp_path / "fifo.npz"
+    os.mkfifo(fifo)
+    for args, stdin in ((["info", fifo], None), (["sample", "-c", fifo], None),
+                        (["info", "/dev/stdin"], trained_checkpoint.read_bytes())):
+        result = subprocess.run([sys.executable, "-m", "namegen", *map(str, args)], input=stdin,
+                                capture_output=True, timeout=30)
+        assert result.returncode == 1 and b"is not a regular file" in result.stderr, result.stderr
