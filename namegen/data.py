@@ -5,7 +5,9 @@ Cleaning is the same for training, evaluation and scoring, so a name means one t
 
 from __future__ import annotations
 
+import codecs
 import hashlib
+import re
 import unicodedata
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -39,35 +41,67 @@ class NameList:
     source: str  # where they came from, for messages and checkpoint metadata
 
 
+# Characters a name may not hold: C0 and C1 controls other than white space (an ESC would drive the
+# terminal that shows the name) and the bidirectional overrides, which make text read otherwise
+# than it is stored. A NUL byte is refused earlier, as the sign of a binary file.
+FORBIDDEN = re.compile("[\x00-\x08\x0e-\x1b\x7f-\x84\x86-\x9f\u202a-\u202e\u2066-\u2069]")
+# Stripped from both ends of a line, so that a line of them is blank: white space, the byte-order
+# mark that starts a concatenated file, zero-width characters, and the soft hyphen.
+STRIPPED = "".join(c for c in map(chr, range(0x3001)) if c.isspace()) + "\ufeff\u200b\u200c\u200d\u2060\u00ad"
+READ_CHUNK = 2**20
+
+
 def clean_name(line: str, keep_case: bool = False) -> str:
-    """Strip surrounding whitespace, normalise to NFC, and lower-case unless keep_case."""
-    name = unicodedata.normalize("NFC", line.strip())
+    """Strip invisible characters from both ends, normalise to NFC, and lower-case unless keep_case."""
+    name = unicodedata.normalize("NFC", line.strip(STRIPPED))
     return name if keep_case else name.lower()
 
 
-def decode_utf8(raw: bytes, source: str) -> str:
-    """Decode UTF-8 (a leading BOM is allowed); say which line holds the first bad byte."""
-    nul = raw.find(b"\0")
-    if nul >= 0:
-        line = raw.count(b"\n", 0, nul) + 1
-        raise DataError(f"{source}: looks like a binary file (a NUL byte on line {line}); "
-                        "give a text file with one name per line")
+def read_text(path: Path) -> str:
+    """A names file's text, read in chunks: a NUL byte or invalid UTF-8 is refused as soon as it is
+    seen, a leading BOM is dropped, and no more than MAX_NAMES_BYTES is read, so an endless stream
+    (a device, a pipe) ends in a message, not in exhausted memory."""
+    decoder = codecs.getincrementaldecoder("utf-8-sig")()
+    parts, lines, size = [], 0, 0
+    with open(path, "rb") as f:
+        while chunk := f.read(READ_CHUNK):
+            nul = chunk.find(b"\0")
+            if nul >= 0:
+                line = lines + chunk.count(b"\n", 0, nul) + 1
+                raise DataError(f"{path}: looks like a binary file (a NUL byte on line {line}); "
+                                "give a text file with one name per line")
+            try:
+                parts.append(decoder.decode(chunk))
+            except UnicodeDecodeError as e:  # e.object: the chunk after at most 3 bytes held from the last
+                line = lines + e.object.count(b"\n", 0, e.start) + 1
+                raise DataError(f"{path}: line {line} is not valid UTF-8 (byte 0x{e.object[e.start]:02x}); "
+                                "save the file as UTF-8 and try again") from None
+            lines += chunk.count(b"\n")
+            size += len(chunk)
+            if size > MAX_NAMES_BYTES:
+                raise DataError(f"{path}: more than {MAX_NAMES_BYTES // 2**20} MiB, the most namegen reads from a "
+                                "names file; give a shorter list (a sample of it trains as well)")
     try:
-        return raw.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        line = raw.count(b"\n", 0, e.start) + 1
-        raise DataError(
-            f"{source}: line {line} is not valid UTF-8 (byte 0x{raw[e.start]:02x}); "
-            "save the file as UTF-8 and try again"
-        ) from None
+        parts.append(decoder.decode(b"", final=True))
+    except UnicodeDecodeError:
+        raise DataError(f"{path}: line {lines + 1} is not valid UTF-8 (it ends inside a character); "
+                        "save the file as UTF-8 and try again") from None
+    return "".join(parts)
 
 
 def parse_names(text: str, source: str, keep_case: bool = False) -> NameList:
     """Clean the lines of a names text; raise DataError if no name is left.
 
-    Lines end at "\n" only (a "\r" before it is stripped), so a name may hold any other character.
+    Lines end at "\n" only (a "\r" before it is stripped), so a name may hold any other printable
+    character; a control character or a bidirectional override is refused, naming its line.
     """
-    raw = [line.strip() for line in text.split("\n")]
+    forbidden = FORBIDDEN.search(text)
+    if forbidden:
+        char = forbidden.group()
+        what = unicodedata.name(char, "a control character")
+        raise DataError(f"{source}: line {text.count(chr(10), 0, forbidden.start()) + 1} holds U+{ord(char):04X} "
+                        f"({what}); names must be plain text")
+    raw = [line.strip(STRIPPED) for line in text.split("\n")]
     raw = [line for line in raw if line]
     names = [clean_name(line, keep_case) for line in raw]
     if not names:
@@ -87,10 +121,10 @@ def read_names(path: str | Path | None = None, keep_case: bool = False) -> NameL
     if path.is_dir():
         raise DataError(f"{path}: is a directory; give a newline-separated list of names")
     try:
-        raw = path.read_bytes()
+        text = read_text(path)
     except OSError as e:
         raise DataError(f"{path}: cannot be read ({e.strerror})") from None
-    return parse_names(decode_utf8(raw, str(path)), str(path), keep_case)
+    return parse_names(text, str(path), keep_case)
 
 
 def fingerprint(names: list[str]) -> str:

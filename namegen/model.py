@@ -91,8 +91,10 @@ class Model:
         return clean_name(name, self.keep_case)
 
     def display(self, name: str) -> str:
-        """A cleaned name as it should be shown: capitalised if the data was."""
-        return name[:1].upper() + name[1:] if self.capitalize else name
+        """A cleaned name as it should be shown: capitalised if the data was, where the capital
+        turns back into the same letter (ß would become SS, and the name a different one)."""
+        first = name[:1].upper()
+        return first + name[1:] if self.capitalize and len(first) == 1 and first.lower() == name[:1] else name
 
     def knows(self, name: str) -> bool:
         """Whether a name (as typed or as displayed) is one of its names, after cleaning."""

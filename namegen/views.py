@@ -6,6 +6,7 @@ string with Rich markup), so the CLI is left to parse options, call the library 
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,15 @@ from .state import EpochRecord, TrainState
 from .training import Run, TrainResult
 
 
+ESCAPED = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def visible(text: str) -> str:
+    """Text from a file (a checkpoint may be hostile), safe to show: control characters and
+    bidirectional overrides appear as escapes (\\x1b, \\u202e) instead of acting on the terminal."""
+    return escape(ESCAPED.sub(lambda m: m.group().encode("unicode_escape").decode(), text))
+
+
 @dataclass
 class View:
     """One result, ready to print: a payload for --json, and lines (text or tables) for people."""
@@ -36,7 +46,7 @@ class View:
 def run_header(run: Run) -> str:
     state, config = run.state, run.state.config
     return (
-        f"training on [bold]{escape(state.source)}[/]: {len(state.train_idx)} train / "
+        f"training on [bold]{visible(state.source)}[/]: {len(state.train_idx)} train / "
         f"{len(state.val_idx)} validation names, {state.model.vocab.size} tokens, hidden {config.hidden_size}, "
         f"{config.optimizer} lr {config.learning_rate} ({config.lr_schedule}), batch {config.batch_size}, "
         f"clip {config.clip or 'off'}"
@@ -52,7 +62,7 @@ def epoch_line(state: TrainState, record: EpochRecord, preview: list[str]) -> st
         f"train [bold]{record.train_loss:.3f}[/]  val [bold]{val}[/] nats/char  "
         f"[dim]|g| {record.grad_norm_mean:.1f} (max {record.grad_norm_max:.1f})  "
         f"clipped {100 * record.clip_fraction:.3f}%  σmax(Whh) {record.whh_sigma_max:.2f}  "
-        f"{record.seconds:.1f}s[/]  " + escape(", ".join(preview))
+        f"{record.seconds:.1f}s[/]  " + visible(", ".join(preview))
     )
 
 
@@ -84,7 +94,7 @@ def run_summary(run: Run, result: TrainResult) -> View:
 def names(path: Path, model: Model, found: list[str], seed: int | None) -> View:
     return View({"checkpoint": str(path), "seed": seed,
                  "names": [{"name": name, "novel": not model.knows(name)} for name in found]},
-                [escape(name) for name in found])
+                [visible(name) for name in found])
 
 
 # ---------------------------------------------------------------------------- evaluate and score
@@ -104,7 +114,7 @@ def scores(path: Path, scored: list[Score]) -> View:
              "perplexity": s.loss.perplexity, "known": s.known} for s in scored]
     table = Table("name", "nats", "nats/char", "perplexity", "in the data", title=f"score ({path})")
     for r in rows:
-        table.add_row(escape(r["name"]), f"{r['nats']:.3f}", f"{r['nats_per_char']:.3f}",
+        table.add_row(visible(r["name"]), f"{r['nats']:.3f}", f"{r['nats_per_char']:.3f}",
                       f"{r['perplexity']:.2f}", "yes" if r["known"] else "no")
     return View({"checkpoint": str(path), "scores": rows}, [table])
 
@@ -128,9 +138,9 @@ def info(path: Path, state: TrainState) -> View:
         progress += f", {state.position}/{len(state.train_idx)} names into epoch {state.epoch + 1}"
     lines = [
         f"[bold]{escape(str(path))}[/]",
-        f"data        {escape(state.source)}: {len(model.names)} names "
+        f"data        {visible(state.source)}: {len(model.names)} names "
         f"({len(state.train_idx)} train, {len(state.val_idx)} validation), fingerprint {model.fingerprint}",
-        f"vocabulary  {model.vocab.size} tokens: boundary + {escape(repr(''.join(model.vocab.chars)))}"
+        f"vocabulary  {model.vocab.size} tokens: boundary + {visible(repr(''.join(model.vocab.chars)))}"
         + ("; names shown capitalised" if model.capitalize else ""),
         f"model       hidden {c.hidden_size}, {model.params.size} parameters",
         "training    " + ", ".join(f"{f.name}={getattr(c, f.name)}" for f in fields(c)),
@@ -161,7 +171,7 @@ def gradient_check(label: str, model: Model, checked: GradientCheck) -> View:
     for name in PARAM_NAMES:
         table.add_row(name, str(views[name].shape), f"{checked.max_error[name]:.2e}",
                       "[green]ok[/]" if checked.ok(name) else "[red]FAIL[/]")
-    lines = [f"model {escape(label)}; names: {escape(', '.join(checked.names))}", table]
+    lines = [f"model {visible(label)}; names: {visible(', '.join(checked.names))}", table]
     if config.truncate and not checked.passed:
         lines.append(f"Truncation drops every path through time longer than {config.truncate} steps, so the "
                      "analytic gradient is no longer the derivative of the loss: the recurrent weights "

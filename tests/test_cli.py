@@ -195,3 +195,20 @@ def test_help_shows_no_value_for_a_flag_and_no_python_types(cli, command):
 def test_python_dash_m_namegen_runs_the_cli():
     result = subprocess.run([sys.executable, "-m", "namegen", "--version"], capture_output=True, text=True)
     assert result.returncode == 0 and result.stdout.startswith("namegen ")
+
+
+def test_text_from_a_checkpoint_cannot_drive_the_terminal(cli, tmp_path):
+    """A checkpoint may be hostile: escape sequences in its source, vocabulary or names are shown, not run."""
+    from namegen.checkpoint import save_checkpoint
+    from namegen.data import NameList
+    from namegen.state import TrainConfig, new_state
+
+    names = ["rex\x1b[2j", "z\u202euul", "ab\x1b[2j"] * 4
+    state = new_state(TrainConfig(hidden_size=4, val_fraction=0), NameList(names, False, "evil\x1b]0;pwned\x07.txt"))
+    save_checkpoint(tmp_path / "evil.npz", state)
+    for args in (["info", tmp_path / "evil.npz"], ["sample", "-c", tmp_path / "evil.npz", "-n", 20, "--seed", 0],
+                 ["score", "-c", tmp_path / "evil.npz", "ab\x1b[2j"]):
+        result = cli(*args)
+        assert result.code == 0, result.stderr
+        assert not set("\x1b\x07\u202e") & set(result.stdout), (args, result.stdout)
+    assert "\\x1b" in cli("info", tmp_path / "evil.npz").stdout

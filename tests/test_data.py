@@ -1,6 +1,7 @@
 """Reading and cleaning names files, the vocabulary (the one encoder), and the train/validation split."""
 
 import hashlib
+import tracemalloc
 
 import numpy as np
 import pytest
@@ -114,3 +115,48 @@ def test_a_single_name_makes_a_run_only_without_validation():
     with pytest.raises(OptionError, match="leaves no training names"):
         new_state(TrainConfig(), one)
     assert len(new_state(TrainConfig(val_fraction=0), one).train_idx) == 1
+
+
+# ----------------------------------------------------------------------- bounded, careful reading
+
+@pytest.mark.parametrize("device", ["/dev/zero", "/dev/urandom"])
+def test_an_endless_binary_stream_is_refused_at_once_in_little_memory(device):
+    tracemalloc.start()
+    try:
+        with pytest.raises(DataError, match="binary file|not valid UTF-8"):
+            read_names(device)
+        assert tracemalloc.get_traced_memory()[1] < 16 * 2**20
+    finally:
+        tracemalloc.stop()
+
+
+def test_a_names_file_larger_than_the_cap_is_refused_with_the_cap_named(names_file, monkeypatch):
+    monkeypatch.setattr("namegen.data.MAX_NAMES_BYTES", 10_000)
+    monkeypatch.setattr("namegen.data.READ_CHUNK", 1024)
+    with pytest.raises(DataError, match="more than 0 MiB, the most namegen reads"):
+        read_names(names_file(["Tyrannosaurus"] * 2000))
+
+
+def test_bad_utf8_across_a_chunk_boundary_names_its_line(names_file, monkeypatch):
+    monkeypatch.setattr("namegen.data.READ_CHUNK", 7)  # every character of the file straddles a chunk somewhere
+    with pytest.raises(DataError, match="line 3 is not valid UTF-8"):
+        read_names(names_file("Zoë\nJosé\n".encode() + b"Gam\xe9ma\n"))  # UTF-8, then one Latin-1 byte
+
+
+@pytest.mark.parametrize("content", [
+    "\ufeff\ufeff\n\u00a0\n\u200b\u200b\n".encode(), "\u2060\u00ad\n \u3000 \n".encode(),
+])
+def test_a_file_of_invisible_characters_has_no_names(names_file, content):
+    with pytest.raises(DataError, match="no names found"):
+        read_names(names_file(content))
+
+
+def test_a_byte_order_mark_starting_a_later_line_is_no_character(names_file):
+    data = read_names(names_file("\ufeffAlpha\nBeta\n\ufeffGamma\u200b\n".encode()))
+    assert data.names == ["alpha", "beta", "gamma"]
+
+
+@pytest.mark.parametrize("char", ["\u202e", "\u2066", "\x1b", "\x07", "\x9b"])
+def test_a_control_character_or_bidi_override_in_a_name_is_refused_naming_its_line(names_file, char):
+    with pytest.raises(DataError, match=rf"line 2 holds U\+{ord(char[0]):04X}"):
+        read_names(names_file(f"Rex\nEvil{char}name\nZuul".encode()))

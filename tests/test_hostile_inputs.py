@@ -101,13 +101,15 @@ def test_a_million_names_train_with_max_steps_and_a_progress_bar(million, tmp_pa
 
 # ------------------------------------------------------------------------------------- properties
 
-NAME_TEXT = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\n\x00"), max_size=12)
+# Any text but controls and bidirectional overrides, which are refused (tests/test_data.py)
+NAME_TEXT = st.text(st.characters(blacklist_categories=("Cs", "Cc"), blacklist_characters="\u202a\u202b\u202c\u202d"
+                                  "\u202e\u2066\u2067\u2068\u2069"), max_size=12)
 
 
 @settings(max_examples=150, deadline=None)
 @given(st.lists(NAME_TEXT, min_size=1, max_size=20), st.booleans())
 def test_any_unicode_name_list_round_trips_through_cleaning_and_encoding(names, keep_case):
-    expected = [clean_name(n, keep_case) for n in names if n.strip()]
+    expected = [name for name in (clean_name(n, keep_case) for n in names) if name]
     text = "\n".join(names)
     if not expected:
         with pytest.raises(DataError):

@@ -93,3 +93,14 @@ def test_a_seed_in_the_options_repeats_the_names(trained_state):
     config = SampleConfig(count=8, seed=11)
     assert sample(trained_state.model, config) == sample(trained_state.model, config) == \
         draw(trained_state, seed=11, count=8)
+
+
+def test_a_name_whose_capital_would_change_it_is_shown_as_it_is_and_known():
+    from namegen.model import Model
+    from namegen.vocab import Vocab
+
+    names = ["ßeta", "ﬁona", "anna", "ǳevad"]
+    model = Model(Vocab.from_names(names), np.zeros(1), 1, False, True, names)
+    shown = [model.display(n) for n in names]
+    assert shown == ["ßeta", "ﬁona", "Anna", "Ǳevad"]
+    assert all(model.knows(s) for s in shown)
