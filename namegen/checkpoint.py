@@ -33,9 +33,12 @@ VERSION = 1
 
 
 def default_checkpoint() -> Path:
-    """checkpoints/dinos.npz under the current directory if it is there, else the bundled one."""
-    local = Path("checkpoints") / "dinos.npz"
-    return local if local.exists() else bundled_path("checkpoints", "dinos.npz")
+    """The model of `namegen train` with defaults in this directory (checkpoints/dinos.best.npz,
+    else .latest.npz), else checkpoints/dinos.npz of a source checkout, else the bundled one."""
+    for name in ("dinos.best.npz", "dinos.latest.npz", "dinos.npz"):
+        if (Path("checkpoints") / name).exists():
+            return Path("checkpoints") / name
+    return bundled_path("checkpoints", "dinos.npz")
 
 
 # ------------------------------------------------------------------------------------------ save

@@ -1,4 +1,5 @@
-"""Durable files: write a whole file or nothing, and clean up after writers that were killed.
+"""Durable files: write a whole file or nothing, clean up after writers that were killed, and lock
+a file against a second writer.
 
 Nothing here knows what a checkpoint is. A file is written to a temporary name beside its target,
 flushed to disk and renamed over the target, so a crash at any moment leaves either the old file
@@ -8,6 +9,8 @@ can tell the leftovers of a dead process from the work of a live one.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import glob
 import os
 import tempfile
@@ -88,3 +91,34 @@ def atomic_write(path: str | Path, content: bytes) -> None:
         pass
     finally:
         os.close(dir_fd)
+
+
+class Locked(Exception):
+    """Another process holds the lock; pid is what it wrote into the lock file, if readable."""
+
+    def __init__(self, pid: int | None):
+        super().__init__(pid)
+        self.pid = pid
+
+
+@contextlib.contextmanager
+def exclusive(path: str | Path):
+    """Hold an exclusive lock on `path` (created if needed) while the block runs; raise Locked if
+    another process holds it.
+
+    The lock is flock(2)'s: the operating system releases it when its holder ends, however it
+    ends, so the lock of a killed process is simply taken over. The file stays behind: removing
+    it could let two processes lock two different files of the same name.
+    """
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666 & ~current_umask())
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            held_by = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+            raise Locked(int(held_by) if held_by.isdigit() else None) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # releases the lock

@@ -7,6 +7,7 @@ an interrupted run is saved in a state that resumes exactly.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from dataclasses import dataclass
@@ -17,9 +18,9 @@ import numpy as np
 
 from .checkpoint import check_checkpoint_dir, load_checkpoint, save_checkpoint
 from .data import default_data_path, pad_batch, read_names
-from .errors import OptionError, OptionName, SamplingError, TrainingError
+from .errors import CheckpointError, OptionError, OptionName, SamplingError, TrainingError
 from .evaluation import evaluate
-from .files import remove_stale_temporaries
+from .files import Locked, exclusive, remove_stale_temporaries
 from .model import loss_and_grads, unflatten
 from .optim import clip_
 from .options import check_values
@@ -28,14 +29,41 @@ from .state import EpochRecord, EpochStats, TrainConfig, TrainState, new_state, 
 
 # ------------------------------------------------------------------------------ starting a run
 
-def best_path(path: Path) -> Path:
-    """checkpoints/dinos.npz -> checkpoints/dinos.best.npz"""
-    return path.with_name(path.stem + ".best" + path.suffix)
+# A run saves <name>.latest.npz after every epoch and <name>.best.npz whenever validation improves,
+# and trains under the lock <name>.lock. The two suffixes differ, so the files of two runs never
+# share a name (the runs on a.txt and on a.best.txt: a.latest.npz and a.best.latest.npz).
+LATEST, BEST, LOCK = ".latest.npz", ".best.npz", ".lock"
+
+
+def run_name(checkpoint: Path) -> str:
+    """x.latest.npz and x.best.npz belong to run x; so does any other checkpoint x.npz (from an
+    earlier namegen, the shipped model, or a copy)."""
+    for suffix in (LATEST, BEST):
+        if checkpoint.name.endswith(suffix):
+            return checkpoint.name.removesuffix(suffix)
+    return checkpoint.stem
+
+
+def best_path(checkpoint: Path) -> Path:
+    """checkpoints/dinos.latest.npz -> checkpoints/dinos.best.npz"""
+    return checkpoint.with_name(run_name(checkpoint) + BEST)
 
 
 def checkpoint_path(data: str | Path | None, out_dir: str | Path | None) -> Path:
-    """Where a new run saves: <out_dir, default checkpoints>/<the data file's name>.npz."""
-    return Path(out_dir or "checkpoints") / f"{Path(data or default_data_path()).stem}.npz"
+    """Where a new run saves: <out_dir, default checkpoints>/<the data file's name>.latest.npz."""
+    return Path(out_dir or "checkpoints") / f"{Path(data or default_data_path()).stem}{LATEST}"
+
+
+@contextlib.contextmanager
+def exclusive_run(checkpoint: Path):
+    """Hold the run's lock while the block runs: a second run saving to the same files is refused."""
+    try:
+        with exclusive(checkpoint.with_name(run_name(checkpoint) + LOCK)):
+            yield
+    except Locked as e:
+        who = f"another namegen run (pid {e.pid})" if e.pid else "another namegen run"
+        raise TrainingError(f"{who} is saving to {checkpoint}; wait for it to end, or choose another place with ",
+                            OptionName("out_dir")) from None
 
 
 @dataclass
@@ -55,12 +83,12 @@ class Run:
 def start_run(data: str | Path | None = None, *, out_dir: str | Path | None = None,
               resume: str | Path | None = None, **options) -> Run:
     """A new run on the names in `data` (None: the bundled dinosaur names) that saves to
-    <out_dir>/<data name>.npz; or, with `resume`, the run saved there, continued in place.
+    <out_dir>/<data name>.latest.npz and .best.npz; or, with `resume`, the run saved there.
 
     options: TrainConfig fields to set. On resume, only those that do not change what is being
     trained may differ from the checkpoint (see resume_state), and `data`, if given, must hold
     the names the run was trained on. Before it returns, the checkpoint directory is checked for
-    writing, so nothing trains that could not be saved.
+    writing and the run's lock for another run, so nothing trains that could not be saved.
     """
     if resume is None:
         config = TrainConfig(**options)
@@ -73,9 +101,28 @@ def start_run(data: str | Path | None = None, *, out_dir: str | Path | None = No
         check_values(TrainConfig, options)  # resume_state checks them too; this reports them before any file is read
         saved = load_checkpoint(resume)
         names = read_names(data, saved.config.keep_case) if data is not None else None
-        state, checkpoint = resume_state(saved, options, names), Path(resume)
+        state, checkpoint = resume_state(saved, options, names), resumed_checkpoint(Path(resume), saved)
     check_checkpoint_dir(checkpoint.parent)
+    with exclusive_run(checkpoint):
+        pass
     return Run(state, checkpoint, resumed=resume is not None)
+
+
+def resumed_checkpoint(resume: Path, saved: TrainState) -> Path:
+    """Where a resumed run saves its latest state: back to the checkpoint it resumes, unless that
+    is a best checkpoint, which the run replaces only with a better model. Its latest state goes
+    to the run's .latest.npz, which is refused if it is further along than the best."""
+    if not resume.name.endswith(BEST):
+        return resume
+    latest = resume.with_name(run_name(resume) + LATEST)
+    try:
+        ahead = load_checkpoint(latest).step > saved.step if latest.exists() else False
+    except CheckpointError:  # a damaged latest checkpoint holds nothing to keep
+        ahead = False
+    if ahead:
+        raise TrainingError(f"{resume} is the best checkpoint of a run whose latest, {latest}, is further along; "
+                            f"resume {latest}, or copy {resume} to a new file and resume the copy to go on from the best")
+    return latest
 
 
 # ---------------------------------------------------------------------------------- the loop
@@ -129,17 +176,19 @@ def train(state: TrainState, checkpoint: str | Path | None = None, callbacks: Ca
     """Train until state.config.epochs are complete, a stop is requested, or max_steps is hit.
 
     checkpoint: where to save after every epoch (and on a stop); the best-by-validation
-    checkpoint goes beside it (see best_path). None saves nothing.
+    checkpoint goes beside it (see best_path), and the run holds its lock (see exclusive_run)
+    while it trains. None saves nothing.
     Raises TrainingError if the loss or gradient stops being finite; the checkpoints on disk
     are then those last saved. Temporary files left by killed runs are removed first.
     """
     checkpoint = None if checkpoint is None else Path(checkpoint)
-    if checkpoint is not None:
-        remove_stale_temporaries(checkpoint)
-        remove_stale_temporaries(best_path(checkpoint))
-    started = time.perf_counter()
-    with np.errstate(over="ignore", invalid="ignore"):  # divergence is checked explicitly
-        reason = _Loop(state, checkpoint, callbacks or Callbacks()).run()
+    with contextlib.nullcontext() if checkpoint is None else exclusive_run(checkpoint):
+        if checkpoint is not None:
+            remove_stale_temporaries(checkpoint)
+            remove_stale_temporaries(best_path(checkpoint))
+        started = time.perf_counter()
+        with np.errstate(over="ignore", invalid="ignore"):  # divergence is checked explicitly
+            reason = _Loop(state, checkpoint, callbacks or Callbacks()).run()
     return TrainResult(state, reason, time.perf_counter() - started)
 
 

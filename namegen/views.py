@@ -51,7 +51,8 @@ def run_header(run: Run) -> str:
         f"{config.optimizer} lr {config.learning_rate} ({config.lr_schedule}), batch {config.batch_size}, "
         f"clip {config.clip or 'off'}"
         + (f"; resuming at epoch {state.epoch + 1}, update {state.step}" if run.resumed else "")
-        + f"\ncheckpoints: {escape(str(run.checkpoint))} (latest), {escape(str(run.best_checkpoint))} (best)"
+        + f"\ncheckpoints: {escape(str(run.checkpoint))} (latest)"
+        + (f", {escape(str(run.best_checkpoint))} (best)" if len(state.val_idx) else " (no best: no validation names)")
     )
 
 

@@ -21,7 +21,7 @@ def test_train_writes_checkpoints_and_reports_each_epoch(cli, few_file, tmp_path
     assert result.code == 0, result.stderr
     assert "epoch   1/2" in result.stdout and "epoch   2/2" in result.stdout and "val" in result.stdout
     assert "done: 2 epochs" in result.stdout
-    state = load_checkpoint(tmp_path / "ck" / "few.npz")
+    state = load_checkpoint(tmp_path / "ck" / "few.latest.npz")
     assert state.epoch == 2 and state.config.hidden_size == 8
     assert (tmp_path / "ck" / "few.best.npz").exists()
 
@@ -32,22 +32,22 @@ def test_train_json_and_resume(cli, few_file, tmp_path):
     assert first.code == 0, first.stderr
     summary = first.json()
     assert summary["epochs"] == 1 and len(summary["history"]) == 1 and summary["reason"] == "finished"
-    again = cli("train", "--resume", out / "few.npz", "--epochs", 2, "--json")
+    again = cli("train", "--resume", out / "few.latest.npz", "--epochs", 2, "--json")
     assert again.code == 0, again.stderr
     assert again.json()["epochs"] == 2
 
 
 def test_an_option_left_out_on_resume_keeps_the_checkpoints_value_even_where_it_is_no_default(cli, few_file, tmp_path):
     cli("train", "--data", few_file, "--epochs", 1, "--hidden-size", 8, "--lr-schedule", "constant", "--out-dir", tmp_path)
-    assert cli("train", "--resume", tmp_path / "few.npz", "--epochs", 2).code == 0
-    assert load_checkpoint(tmp_path / "few.npz").config.lr_schedule == "constant"
+    assert cli("train", "--resume", tmp_path / "few.latest.npz", "--epochs", 2).code == 0
+    assert load_checkpoint(tmp_path / "few.latest.npz").config.lr_schedule == "constant"
 
 
 def test_a_training_error_is_one_line_and_changes_nothing(cli, few_file, tmp_path):
     cli("train", "--data", few_file, "--epochs", 1, "--hidden-size", 8, "--out-dir", tmp_path)
-    before = (tmp_path / "few.npz").read_bytes()
-    cli("train", "--resume", tmp_path / "few.npz", "--epochs", 3, "--hidden-size", 9).fails_in_one_line(1, "hidden_size=9")
-    assert (tmp_path / "few.npz").read_bytes() == before
+    before = (tmp_path / "few.latest.npz").read_bytes()
+    cli("train", "--resume", tmp_path / "few.latest.npz", "--epochs", 3, "--hidden-size", 9).fails_in_one_line(1, "hidden_size=9")
+    assert (tmp_path / "few.latest.npz").read_bytes() == before
 
 
 def test_a_data_error_is_one_line_and_writes_nothing(cli, names_file, tmp_path):

@@ -51,7 +51,7 @@ def temporaries(directory: Path):
 @pytest.mark.slow
 def test_sigkill_at_random_moments_always_leaves_a_loadable_checkpoint(tiny, tmp_path):
     out = tmp_path / "ck"
-    checkpoint = out / "tiny.npz"
+    checkpoint = out / "tiny.latest.npz"
     rng = np.random.default_rng(0)
     loaded = []
     for _ in range(10):
@@ -77,7 +77,7 @@ def test_sigkill_at_random_moments_always_leaves_a_loadable_checkpoint(tiny, tmp
 @pytest.mark.slow
 def test_ctrl_c_saves_says_where_exits_130_and_resumes_exactly(tiny, tmp_path):
     out = tmp_path / "ck"
-    checkpoint = out / "tiny.npz"
+    checkpoint = out / "tiny.latest.npz"
     proc = start("train", "--data", tiny, "--out-dir", out, "--epochs", 100_000, "--hidden-size", 4,
                  "--lr-schedule", "constant", "--seed", 1, "--preview", 0)
     wait_for(checkpoint)
@@ -119,6 +119,24 @@ def test_full_disk_stops_training_with_one_line_and_keeps_the_last_checkpoint(cl
     monkeypatch.setattr("namegen.files.os.fsync", fsync_until_full)
     result = cli("train", "--data", tiny, "--epochs", 5, "--hidden-size", 4, "--out-dir", tmp_path, "--preview", 0)
     result.fails_in_one_line(1, "No space left on device")
-    assert "tiny.npz" in result.stderr
-    assert load_checkpoint(tmp_path / "tiny.npz").epoch == 1
+    assert "tiny.latest.npz" in result.stderr
+    assert load_checkpoint(tmp_path / "tiny.latest.npz").epoch == 1
     assert temporaries(tmp_path) == []
+
+
+@pytest.mark.slow
+def test_a_second_run_on_the_same_files_is_refused_naming_the_first_and_a_dead_ones_lock_is_taken_over(tiny, tmp_path):
+    out = tmp_path / "ck"
+    first = start("train", "--data", tiny, "--out-dir", out, "--epochs", 100_000, "--hidden-size", 4, "--preview", 0)
+    wait_for(out / "tiny.latest.npz")
+    second = subprocess.run([sys.executable, "-m", "namegen", "train", "--data", str(tiny), "--out-dir", str(out),
+                             "--epochs", "1", "--hidden-size", "4"], capture_output=True, text=True)
+    lines = second.stderr.strip().splitlines()
+    assert second.returncode == 1 and len(lines) == 1 and f"another namegen run (pid {first.pid})" in lines[0], second.stderr
+    assert second.stdout == ""  # refused before it printed anything
+    first.kill()
+    first.wait()
+    assert (out / "tiny.lock").read_text().strip() == str(first.pid)  # the dead run's lock is still there ...
+    third = subprocess.run([sys.executable, "-m", "namegen", "train", "--data", str(tiny), "--out-dir", str(out),
+                            "--epochs", "1", "--hidden-size", "4", "--preview", "0"], capture_output=True, text=True)
+    assert third.returncode == 0, third.stderr  # ... and taken over

@@ -1,6 +1,7 @@
 """Training: it learns, resumes exactly, stops cleanly on divergence, clips as promised, and
 starts or resumes a run with the checkpoint where the user expects it."""
 
+import os
 from dataclasses import asdict, replace
 from pathlib import Path
 
@@ -159,7 +160,7 @@ def test_history_records_gradient_statistics(trained_state):
 
 def test_a_new_run_saves_under_the_data_files_name(names_file, tmp_path):
     run_ = start_run(names_file(TINY, "tiny.txt"), out_dir=tmp_path / "ck", hidden_size=4)
-    assert run_.checkpoint == tmp_path / "ck" / "tiny.npz" and run_.best_checkpoint == tmp_path / "ck" / "tiny.best.npz"
+    assert run_.checkpoint == tmp_path / "ck" / "tiny.latest.npz" and run_.best_checkpoint == tmp_path / "ck" / "tiny.best.npz"
     assert run_.state.config == TrainConfig(hidden_size=4) and not run_.resumed
     assert (tmp_path / "ck").is_dir()  # checked for writing before any work
 
@@ -167,7 +168,7 @@ def test_a_new_run_saves_under_the_data_files_name(names_file, tmp_path):
 def test_a_run_on_the_bundled_names_saves_as_dinos_and_names_its_source_portably(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     run_ = start_run(epochs=1)
-    assert run_.checkpoint == Path("checkpoints") / "dinos.npz"
+    assert run_.checkpoint == Path("checkpoints") / "dinos.latest.npz"
     assert run_.state.source == "dinos.txt (bundled with namegen)"
 
 
@@ -195,3 +196,56 @@ def test_an_unwritable_checkpoint_directory_is_refused_before_training(names_fil
     (tmp_path / "a-file").write_text("not a directory")
     with pytest.raises(CheckpointError, match="cannot write checkpoints to"):
         start_run(names_file(TINY), out_dir=where)
+
+
+# ------------------------------------------------------------------------- the files of a run
+
+def test_runs_on_a_txt_and_a_best_txt_never_share_a_file(names_file, tmp_path):
+    runs = [start_run(names_file(TINY, name), out_dir=tmp_path, hidden_size=4, epochs=1) for name in ("a.txt", "a.best.txt")]
+    files = [path for r in runs for path in (r.checkpoint, r.best_checkpoint)]
+    assert len(set(files)) == 4
+    for r in runs:
+        train(r.state, r.checkpoint)
+    assert [load_checkpoint(r.best_checkpoint).source for r in runs] == [str(tmp_path / "a.txt"), str(tmp_path / "a.best.txt")]
+
+
+def worse_run(names_file, few_dinos, tmp_path):
+    """A run whose second epoch, at a step far too large, is worse than its first: best = epoch 1."""
+    first = start_run(names_file(few_dinos.names, "few.txt"), out_dir=tmp_path, epochs=1, hidden_size=8)
+    train(first.state, first.checkpoint)
+    worse = start_run(resume=first.checkpoint, epochs=2, learning_rate=5.0, lr_schedule="constant")
+    train(worse.state, worse.checkpoint)
+    assert worse.state.history[1].val_loss > worse.state.best_val_loss
+    return first.checkpoint, first.best_checkpoint
+
+
+def test_resuming_a_best_checkpoint_behind_its_latest_is_refused_with_a_way_forward(names_file, few_dinos, tmp_path):
+    latest, best = worse_run(names_file, few_dinos, tmp_path)
+    before = best.read_bytes(), latest.read_bytes()
+    with pytest.raises(TrainingError, match="further along; resume .*or copy .* and resume the copy"):
+        start_run(resume=best, epochs=3)
+    assert (best.read_bytes(), latest.read_bytes()) == before
+
+
+def test_a_resumed_best_checkpoint_is_only_ever_replaced_by_a_better_model(names_file, few_dinos, tmp_path):
+    latest, best = worse_run(names_file, few_dinos, tmp_path)
+    latest.unlink()  # nothing further along to protect: the run goes on from its best
+    kept = load_checkpoint(best).best_val_loss
+    again = start_run(resume=best, epochs=3, learning_rate=5.0, lr_schedule="constant")
+    assert again.checkpoint == latest and again.best_checkpoint == best
+    train(again.state, again.checkpoint)
+    assert again.state.history[-1].val_loss > kept  # this epoch was worse, so ...
+    assert load_checkpoint(best).best_val_loss == kept  # ... the best file still holds the best
+    assert sorted(p.name for p in tmp_path.glob("*.npz")) == [best.name, latest.name]
+
+
+def test_a_run_holds_a_lock_that_a_second_writer_cannot_take(names_file, tmp_path):
+    first = start_run(names_file(TINY, "tiny.txt"), out_dir=tmp_path, hidden_size=4, epochs=1)
+    from namegen.training import exclusive_run
+
+    with exclusive_run(first.checkpoint):
+        with pytest.raises(TrainingError, match=rf"another namegen run \(pid {os.getpid()}\) is saving to"):
+            start_run(names_file(TINY, "tiny.txt"), out_dir=tmp_path, hidden_size=4, epochs=1)
+        with pytest.raises(TrainingError, match="another namegen run"):
+            train(first.state, first.checkpoint)
+    assert train(first.state, first.checkpoint).reason == "finished"  # released: the next run takes it
