@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import signal
+import sys
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Annotated, Any, Optional
@@ -33,7 +34,7 @@ from .sampling import SampleConfig, sample
 from .state import EpochRecord, TrainConfig, TrainState
 from .training import Callbacks, preview_names, start_run, train
 
-EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130  # 130: the shell's code for a run ended by Ctrl-C
+EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130  # 130 = 128 + SIGINT: the shell's code for Ctrl-C
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -176,31 +177,44 @@ class TrainDisplay:
         check(self)
 
 
+STOP_SIGNALS = {signal.SIGINT: "Ctrl-C", signal.SIGTERM: "SIGTERM", signal.SIGHUP: "SIGHUP"}
+
+
 class Progress:
     """How `train` shows a run: a tqdm bar per epoch (hidden when stderr is not a terminal), a line
-    per epoch, and Ctrl-C as a request to stop after the current update."""
+    per epoch; and Ctrl-C, SIGTERM or SIGHUP (what `timeout`, `kill`, schedulers and a closed SSH
+    session send) as a request to stop after the current step and save, acknowledged at once."""
 
     def __init__(self, quiet: bool, preview: int):
         self.quiet, self.preview = quiet, preview
         self.bar = None
-        self.stop_requested = False
+        self.stopped_by: int | None = None  # the first stop signal received
 
     def callbacks(self) -> Callbacks:
         return Callbacks(on_epoch_start=self.epoch_start, on_step=self.step, on_epoch_end=self.epoch_end,
-                         should_stop=lambda: self.stop_requested)
+                         should_stop=lambda: self.stopped_by is not None)
 
     @contextlib.contextmanager
-    def ctrl_c_stops(self):
-        previous = signal.signal(signal.SIGINT, self.request_stop)
+    def stop_on_signals(self):
+        previous = {signum: signal.signal(signum, self.request_stop) for signum in STOP_SIGNALS}
         try:
             yield
         finally:
             self.close()
-            signal.signal(signal.SIGINT, previous)
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
 
     def request_stop(self, signum, frame):
-        self.stop_requested = True
-        signal.signal(signal.SIGINT, signal.SIG_DFL)  # a second Ctrl-C ends at once
+        """Every signal is acknowledged, none kills the run: a step in progress, or an epoch's end,
+        finishes and is saved."""
+        again = self.stopped_by is not None
+        self.stopped_by = self.stopped_by or signum
+        message = (f"{STOP_SIGNALS[signum]} again: still stopping; the run is saved as soon as the current step ends"
+                   if again else f"{STOP_SIGNALS[signum]}: stopping after the current step, then saving the run")
+        try:
+            tqdm.write(message, file=sys.stderr)
+        except OSError:  # after SIGHUP the terminal may be gone; the run is saved all the same
+            pass
 
     def epoch_start(self, state: TrainState, names: int):
         self.close()
@@ -260,15 +274,16 @@ def train_command(
     if not as_json:
         out.print(views.run_header(run))
     progress = Progress(quiet=as_json, preview=display.preview)
-    with progress.ctrl_c_stops():
+    with progress.stop_on_signals():
         result = train(run.state, run.checkpoint, progress.callbacks())
-    summary = views.run_summary(run, result)
-    if result.reason == "interrupted" and not as_json:
-        err.print(*summary.lines)  # where it saved and how to resume: for the person who pressed Ctrl-C
+    stopped_by = STOP_SIGNALS.get(progress.stopped_by) if result.reason == "interrupted" else None
+    summary = views.run_summary(run, result, stopped_by)
+    if stopped_by and not as_json:
+        err.print(*summary.lines)  # where it saved and how to resume: for whoever stopped it
     else:
         show(summary, as_json)
-    if result.reason == "interrupted":
-        raise typer.Exit(EXIT_INTERRUPTED)
+    if stopped_by:
+        raise typer.Exit(128 + progress.stopped_by)  # the shell's code for a command ended by that signal
 
 
 # ---------------------------------------------------------------------------------------- sample

@@ -67,8 +67,8 @@ def epoch_line(state: TrainState, record: EpochRecord, preview: list[str]) -> st
     )
 
 
-def run_summary(run: Run, result: TrainResult) -> View:
-    """How the run ended; an interrupted run's line says how to resume it (the CLI prints it on stderr)."""
+def run_summary(run: Run, result: TrainResult, stopped_by: str | None = None) -> View:
+    """How the run ended; a run stopped by a signal (stopped_by: its name) says how to resume it."""
     state = run.state
     last = state.history[-1] if state.history else None
     payload = {
@@ -76,10 +76,11 @@ def run_summary(run: Run, result: TrainResult) -> View:
         "train_loss": last and last.train_loss, "val_loss": last and last.val_loss,
         "best_val_loss": state.best_val_loss, "checkpoint": str(run.checkpoint),
         "best_checkpoint": str(run.best_checkpoint) if state.best_val_loss is not None else None,
-        "history": [asdict(record) for record in state.history],
+        "history": [asdict(record) for record in state.history], "stopped_by": stopped_by,
     }
     if result.reason == "interrupted":
-        return View(payload, [f"interrupted: saved {escape(str(run.checkpoint))} at epoch {state.epoch + 1}, "
+        what = "interrupted" if stopped_by in (None, "Ctrl-C") else f"stopped by {stopped_by}"
+        return View(payload, [f"{what}: saved {escape(str(run.checkpoint))} at epoch {state.epoch + 1}, "
                               f"name {state.position}/{len(state.train_idx)}; continue with "
                               f"`namegen train --resume {escape(str(run.checkpoint))}`"])
     what = "stopped at --max-steps" if result.reason == "max-steps" else "done"

@@ -75,17 +75,20 @@ def test_sigkill_at_random_moments_always_leaves_a_loadable_checkpoint(tiny, tmp
 
 
 @pytest.mark.slow
-def test_ctrl_c_saves_says_where_exits_130_and_resumes_exactly(tiny, tmp_path):
+@pytest.mark.parametrize("signum, said", [(signal.SIGINT, "interrupted: saved"), (signal.SIGTERM, "stopped by SIGTERM: saved"),
+                                          (signal.SIGHUP, "stopped by SIGHUP: saved")])
+def test_ctrl_c_sigterm_and_sighup_save_say_where_exit_128_plus_the_signal_and_resume_exactly(tiny, tmp_path, signum, said):
     out = tmp_path / "ck"
     checkpoint = out / "tiny.latest.npz"
     proc = start("train", "--data", tiny, "--out-dir", out, "--epochs", 100_000, "--hidden-size", 4,
                  "--lr-schedule", "constant", "--seed", 1, "--preview", 0)
     wait_for(checkpoint)
     time.sleep(0.3)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signum)
     _, stderr = proc.communicate(timeout=30)
-    assert proc.returncode == 130
-    assert "interrupted: saved" in stderr and str(checkpoint) in stderr and "--resume" in stderr
+    assert proc.returncode == 128 + signum
+    assert "stopping after the current step" in stderr  # acknowledged at once
+    assert said in stderr and str(checkpoint) in stderr and "--resume" in stderr
     assert "Traceback" not in stderr
     saved = load_checkpoint(checkpoint)
     total = saved.epoch + 2
@@ -140,3 +143,45 @@ def test_a_second_run_on_the_same_files_is_refused_naming_the_first_and_a_dead_o
     third = subprocess.run([sys.executable, "-m", "namegen", "train", "--data", str(tiny), "--out-dir", str(out),
                             "--epochs", "1", "--hidden-size", "4", "--preview", "0"], capture_output=True, text=True)
     assert third.returncode == 0, third.stderr  # ... and taken over
+
+
+@pytest.mark.slow
+def test_a_run_stopped_in_its_first_epoch_saves_where_it_was(names_file, tmp_path):
+    """Before anything was saved, SIGTERM used to lose the whole first epoch."""
+    rng = np.random.default_rng(0)
+    names = ["".join(rng.choice(list("abcdefghij"), size=rng.integers(4, 12))) for _ in range(60_000)]
+    data = names_file(names, "many.txt")  # an epoch of several seconds at hidden 64
+    proc = start("train", "--data", data, "--out-dir", tmp_path, "--hidden-size", 64, "--preview", 0)
+    wait_for(tmp_path / "many.lock")  # the run has started
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signal.SIGTERM, stderr
+    saved = load_checkpoint(tmp_path / "many.latest.npz")
+    assert saved.epoch == 0 and saved.position > 0
+
+
+DOUBLE_CTRL_C = """
+import os, signal, sys
+import namegen.training as training
+real = training.evaluate
+def evaluate_while_ctrl_c_is_pressed_twice(*args, **kwargs):
+    os.kill(os.getpid(), signal.SIGINT)
+    os.kill(os.getpid(), signal.SIGINT)
+    return real(*args, **kwargs)
+training.evaluate = evaluate_while_ctrl_c_is_pressed_twice
+from namegen.cli import main
+sys.argv = ["namegen", "train"] + sys.argv[1:]
+main()
+"""
+
+
+@pytest.mark.slow
+def test_ctrl_c_twice_during_the_epochs_end_loses_nothing(tiny, tmp_path):
+    proc = subprocess.run([sys.executable, "-c", DOUBLE_CTRL_C, "--data", str(tiny), "--out-dir", str(tmp_path),
+                           "--epochs", "5", "--hidden-size", "4", "--preview", "0"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 130, proc.stderr
+    assert "Ctrl-C: stopping after the current step" in proc.stderr
+    assert "Ctrl-C again: still stopping" in proc.stderr
+    saved = load_checkpoint(tmp_path / "tiny.latest.npz")
+    assert saved.epoch == 1 and saved.position == 0  # the epoch whose end was interrupted, whole
