@@ -9,6 +9,7 @@ any moment leaves the old checkpoint or the new one, never a torn file.
 from __future__ import annotations
 
 import dataclasses
+import errno
 import io
 import json
 import math
@@ -92,8 +93,12 @@ def save_checkpoint(path: str | Path, state: TrainState) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write(path, content)
     except OSError as e:
-        raise CheckpointError(f"cannot write checkpoint {path}: {e.strerror or e}; free some space or "
+        raise CheckpointError(f"cannot write checkpoint {path}: {e.strerror or e}; {WRITE_ADVICE.get(e.errno, '')}"
                               "choose another place with ", OptionName("out_dir")) from None
+
+
+WRITE_ADVICE = {errno.ENOSPC: "free some space, or ", errno.EDQUOT: "free some space, or ",
+                errno.EISDIR: "move the directory that stands there, or "}
 
 
 def check_checkpoint_dir(directory: str | Path) -> None:

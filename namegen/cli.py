@@ -24,13 +24,13 @@ from typer.core import TyperCommand, TyperGroup
 from . import __version__, views
 from .checkpoint import default_checkpoint, load_checkpoint, load_model
 from .diagnostics import FlowConfig, demo, diagnose
-from .errors import NamegenError, OptionError, SamplingError
+from .errors import NamegenError, OptionError, OptionName
 from .evaluation import evaluate_sets, score
 from .gradcheck import GradcheckConfig, gradient_check, random_model
 from .model import Model
 from .options import check, option, spec_of
 from .plot import write_png
-from .sampling import SampleConfig, sample
+from .sampling import SampleConfig, sample, stream
 from .state import EpochRecord, TrainConfig, TrainState
 from .training import Callbacks, preview_names, start_run, train
 
@@ -51,10 +51,18 @@ def fail(message: str, code: int = EXIT_ERROR) -> typer.Exit:
     return typer.Exit(code)
 
 
+MEMORY_ADVICE = {"train": "a smaller --hidden-size or --batch-size", "sample": "a smaller --count or --max-length",
+                 "gradcheck": "fewer or shorter names", "diagnose": "fewer names (--count) or a smaller --max-distance",
+                 "plot": "fewer names (--count) or a smaller --max-distance"}
+
+
 class Commands(TyperGroup):
     """namegen's command group: runs one command, and turns every error a user can fix into one line."""
 
     def invoke(self, ctx):
+        for stream in (sys.stdout, sys.stderr):  # a terminal that cannot show a character gets its escape
+            if hasattr(stream, "reconfigure"):
+                stream.reconfigure(errors="backslashreplace")
         try:
             return super().invoke(ctx)
         except OptionError as e:
@@ -66,7 +74,8 @@ class Commands(TyperGroup):
             raise fail(e.format_message() + (f" (see {where.command_path} --help)" if where else ""),
                        e.exit_code) from None
         except MemoryError:
-            raise fail("not enough memory for this request; try a smaller --hidden-size, --batch-size or --count") from None
+            advice = MEMORY_ADVICE.get(ctx.invoked_subcommand)
+            raise fail("not enough memory for this request" + (f"; ask for less: {advice}" if advice else "")) from None
         except KeyboardInterrupt:  # Ctrl-C outside training (which saves, says where, and exits 130 itself)
             err.print("interrupted")
             raise typer.Exit(EXIT_INTERRUPTED) from None
@@ -145,7 +154,7 @@ def load_model_at(path: Path | None) -> tuple[Path, Model]:
 def show(view: views.View, as_json: bool) -> None:
     """Print a result: its JSON payload for scripts, or its lines for people."""
     if as_json:
-        typer.echo(json.dumps(view.payload, indent=2, ensure_ascii=False))
+        typer.echo(json.dumps(views.finite(view.payload), indent=2, ensure_ascii=False, allow_nan=False))
     else:
         for line in view.lines:
             out.print(line)
@@ -171,7 +180,7 @@ def main_options(
 class TrainDisplay:
     """Options of `namegen train` that change only what it prints."""
 
-    preview: int = option(3, "Names sampled for each epoch's line", at_least=0)
+    preview: int = option(3, "Names sampled for each epoch's line", at_least=0, at_most=100)
 
     def __post_init__(self):
         check(self)
@@ -289,6 +298,7 @@ def train_command(
 # ---------------------------------------------------------------------------------------- sample
 
 SAMPLE = SampleConfig()
+MAX_JSON_NAMES = 1_000_000  # names a JSON answer holds: about 100 MB of memory
 
 
 @command("sample")
@@ -311,13 +321,15 @@ def sample_command(
     Example: namegen sample -n 5 --prefix ste --novel --seed 1
     """
     config = SampleConfig(**values_of(ctx, SampleConfig))
+    if as_json and config.count > MAX_JSON_NAMES:
+        raise OptionError(OptionName("count"), f" above {MAX_JSON_NAMES:,} needs text output, which prints each name "
+                          "as it is drawn; JSON is printed once every name is")
     path, model = load_model_at(checkpoint)
-    try:
-        names = sample(model, config)
-    except SamplingError as e:
-        show(views.names(path, model, e.found, seed), as_json=False)  # still useful: print them before failing
-        raise
-    show(views.names(path, model, names, seed), as_json)
+    if as_json:
+        show(views.names(path, model, sample(model, config), seed), as_json)
+        return
+    for name in stream(model, config):  # a failure comes after the names found: they are printed
+        out.print(views.visible(name))
 
 
 # ---------------------------------------------------------------------------- evaluate and score

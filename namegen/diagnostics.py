@@ -20,42 +20,54 @@ from .options import check, option
 TANH_DERIVATIVE_BOUND = 1.0  # max of tanh'(x) = 1 - tanh(x)^2, at x = 0 (a sigmoid's is 0.25)
 
 
-def flow_from_states(upstream: np.ndarray, dtanh: np.ndarray, Whh: np.ndarray,
+TRACE_STEPS = 1000  # a name is traced over its first 1000 steps: exact for every step traced, bounded work
+PRODUCT_FLOATS = 2**24  # Jacobian products held at once (128 MB): starting steps are taken in chunks of this
+
+
+def flow_from_states(upstream: np.ndarray, dtanh: np.ndarray, Whh: np.ndarray, max_distance: int,
                      with_products: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
-    """Norms of the gradient flowing back in time through one name.
+    """Norms of the gradient flowing back in time through one name, up to max_distance steps.
 
     upstream: (T, H), row t = dL_t/dh_t, the gradient of step t's loss at its own hidden state.
     dtanh: (T, H), row i = 1 - h_i^2, the tanh derivative at step i.
-    Returns grad (T, T) with grad[t, m] = ||dL_t/dh_{t-m}||, and, if with_products, jac (T, T)
-    with jac[t, m] = ||J_t ... J_{t-m+1}||_2 (the identity's 1 at m = 0); NaN where m > t.
-    All starting steps t move back together: one matrix product per distance.
+    Returns grad (T, M) with grad[t, m] = ||dL_t/dh_{t-m}||, M = min(T, max_distance + 1), and, if
+    with_products, jac (T, M) with jac[t, m] = ||J_t ... J_{t-m+1}||_2 (the identity's 1 at m = 0);
+    NaN where m > t. All starting steps t move back together: one matrix product per distance.
     """
     T, H = upstream.shape
-    grad = np.full((T, T), np.nan)
-    jac = np.full((T, T), np.nan) if with_products else None
+    M = min(T, max_distance + 1)
+    WhhT = Whh.T
+    grad = np.full((T, M), np.nan)
     v = upstream.copy()  # row t: dL_t/dh_{t-m} for the current distance m
     grad[:, 0] = np.linalg.norm(v, axis=1)
-    prod = np.broadcast_to(np.eye(H), (T, H, H)).copy() if with_products else None
-    if with_products:
-        jac[:, 0] = 1.0
-    WhhT = Whh.T
-    for m in range(1, T):
+    for m in range(1, M):
         # starting steps t = m..T-1 move from h_{t-m+1} to h_{t-m} through J_{t-m+1}
-        d = dtanh[1 : T - m + 1]  # (T-m, H): rows i = t-m+1 for t = m..T-1
-        v = (v[1:] * d) @ WhhT
+        v = (v[1:] * dtanh[1 : T - m + 1]) @ WhhT
         grad[m:, m] = np.linalg.norm(v, axis=1)
-        if with_products:
-            prod = prod[1:] @ (d[:, :, None] * WhhT)  # P_t <- P_t J_{t-m+1}, J = diag(d) Whh^T
-            jac[m:, m] = np.linalg.svd(prod, compute_uv=False)[:, 0]
+    if not with_products:
+        return grad, None
+    jac = np.full((T, M), np.nan)
+    jac[:, 0] = 1.0
+    chunk = max(1, PRODUCT_FLOATS // (H * H))
+    for start in range(0, T, chunk):  # bounded memory: (chunk, H, H) products at a time
+        steps = np.arange(start, min(T, start + chunk))
+        prod = np.broadcast_to(np.eye(H), (len(steps), H, H)).copy()
+        for m in range(1, M):
+            steps, prod = steps[steps >= m], prod[steps >= m]  # only t >= m reach back m steps
+            if not len(steps):
+                break
+            prod = prod @ (dtanh[steps - m + 1, :, None] * WhhT)  # P_t <- P_t J_{t-m+1}, J = diag(d) Whh^T
+            jac[steps, m] = np.linalg.svd(prod, compute_uv=False)[:, 0]
     return grad, jac
 
 
-def name_flow(params: Params, inputs, targets, with_products: bool = True):
-    """flow_from_states for one name under the model: (grad, jac) as there."""
-    _, cache = forward(params, inputs, targets)
+def name_flow(params: Params, inputs, targets, max_distance: int, with_products: bool = True):
+    """flow_from_states for one name under the model, over its first TRACE_STEPS steps (the
+    gradient at a step depends on no later step, so each traced figure is exact): (grad, jac)."""
+    _, cache = forward(params, inputs[:TRACE_STEPS], targets[:TRACE_STEPS])
     upstream = cache.logit_grads() @ params["Why"].T  # (T, H): dL_t/dh_t
     hs = cache.hidden[1:, 0]  # (T, H)
-    return flow_from_states(upstream, 1.0 - hs * hs, params["Whh"], with_products)
+    return flow_from_states(upstream, 1.0 - hs * hs, params["Whh"], max_distance, with_products)
 
 
 @dataclass(frozen=True)
@@ -88,8 +100,9 @@ class Flow:
 
     @property
     def relative(self) -> np.ndarray:
-        """(M,) grad_norm relative to distance 0."""
-        return self.grad_norm / self.grad_norm[0]
+        """(M,) grad_norm relative to distance 0 (NaN if no gradient reaches the last step at all)."""
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return self.grad_norm / self.grad_norm[0]
 
 
 def gradient_flow(model: Model, names: list[str], max_distance: int) -> Flow:
@@ -103,7 +116,7 @@ def mean_flow(params: Params, pairs_of_ids, max_distance: int = 30, with_product
     M = max_distance + 1
     grad_sum, jac_sum, count = np.zeros(M), np.zeros(M), np.zeros(M, dtype=int)
     for inputs, targets in pairs_of_ids:
-        grad, jac = name_flow(params, inputs, targets, with_products)
+        grad, jac = name_flow(params, inputs, targets, max_distance, with_products)
         k = min(M, grad.shape[1])
         grad_sum[:k] += np.nansum(grad[:, :k], axis=0)
         if with_products:
@@ -163,7 +176,7 @@ def verdict(flow: Flow, spectrum: Spectrum) -> str:
 
 @dataclass
 class Diagnosis:
-    names: list[str]  # the names traced
+    names: list[str]  # the names traced, each over its first TRACE_STEPS steps at most
     flow: Flow
     spectrum: Spectrum
     verdict: str  # the numbers read in plain language
@@ -172,9 +185,10 @@ class Diagnosis:
 def diagnose(model: Model, config: FlowConfig, names: list[str] | None = None) -> Diagnosis:
     """How the gradient flows back through time in `model`, and whether it vanishes or explodes."""
     picked = model.chosen_names(names, config.count, config.seed)
-    flow = gradient_flow(model, picked, config.max_distance)
-    spectrum = whh_spectrum(model.param_views["Whh"])
-    return Diagnosis(picked, flow, spectrum, verdict(flow, spectrum))
+    with np.errstate(over="ignore", invalid="ignore"):  # a diverged model's norms are infinite: so be it
+        flow = gradient_flow(model, picked, config.max_distance)
+        spectrum = whh_spectrum(model.param_views["Whh"])
+        return Diagnosis(picked, flow, spectrum, verdict(flow, spectrum))
 
 
 @dataclass
@@ -227,7 +241,7 @@ def demo(sigmas=(0.5, 0.9, 1.0, 1.1, 1.5), hidden: int = 32, length: int = 30, c
     cases = []
     for sigma in sigmas:
         params = demo_params(sigma, hidden, rng)
-        grad, _ = name_flow(params, inputs, targets, with_products=False)
+        grad, _ = name_flow(params, inputs, targets, max_distance=length, with_products=False)
         cases.append(DemoCase(sigma, grad[length - 1, :]))
     _, grads = loss_and_grads(params, inputs, targets)  # the real backward pass, as training uses it
     flat = np.concatenate([grads[name].ravel() for name in PARAM_NAMES])

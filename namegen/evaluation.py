@@ -35,7 +35,11 @@ class Evaluation:
 
     @property
     def perplexity(self) -> float:
-        return math.exp(self.per_char)
+        """exp(nats/char); infinite where that is beyond a float, as for a model that diverged."""
+        try:
+            return math.exp(self.per_char)
+        except OverflowError:
+            return math.inf
 
 
 def name_nll(model: Model, encoded: Encoded, indices=None, chunk: int = 512) -> np.ndarray:

@@ -6,6 +6,7 @@ Sampling draws from its own numpy Generator, so the same seed always gives the s
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Iterator
 
 import numpy as np
 
@@ -13,6 +14,9 @@ from .errors import DataError, OptionError, OptionName, SamplingError
 from .model import Model, Params, softmax, step
 from .options import check, option
 from .vocab import BOUNDARY
+
+
+MAX_LENGTH = 100_000  # letters in a name, at most: one draw's ids must fit in memory with others
 
 
 @dataclass(frozen=True)
@@ -24,9 +28,9 @@ class SampleConfig:
     top_k: int = option(0, "Draw each letter from the k likeliest only; 0: from all", at_least=0)
     prefix: str = option("", "Every name starts with these letters")
     min_length: int = option(1, "Shortest name, in letters; the end of name is held back until then",
-                             at_least=1)
+                             at_least=1, at_most=MAX_LENGTH)
     max_length: int | None = option(None, "Longest name, in letters; longer draws are rejected", at_least=1,
-                                    default_text="twice the longest training name, at least 20")
+                                    at_most=MAX_LENGTH, default_text="twice the longest training name, at least 20")
     novel: bool = option(False, "Only names that are not in the training list")
     unique: bool = option(False, "Never the same name twice")
     max_tries: int | None = option(None, "Names drawn before giving up on the filters", at_least=1,
@@ -60,13 +64,17 @@ def generate(params: Params, n: int, rng: np.random.Generator, *, temperature: f
     rows = np.arange(n)  # the names still growing
     drawn = np.empty((n, max(max_length - len(prefix_ids), 0)), dtype=np.int64)
     for length in range(len(prefix_ids), max_length + 1):
-        # subtract the max first: any temperature > 0, however small or large, stays finite
-        z = (logits - np.maximum.reduce(logits, axis=1, keepdims=True)) / temperature
+        z = logits.copy()
         if length < min_length:
             z[:, BOUNDARY] = -np.inf
         if 0 < top_k < V:
             kth = np.partition(z, V - top_k, axis=1)[:, V - top_k, None]
             z[z < kth] = -np.inf
+        # Only now subtract the largest logit left: every entry is then 0 or below, so dividing by
+        # any temperature > 0, however small, leaves the largest at 0 and the row a distribution.
+        z -= np.maximum.reduce(z, axis=1, keepdims=True)
+        with np.errstate(over="ignore"):  # below 0 over a tiny temperature: -inf, probability exactly 0
+            z /= temperature
         cdf = np.cumsum(softmax(z), axis=1)
         u = rng.random((len(rows), 1)) * cdf[:, -1:]  # scaled so rounding never picks a zero-p id
         ids = (cdf <= u).sum(axis=1)
@@ -98,20 +106,32 @@ def sample(model: Model, config: SampleConfig, rng: np.random.Generator | None =
     rng: the generator to draw from; None makes one from config.seed.
     Raises SamplingError, holding the names found so far, if the allowed draws do not suffice.
     """
+    found: list[str] = []
+    try:
+        for name in stream(model, config, rng):
+            found.append(name)
+    except SamplingError as e:
+        raise SamplingError(*e.parts, found=found) from None
+    return found
+
+
+def stream(model: Model, config: SampleConfig, rng: np.random.Generator | None = None) -> Iterator[str]:
+    """The names of `sample`, each as soon as it is drawn, keeping none of them (but with
+    config.unique, which must remember them): for counts too large to hold. Raises SamplingError
+    after the last name it found if the allowed draws do not suffice."""
     rng = np.random.default_rng(config.seed) if rng is None else rng
     prefix = model.clean(config.prefix) if config.prefix else ""
     try:
         ids = model.vocab.encode(prefix, "the prefix").tolist()
     except DataError as e:  # the vocabulary's message, as a sampling request that cannot be met
         raise SamplingError(*e.parts) from None
-    max_length = config.max_length or max(default_max_length(model), len(prefix))
+    max_length = config.max_length or max(default_max_length(model), len(prefix), config.min_length)
     budget = config.max_tries or max(10_000, 100 * config.count)
     params = model.param_views
-    found: list[str] = []
     taken: set[str] = set()
-    tries = 0
-    while len(found) < config.count and tries < budget:
-        batch = min(budget - tries, max(64, 2 * (config.count - len(found))), max(1, DRAW_BUFFER // max_length))
+    found = tries = 0
+    while found < config.count and tries < budget:
+        batch = min(budget - tries, max(64, 2 * (config.count - found)), max(1, DRAW_BUFFER // max_length))
         for drawn in generate(params, batch, rng, temperature=config.temperature, top_k=config.top_k,
                               prefix_ids=ids, min_length=config.min_length, max_length=max_length):
             tries += 1
@@ -120,17 +140,16 @@ def sample(model: Model, config: SampleConfig, rng: np.random.Generator | None =
             name = model.vocab.decode(drawn)
             if (config.novel and model.knows(name)) or (config.unique and name in taken):
                 continue
-            found.append(name)
-            taken.add(name)
-            if len(found) == config.count:
+            if config.unique:
+                taken.add(name)
+            found += 1
+            yield model.display(name)
+            if found == config.count:
                 break
-    shown = [model.display(name) for name in found]
-    if len(found) < config.count:
+    if found < config.count:
         wanted = " ".join(w for w, on in (("novel", config.novel), ("unique", config.unique)) if on)
         raise SamplingError(
-            f"found only {len(found)} of {config.count} {wanted + ' ' if wanted else ''}names in "
+            f"found only {found} of {config.count} {wanted + ' ' if wanted else ''}names in "
             f"{tries} draws; ask for fewer, or relax ", OptionName("novel"), "/", OptionName("unique"), "/",
             OptionName("prefix"), " or the length limits",
-            found=shown,
         )
-    return shown

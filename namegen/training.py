@@ -103,6 +103,10 @@ def start_run(data: str | Path | None = None, *, out_dir: str | Path | None = No
         names = read_names(data, saved.config.keep_case) if data is not None else None
         state, checkpoint = resume_state(saved, options, names), resumed_checkpoint(Path(resume), saved)
     check_checkpoint_dir(checkpoint.parent)
+    for target in (checkpoint, best_path(checkpoint)):
+        if target.is_dir():
+            raise CheckpointError(f"{target} is a directory where the run would save a checkpoint; move it, "
+                                  "or choose another place with ", OptionName("out_dir"))
     with exclusive_run(checkpoint):
         pass
     return Run(state, checkpoint, resumed=resume is not None)

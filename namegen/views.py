@@ -6,6 +6,7 @@ string with Rich markup), so the CLI is left to parse options, call the library 
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -33,6 +34,23 @@ def visible(text: str) -> str:
     return escape(ESCAPED.sub(lambda m: m.group().encode("unicode_escape").decode(), text))
 
 
+def fixed(x: float, digits: int) -> str:
+    """A loss for people: fixed point, or for a diverged model's 5.7e+200, the exponent form."""
+    return f"{x:.{digits}f}" if abs(x) < 1e6 else f"{x:.{digits}g}"
+
+
+def finite(payload):
+    """The payload with every non-finite number as null: JSON has no NaN or infinity (a diverged
+    model's perplexity, a flow too short to fit)."""
+    if isinstance(payload, float):
+        return payload if math.isfinite(payload) else None
+    if isinstance(payload, dict):
+        return {key: finite(value) for key, value in payload.items()}
+    if isinstance(payload, (list, tuple)):
+        return [finite(value) for value in payload]
+    return payload
+
+
 @dataclass
 class View:
     """One result, ready to print: a payload for --json, and lines (text or tables) for people."""
@@ -57,10 +75,10 @@ def run_header(run: Run) -> str:
 
 
 def epoch_line(state: TrainState, record: EpochRecord, preview: list[str]) -> str:
-    val = f"{record.val_loss:.3f}" if record.val_loss is not None else "  -  "
+    val = fixed(record.val_loss, 3) if record.val_loss is not None else "  -  "
     return (
         f"epoch {record.epoch:>3}/{state.config.epochs}  "
-        f"train [bold]{record.train_loss:.3f}[/]  val [bold]{val}[/] nats/char  "
+        f"train [bold]{fixed(record.train_loss, 3)}[/]  val [bold]{val}[/] nats/char  "
         f"[dim]|g| {record.grad_norm_mean:.1f} (max {record.grad_norm_max:.1f})  "
         f"clipped {100 * record.clip_fraction:.3f}%  σmax(Whh) {record.whh_sigma_max:.2f}  "
         f"{record.seconds:.1f}s[/]  " + visible(", ".join(preview))
@@ -84,9 +102,9 @@ def run_summary(run: Run, result: TrainResult, stopped_by: str | None = None) ->
                               f"name {state.position}/{len(state.train_idx)}; continue with "
                               f"`namegen train --resume {escape(str(run.checkpoint))}`"])
     what = "stopped at --max-steps" if result.reason == "max-steps" else "done"
-    val = f", val {last.val_loss:.3f}" if last and last.val_loss is not None else ""
-    best = f" (best {state.best_val_loss:.3f})" if state.best_val_loss is not None else ""
-    losses = f"; train {last.train_loss:.3f}{val}{best} nats/char" if last else ""
+    val = f", val {fixed(last.val_loss, 3)}" if last and last.val_loss is not None else ""
+    best = f" (best {fixed(state.best_val_loss, 3)})" if state.best_val_loss is not None else ""
+    losses = f"; train {fixed(last.train_loss, 3)}{val}{best} nats/char" if last else ""
     return View(payload, [f"{what}: {state.epoch} epochs, {state.step} updates in {result.seconds:.1f}s{losses}; "
                           f"saved {escape(str(run.checkpoint))}"])
 
@@ -106,8 +124,8 @@ def evaluation(path: Path, results: dict[str, Evaluation]) -> View:
              "nats_per_name": e.per_name, "perplexity": e.perplexity} for label, e in results.items()]
     table = Table("set", "names", "chars", "nats/char", "nats/name", "perplexity", title=f"evaluate {path}")
     for r in rows:
-        table.add_row(escape(r["set"]), str(r["names"]), str(r["chars"]), f"{r['nats_per_char']:.4f}",
-                      f"{r['nats_per_name']:.3f}", f"{r['perplexity']:.3f}")
+        table.add_row(escape(r["set"]), str(r["names"]), str(r["chars"]), fixed(r["nats_per_char"], 4),
+                      fixed(r["nats_per_name"], 3), fixed(r["perplexity"], 3))
     return View({"checkpoint": str(path), "results": rows}, [table])
 
 
@@ -116,8 +134,8 @@ def scores(path: Path, scored: list[Score]) -> View:
              "perplexity": s.loss.perplexity, "known": s.known} for s in scored]
     table = Table("name", "nats", "nats/char", "perplexity", "in the data", title=f"score ({path})")
     for r in rows:
-        table.add_row(visible(r["name"]), f"{r['nats']:.3f}", f"{r['nats_per_char']:.3f}",
-                      f"{r['perplexity']:.2f}", "yes" if r["known"] else "no")
+        table.add_row(visible(r["name"]), fixed(r["nats"], 3), fixed(r["nats_per_char"], 3),
+                      fixed(r["perplexity"], 2), "yes" if r["known"] else "no")
     return View({"checkpoint": str(path), "scores": rows}, [table])
 
 
@@ -151,14 +169,26 @@ def info(path: Path, state: TrainState) -> View:
     if state.best_val_loss is not None:
         lines.append(f"best        validation {state.best_val_loss:.4f} nats/char")
     if state.history:
-        table = Table("epoch", "train", "val", "|g| mean", "|g| max", "clipped %", "σmax(Whh)", "seconds",
-                      title="history (nats/char)")
-        for r in state.history:
-            table.add_row(str(r.epoch), f"{r.train_loss:.4f}", "-" if r.val_loss is None else f"{r.val_loss:.4f}",
-                          f"{r.grad_norm_mean:.2f}", f"{r.grad_norm_max:.2f}", f"{100 * r.clip_fraction:.4f}",
-                          f"{r.whh_sigma_max:.3f}", f"{r.seconds:.2f}")
-        lines.append(table)
+        lines.append(history_table(state.history))
     return View(payload, lines)
+
+
+HISTORY_ROWS = 10  # epochs shown at each end of a long history (all of them are in --json)
+
+
+def history_table(history: list[EpochRecord]) -> Table:
+    shown = history if len(history) <= 2 * HISTORY_ROWS else history[:HISTORY_ROWS] + [None] + history[-HISTORY_ROWS:]
+    title = "history (nats/char)" if len(shown) == len(history) else \
+        f"history (nats/char): the first and last {HISTORY_ROWS} of {len(history)} epochs"
+    table = Table("epoch", "train", "val", "|g| mean", "|g| max", "clipped %", "σmax(Whh)", "seconds", title=title)
+    for r in shown:
+        if r is None:
+            table.add_row("…", *[""] * 7)
+            continue
+        table.add_row(str(r.epoch), fixed(r.train_loss, 4), "-" if r.val_loss is None else fixed(r.val_loss, 4),
+                      f"{r.grad_norm_mean:.2f}", f"{r.grad_norm_max:.2f}", f"{100 * r.clip_fraction:.4f}",
+                      f"{r.whh_sigma_max:.3f}", f"{r.seconds:.2f}")
+    return table
 
 
 # ------------------------------------------------------------------------------- looking inside
@@ -235,14 +265,19 @@ def demo(d: Demo) -> View:
     ])
 
 
+CURVE_POINTS = 100  # epochs drawn, at most: a terminal is not wider
+
+
 def curves(path: Path, history: list[EpochRecord], flow: Flow) -> list[str]:
-    """The training curves and the gradient-flow curve, drawn in text."""
-    h = history
+    """The training curves and the gradient-flow curve, drawn in text (at most CURVE_POINTS
+    epochs, evenly spaced, of a longer history)."""
+    h = [history[i] for i in np.unique(np.linspace(0, len(history) - 1, CURVE_POINTS).round().astype(int))]
     series = {"train": [r.train_loss for r in h]}
     if any(r.val_loss is not None for r in h):
         series["validation"] = [r.val_loss for r in h]
+    sampled = "" if len(h) == len(history) else f" ({len(h)} of them, evenly spaced)"
     return [
-        f"[bold]{escape(str(path))}[/]: loss (nats/char) by epoch 1 … {len(h)}",
+        f"[bold]{escape(str(path))}[/]: loss (nats/char) by epoch 1 … {len(history)}{sampled}",
         *line_chart(series),
         f"clipped entries  {sparkline([r.clip_fraction for r in h])}  max {100 * max(r.clip_fraction for r in h):.4f}%",
         f"gradient norm    {sparkline([r.grad_norm_mean for r in h])}  mean {h[0].grad_norm_mean:.1f} → {h[-1].grad_norm_mean:.1f}",

@@ -322,3 +322,10 @@ def test_a_fifo_or_a_pipe_given_as_a_checkpoint_is_refused_at_once(tmp_path, tra
         result = subprocess.run([sys.executable, "-m", "namegen", *map(str, args)], input=stdin,
                                 capture_output=True, timeout=30)
         assert result.returncode == 1 and b"is not a regular file" in result.stderr, result.stderr
+
+
+def test_a_directory_where_the_checkpoint_goes_is_not_said_to_lack_space(trained_state, tmp_path):
+    (tmp_path / "c.npz").mkdir()
+    with pytest.raises(CheckpointError, match="move the directory that stands there") as caught:
+        save_checkpoint(tmp_path / "c.npz", trained_state)
+    assert "free some space" not in str(caught.value)

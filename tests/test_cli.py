@@ -1,8 +1,12 @@
 """The command line: what each command prints (text and --json), and how each class of error
 reaches the user: one line on stderr and an exit code; a bug, a traceback."""
 
+import json
+import os
+import select
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -85,6 +89,8 @@ IMPOSSIBLE = [  # (arguments, the flag the error line names)
     (["gradcheck", "--count", "0"], "--count"), (["gradcheck", "--truncate", "0"], "--truncate"),
     (["diagnose", "--count", "0"], "--count"), (["diagnose", "--max-distance", "0"], "--max-distance"),
     (["plot", "--count", "0"], "--count"),
+    (["sample", "--max-length", str(10**30)], "--max-length"), (["train", "--preview", "100000000"], "--preview"),
+    (["sample", "--json", "-n", "100000000"], "--count"),
 ]
 
 
@@ -212,3 +218,100 @@ def test_text_from_a_checkpoint_cannot_drive_the_terminal(cli, tmp_path):
         assert result.code == 0, result.stderr
         assert not set("\x1b\x07\u202e") & set(result.stdout), (args, result.stdout)
     assert "\\x1b" in cli("info", tmp_path / "evil.npz").stdout
+
+
+@pytest.fixture(scope="module")
+def diverged_checkpoint(few_dinos, tmp_path_factory):
+    """A model trained at a step of 1e200: finite, but its loss is near 1e200 nats per letter."""
+    from namegen.checkpoint import save_checkpoint
+    from namegen.state import TrainConfig, new_state
+    from namegen.training import train
+
+    state = new_state(TrainConfig(hidden_size=4, epochs=2, learning_rate=1e200), few_dinos)
+    train(state)
+    path = tmp_path_factory.mktemp("diverged") / "diverged.npz"
+    save_checkpoint(path, state)
+    return path
+
+
+def strict_json(text):
+    return json.loads(text, parse_constant=lambda name: pytest.fail(f"{name} is not JSON"))
+
+
+@pytest.mark.parametrize("args", [["evaluate"], ["score", "Rex"], ["info"], ["diagnose", "--count", 4]])
+def test_any_finite_model_is_evaluated_and_its_json_is_valid(cli, diverged_checkpoint, args):
+    path = ["-c", diverged_checkpoint] if args[0] != "info" else [diverged_checkpoint]
+    result = cli(args[0], *path, *args[1:], "--json")
+    assert result.code == 0, result.stderr
+    strict_json(result.stdout)
+    text = cli(args[0], *path, *args[1:])
+    assert text.code == 0 and "e+" in text.stdout or args[0] == "diagnose"
+
+
+def test_a_perplexity_beyond_a_float_is_null_in_json(cli, diverged_checkpoint):
+    rows = strict_json(cli("evaluate", "-c", diverged_checkpoint, "--json").stdout)["results"]
+    assert rows[0]["nats_per_char"] > 1e100 and rows[0]["perplexity"] is None
+
+
+@pytest.mark.slow
+def test_a_huge_count_streams_names_as_they_are_drawn():
+    proc = subprocess.Popen([sys.executable, "-m", "namegen", "sample", "-n", "100000000", "--seed", "0"],
+                            stdout=subprocess.PIPE)
+    received, deadline = b"", time.monotonic() + 30
+    try:
+        while received.count(b"\n") < 2000:  # before, nothing came for hours, as all were held to the end
+            assert time.monotonic() < deadline, "no 2000 names in 30 s"
+            if select.select([proc.stdout], [], [], 1.0)[0]:
+                received += os.read(proc.stdout.fileno(), 65536)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert all(name.strip() for name in received.decode().splitlines()[:2000])
+
+
+@pytest.mark.parametrize("command, advice", [("sample", "a smaller --count or --max-length"), ("info", "")])
+def test_running_out_of_memory_gives_advice_that_fits_the_command(cli, trained_checkpoint, monkeypatch, command, advice):
+    def no_memory(*args, **kwargs):
+        raise MemoryError
+
+    monkeypatch.setattr("namegen.cli.load_checkpoint", no_memory)
+    monkeypatch.setattr("namegen.cli.load_model", no_memory)
+    args = [command, trained_checkpoint] if command == "info" else [command, "-c", trained_checkpoint]
+    result = cli(*args)
+    result.fails_in_one_line(1, "not enough memory for this request" + (f"; ask for less: {advice}" if advice else ""))
+    assert "--hidden-size" not in result.stderr
+
+
+def test_a_directory_where_a_checkpoint_goes_is_named_before_training(cli, names_file, tmp_path):
+    (tmp_path / "ck" / "tiny.best.npz").mkdir(parents=True)
+    result = cli("train", "--data", names_file(TINY, "tiny.txt"), "--out-dir", tmp_path / "ck", "--hidden-size", 4)
+    result.fails_in_one_line(1, "tiny.best.npz is a directory where the run would save a checkpoint")
+    assert "free some space" not in result.stderr and "epoch" not in result.stdout
+
+
+@pytest.mark.slow
+def test_a_terminal_that_shows_only_ascii_gets_every_line(names_file, tmp_path):
+    path = names_file(["Zoë", "Ἀχιλλεύς", "José", "Łukasz"] * 3, "accents.txt")
+    result = subprocess.run([sys.executable, "-m", "namegen", "train", "--data", str(path), "--epochs", "2",
+                             "--hidden-size", "4", "--out-dir", str(tmp_path), "--val-fraction", "0"],
+                            capture_output=True, text=True, env=dict(os.environ, PYTHONIOENCODING="ascii"))
+    assert result.returncode == 0, result.stderr
+    assert "epoch   2/2" in result.stdout and "\\u03c3max(Whh)" in result.stdout  # σ, escaped
+
+
+def test_a_long_history_is_shown_in_bounded_lines(cli, few_dinos, tmp_path):
+    from dataclasses import replace
+
+    from namegen.checkpoint import save_checkpoint
+    from namegen.state import EpochRecord, TrainConfig, new_state
+
+    state = new_state(TrainConfig(hidden_size=4, epochs=20_000), few_dinos)
+    record = EpochRecord(1, 10, 3.0, 3.1, 3.0, 1.0, 2.0, 0.0, 1.0, 0.1)
+    state.history = [replace(record, epoch=i + 1) for i in range(20_000)]
+    state.epoch = 20_000
+    save_checkpoint(tmp_path / "long.npz", state)
+    text = cli("info", tmp_path / "long.npz")
+    assert text.code == 0, text.stderr
+    assert len(text.stdout.splitlines()) < 40 and "the first and last 10 of 20000 epochs" in " ".join(text.stdout.split())
+    assert len(cli("info", tmp_path / "long.npz", "--json").json()["history"]) == 20_000
+    assert len(cli("plot", "-c", tmp_path / "long.npz", "--count", 2).stdout.splitlines()) < 30

@@ -1,5 +1,7 @@
 """Looking inside: the gradient check catches broken backward passes, and the flow numbers are right."""
 
+import tracemalloc
+
 import numpy as np
 import pytest
 
@@ -45,7 +47,7 @@ def test_flow_norms_match_a_direct_product_of_jacobians(random_params, rng):
     params = random_params(vocab_size=5, hidden_size=3, scale=0.8)
     ids = rng.integers(1, 5, size=5)
     inputs, targets = np.r_[0, ids], np.r_[ids, 0]
-    grad, jac = name_flow(params, inputs, targets)
+    grad, jac = name_flow(params, inputs, targets, max_distance=len(inputs))
     _, cache = forward(params, inputs, targets)
     hs = cache.hidden[1:, 0]  # h_t for t = 0..T-1
     p = cache.probs
@@ -65,7 +67,7 @@ def test_flow_norms_match_a_direct_product_of_jacobians(random_params, rng):
 @pytest.mark.parametrize("w", [0.5, 1.0, 1.7, -0.8])
 def test_linear_scalar_recurrence_scales_the_gradient_by_w_to_the_distance(w):
     T, g = 12, 2.5
-    grad, _ = flow_from_states(np.full((T, 1), g), np.ones((T, 1)), np.array([[w]]))
+    grad, _ = flow_from_states(np.full((T, 1), g), np.ones((T, 1)), np.array([[w]]), max_distance=T)
     for m in range(T):
         np.testing.assert_allclose(grad[m:, m], abs(w) ** m * g, rtol=1e-12)
 
@@ -172,3 +174,19 @@ def test_plot_without_matplotlib_says_how_to_install_it(cli, trained_checkpoint,
     result = cli("plot", "-c", trained_checkpoint, "--out", tmp_path / "x.png")
     result.fails_in_one_line(1, "pip install 'namegen[plot]'")
     assert not (tmp_path / "x.png").exists()
+
+
+def test_a_60000_letter_name_is_traced_in_bounded_work_up_to_the_distance_asked(trained_state):
+    """The flow of a step depends on no later step: tracing a name's first steps is exact for them."""
+    model = trained_state.model
+    long_name = ("stegosaurus" * 5455)[:60_000]
+    tracemalloc.start()
+    try:
+        long_flow = diagnose(model, FlowConfig(max_distance=5), [long_name]).flow
+        assert tracemalloc.get_traced_memory()[1] < 200 * 2**20
+    finally:
+        tracemalloc.stop()
+    assert long_flow.distance.tolist() == [0, 1, 2, 3, 4, 5]
+    cut = diagnose(model, FlowConfig(max_distance=5), [long_name[:1000]]).flow  # traced over the same 1000 steps
+    np.testing.assert_allclose(long_flow.grad_norm, cut.grad_norm, rtol=1e-12)
+    np.testing.assert_allclose(long_flow.jacobian_norm, cut.jacobian_norm, rtol=1e-12)

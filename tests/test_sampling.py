@@ -1,5 +1,7 @@
 """Sampling: repeatable by seed, every option honoured, impossible requests refused."""
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -104,3 +106,17 @@ def test_a_name_whose_capital_would_change_it_is_shown_as_it_is_and_known():
     shown = [model.display(n) for n in names]
     assert shown == ["ßeta", "ﬁona", "Anna", "Ǳevad"]
     assert all(model.knows(s) for s in shown)
+
+
+def test_the_shortest_length_holds_at_any_temperature_however_small(trained_state):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no overflow, no NaN along the way
+        names = draw(trained_state, count=20, temperature=1e-310, min_length=30, max_length=60)
+    assert len(names) == 20 and all(30 <= len(n) <= 60 for n in names)
+
+
+def test_streamed_names_are_the_sampled_names(trained_state):
+    from namegen.sampling import stream
+
+    config = SampleConfig(count=25, seed=3, unique=True)
+    assert list(stream(trained_state.model, config)) == sample(trained_state.model, config)
