@@ -329,7 +329,7 @@ def sample_command(
         show(views.names(path, model, sample(model, config), seed), as_json)
         return
     for name in stream(model, config):  # a failure comes after the names found: they are printed
-        out.print(views.visible(name))
+        typer.echo(views.visible(name))
 
 
 # ---------------------------------------------------------------------------- evaluate and score

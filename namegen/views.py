@@ -31,7 +31,12 @@ ESCAPED = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 def visible(text: str) -> str:
     """Text from a file (a checkpoint may be hostile), safe to show: control characters and
     bidirectional overrides appear as escapes (\\x1b, \\u202e) instead of acting on the terminal."""
-    return escape(ESCAPED.sub(lambda m: m.group().encode("unicode_escape").decode(), text))
+    return ESCAPED.sub(lambda m: m.group().encode("unicode_escape").decode(), text)
+
+
+def shown(text: str) -> str:
+    """Text from a file, safe to show and to print through Rich, whose markup it cannot hold."""
+    return escape(visible(text))
 
 
 def fixed(x: float, digits: int) -> str:
@@ -64,7 +69,7 @@ class View:
 def run_header(run: Run) -> str:
     state, config = run.state, run.state.config
     return (
-        f"training on [bold]{visible(state.source)}[/]: {len(state.train_idx)} train / "
+        f"training on [bold]{shown(state.source)}[/]: {len(state.train_idx)} train / "
         f"{len(state.val_idx)} validation names, {state.model.vocab.size} tokens, hidden {config.hidden_size}, "
         f"{config.optimizer} lr {config.learning_rate} ({config.lr_schedule}), batch {config.batch_size}, "
         f"clip {config.clip or 'off'}"
@@ -81,7 +86,7 @@ def epoch_line(state: TrainState, record: EpochRecord, preview: list[str]) -> st
         f"train [bold]{fixed(record.train_loss, 3)}[/]  val [bold]{val}[/] nats/char  "
         f"[dim]|g| {record.grad_norm_mean:.1f} (max {record.grad_norm_max:.1f})  "
         f"clipped {100 * record.clip_fraction:.3f}%  σmax(Whh) {record.whh_sigma_max:.2f}  "
-        f"{record.seconds:.1f}s[/]  " + visible(", ".join(preview))
+        f"{record.seconds:.1f}s[/]  " + shown(", ".join(preview))
     )
 
 
@@ -114,7 +119,7 @@ def run_summary(run: Run, result: TrainResult, stopped_by: str | None = None) ->
 def names(path: Path, model: Model, found: list[str], seed: int | None) -> View:
     return View({"checkpoint": str(path), "seed": seed,
                  "names": [{"name": name, "novel": not model.knows(name)} for name in found]},
-                [visible(name) for name in found])
+                [shown(name) for name in found])
 
 
 # ---------------------------------------------------------------------------- evaluate and score
@@ -134,7 +139,7 @@ def scores(path: Path, scored: list[Score]) -> View:
              "perplexity": s.loss.perplexity, "known": s.known} for s in scored]
     table = Table("name", "nats", "nats/char", "perplexity", "in the data", title=f"score ({path})")
     for r in rows:
-        table.add_row(visible(r["name"]), fixed(r["nats"], 3), fixed(r["nats_per_char"], 3),
+        table.add_row(shown(r["name"]), fixed(r["nats"], 3), fixed(r["nats_per_char"], 3),
                       fixed(r["perplexity"], 2), "yes" if r["known"] else "no")
     return View({"checkpoint": str(path), "scores": rows}, [table])
 
@@ -158,9 +163,9 @@ def info(path: Path, state: TrainState) -> View:
         progress += f", {state.position}/{len(state.train_idx)} names into epoch {state.epoch + 1}"
     lines = [
         f"[bold]{escape(str(path))}[/]",
-        f"data        {visible(state.source)}: {len(model.names)} names "
+        f"data        {shown(state.source)}: {len(model.names)} names "
         f"({len(state.train_idx)} train, {len(state.val_idx)} validation), fingerprint {model.fingerprint}",
-        f"vocabulary  {model.vocab.size} tokens: boundary + {visible(repr(''.join(model.vocab.chars)))}"
+        f"vocabulary  {model.vocab.size} tokens: boundary + {shown(repr(''.join(model.vocab.chars)))}"
         + ("; names shown capitalised" if model.capitalize else ""),
         f"model       hidden {c.hidden_size}, {model.params.size} parameters",
         "training    " + ", ".join(f"{f.name}={getattr(c, f.name)}" for f in fields(c)),
@@ -203,7 +208,7 @@ def gradient_check(label: str, model: Model, checked: GradientCheck) -> View:
     for name in PARAM_NAMES:
         table.add_row(name, str(views[name].shape), f"{checked.max_error[name]:.2e}",
                       "[green]ok[/]" if checked.ok(name) else "[red]FAIL[/]")
-    lines = [f"model {visible(label)}; names: {visible(', '.join(checked.names))}", table]
+    lines = [f"model {shown(label)}; names: {shown(', '.join(checked.names))}", table]
     if config.truncate and not checked.passed:
         lines.append(f"Truncation drops every path through time longer than {config.truncate} steps, so the "
                      "analytic gradient is no longer the derivative of the loss: the recurrent weights "
