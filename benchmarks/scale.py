@@ -54,7 +54,7 @@ def main():
         result = subprocess.run(command, capture_output=True, text=True)
         wall, rss_kb = result.stderr.strip().splitlines()[-1].split()
         print(f"namegen train --max-steps 300: {float(wall):.1f}s wall, peak RSS {int(rss_kb) / 1024:.0f} MB, "
-              f"checkpoint {(Path(tmp) / 'names.npz').stat().st_size / 1e6:.1f} MB")
+              f"checkpoint {(Path(tmp) / 'names.latest.npz').stat().st_size / 1e6:.1f} MB")
         print(result.stdout.strip().splitlines()[-1])
 
 

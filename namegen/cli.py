@@ -135,7 +135,8 @@ def values_of(ctx: typer.Context, config: type, given_only: bool = False) -> dic
 
 
 CheckpointOption = Annotated[Optional[Path], typer.Option(
-    "--checkpoint", "-c", help="Checkpoint to use.", show_default="checkpoints/dinos.npz if present, else the bundled one")]
+    "--checkpoint", "-c", help="Checkpoint to use.",
+    show_default="checkpoints/dinos.best.npz, .latest.npz or dinos.npz if present, else the bundled one")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead of text.")]
 NamesArgument = Annotated[Optional[list[str]], typer.Argument(
     help="Names to trace; without them, --count names are drawn from the data.", metavar="NAME", show_default=False)]
