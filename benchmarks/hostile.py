@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from namegen.checkpoint import save_checkpoint
-from namegen.data import parse_names, read_names
+from namegen.data import read_names
 from namegen.state import EpochRecord, TrainConfig, new_state
 from namegen.training import train
 

@@ -190,19 +190,21 @@ class _Reader:
 
     # ------------------------------------------------------------------------------------ arrays
 
-    def array(self, key: str, shape: tuple[int, ...], kind: str = "f") -> np.ndarray | None:
-        """The entry `key` as an array of `shape`: float64 for kind "f", any signed integer for "i".
-        The .npy header is checked before any data is read; None if there is no such entry."""
+    def array(self, key: str, shape: tuple[int, ...] | None, kind: str = "f") -> np.ndarray | None:
+        """The entry `key` as an array of `shape` (None: one dimension, any length): float64 for
+        kind "f", any signed integer for "i", bytes for "u". The .npy header is checked before any
+        data is read; None if there is no such entry."""
         info = self.entries.get(key)
         if info is None:
             return None
         try:
             with self.archive.open(info) as f:
                 dtype, found, fortran, data_start = _npy_header(f)
+                shape = found if shape is None and len(found) == 1 else shape
                 if dtype.hasobject:
                     raise self.fail("not a readable namegen checkpoint (it holds pickled objects, which namegen never loads)")
-                expected = "float64" if kind == "f" else "a signed integer"
-                if found != shape or dtype.kind != kind or (kind == "f" and dtype != np.float64) or dtype.itemsize > 8:
+                expected = {"f": "float64", "i": "a signed integer", "u": "uint8"}[kind]
+                if found != shape or dtype.kind != kind or dtype.itemsize > 8 or (kind != "i" and dtype != expected):
                     raise self.damaged(f"{key} is {dtype}{list(found)}, expected {expected}{list(shape)}")
                 size = math.prod(shape) * dtype.itemsize
                 if info.file_size != data_start + size:
@@ -237,14 +239,10 @@ class _Reader:
             raise self.fail("not a namegen checkpoint (no metadata entry)")
         if info.file_size > MAX_META_BYTES + MAX_HEADER_BYTES:
             raise self.damaged(f"its metadata declares {info.file_size} bytes, more than the {MAX_META_BYTES} a checkpoint can hold")
-        with self.archive.open(info) as f:
-            try:
-                length = _npy_header(f)[1]
-            except Exception:
-                raise self.fail("not a namegen checkpoint (its metadata entry is not an .npy array)") from None
-        raw = self.array("meta", length, kind="u") if len(length) == 1 else None
-        if raw is None or raw.dtype != np.uint8:
-            raise self.fail("not a namegen checkpoint (its metadata entry is not a byte array)")
+        try:
+            raw = self.array("meta", None, kind="u")
+        except CheckpointError:
+            raise self.fail("not a namegen checkpoint (its metadata entry is not an .npy byte array)") from None
         try:
             meta = json.loads(raw.tobytes().decode("utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError):

@@ -60,9 +60,9 @@ class Commands(TyperGroup):
     """namegen's command group: runs one command, and turns every error a user can fix into one line."""
 
     def invoke(self, ctx):
-        for stream in (sys.stdout, sys.stderr):  # a terminal that cannot show a character gets its escape
-            if hasattr(stream, "reconfigure"):
-                stream.reconfigure(errors="backslashreplace")
+        for channel in (sys.stdout, sys.stderr):  # a terminal that cannot show a character gets its escape
+            if hasattr(channel, "reconfigure"):
+                channel.reconfigure(errors="backslashreplace")
         try:
             return super().invoke(ctx)
         except OptionError as e:
@@ -219,7 +219,7 @@ class Progress:
         finishes and is saved."""
         again = self.stopped_by is not None
         self.stopped_by = self.stopped_by or signum
-        message = (f"{STOP_SIGNALS[signum]} again: still stopping; the run is saved as soon as the current step ends"
+        message = (f"{STOP_SIGNALS[signum]}: already stopping; the run is saved as soon as the current step ends"
                    if again else f"{STOP_SIGNALS[signum]}: stopping after the current step, then saving the run")
         try:
             tqdm.write(message, file=sys.stderr)

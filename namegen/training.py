@@ -224,8 +224,8 @@ class _Loop:
                 if config.max_steps and state.step >= config.max_steps:
                     return self.save_and_stop("max-steps")
             self.end_epoch(time.perf_counter() - started)
-            if self.callbacks.should_stop() and state.epoch < config.epochs:  # asked during the epoch's end: saved
-                return "interrupted"
+            if self.callbacks.should_stop() and state.epoch < config.epochs:
+                return "interrupted"  # asked while the epoch ended: it is saved, and no update is owed
         return "finished"
 
     def update(self) -> None:

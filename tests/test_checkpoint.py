@@ -281,7 +281,7 @@ def test_every_metadata_field_is_checked_at_load(trained_checkpoint, damaged, ca
 def test_metadata_that_is_raw_json_without_an_npy_header_is_refused(trained_checkpoint, tmp_path):
     entries = entries_of(trained_checkpoint)
     entries["meta.npy"] = entries["meta.npy"][128:]  # the JSON alone
-    with pytest.raises(CheckpointError, match="metadata entry is not an .npy array"):
+    with pytest.raises(CheckpointError, match="metadata entry is not an .npy byte array"):
         load_checkpoint(forge_zip(tmp_path / "raw.npz", entries))
 
 

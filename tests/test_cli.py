@@ -299,6 +299,7 @@ def test_a_terminal_that_shows_only_ascii_gets_every_line(names_file, tmp_path):
     assert "epoch   2/2" in result.stdout and "\\u03c3max(Whh)" in result.stdout  # σ, escaped
 
 
+@pytest.mark.slow
 def test_a_long_history_is_shown_in_bounded_lines(cli, few_dinos, tmp_path):
     from dataclasses import replace
 

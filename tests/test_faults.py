@@ -182,6 +182,6 @@ def test_ctrl_c_twice_during_the_epochs_end_loses_nothing(tiny, tmp_path):
                            "--epochs", "5", "--hidden-size", "4", "--preview", "0"], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 130, proc.stderr
     assert "Ctrl-C: stopping after the current step" in proc.stderr
-    assert "Ctrl-C again: still stopping" in proc.stderr
+    assert "Ctrl-C: already stopping" in proc.stderr
     saved = load_checkpoint(tmp_path / "tiny.latest.npz")
     assert saved.epoch == 1 and saved.position == 0  # the epoch whose end was interrupted, whole
