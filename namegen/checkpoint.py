@@ -55,7 +55,7 @@ def _meta(state: TrainState) -> dict:
         "vocab": list(model.vocab.chars),
         "capitalize": model.capitalize,
         "config": dataclasses.asdict(state.config),
-        "data": {"source": state.source, "fingerprint": model.fingerprint,
+        "data": {"source": state.source, "fingerprint": model.fingerprint, "case": model.case,
                  "names": len(model.names), "train": len(state.train_idx), "val": len(state.val_idx)},
         "names": model.names,
         "epoch": state.epoch,
@@ -301,11 +301,22 @@ class _Reader:
         return cls(**value)
 
     def config(self) -> TrainConfig:
+        saved = self.meta["config"]
         known = {f.name for f in dataclasses.fields(TrainConfig)}
-        values = {k: v for k, v in self.meta["config"].items() if k in known}
+        values = {k: v for k, v in saved.items() if k in known}
         if values.get("max_steps") == 0:  # files written before max_steps was optional used 0 for no limit
             values["max_steps"] = None
+        if "keep_case" in saved and "case" not in saved:  # files written before --case: keep_case true or false
+            values["case"] = "keep" if saved["keep_case"] is True else "lower"
         return TrainConfig(**values)
+
+    def keep_case(self, config: TrainConfig) -> bool:
+        """Whether the model's names kept their letter case, as saved ("keep" or "lower"); a file
+        written before --case had no "auto" to resolve, and its config says which."""
+        case = self.meta["data"].get("case", config.case)
+        if case not in ("keep", "lower"):
+            raise self.damaged(f"data.case is {str(case)[:20]!r}, expected 'keep' or 'lower'")
+        return case == "keep"
 
     def model(self, config: TrainConfig) -> Model:
         """The vocabulary, the names, case handling and the parameters."""
@@ -320,7 +331,7 @@ class _Reader:
         capitalize = self.meta["capitalize"]
         if type(capitalize) is not bool:
             raise self.damaged("capitalize is not true or false")
-        model = Model(vocab, params, config.hidden_size, config.keep_case, capitalize, names)
+        model = Model(vocab, params, config.hidden_size, self.keep_case(config), capitalize, names)
         if self.meta["data"]["fingerprint"] != model.fingerprint:
             raise self.damaged("the saved names do not match their fingerprint")
         return model

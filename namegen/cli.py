@@ -11,6 +11,7 @@ import contextlib
 import json
 import signal
 import sys
+from collections import Counter
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Annotated, Any, Optional
@@ -264,7 +265,7 @@ def train_command(
     clip: Annotated[float, setting(TrainConfig, "clip")] = TRAIN.clip,
     val_fraction: Annotated[float, setting(TrainConfig, "val_fraction")] = TRAIN.val_fraction,
     seed: Annotated[int, setting(TrainConfig, "seed")] = TRAIN.seed,
-    keep_case: Annotated[bool, setting(TrainConfig, "keep_case")] = TRAIN.keep_case,
+    case: Annotated[str, setting(TrainConfig, "case")] = TRAIN.case,
     max_steps: Annotated[Optional[int], setting(TrainConfig, "max_steps")] = TRAIN.max_steps,
     out_dir: Annotated[Optional[Path], typer.Option(
         help="Where checkpoints go: <data name>.npz after every epoch, <data name>.best.npz for the best "
@@ -327,7 +328,8 @@ def sample_command(
                           "as it is drawn; JSON is printed once every name is")
     path, model = load_model_at(checkpoint)
     if as_json:
-        show(views.names(path, model, sample(model, config), seed), as_json)
+        rejected = Counter()
+        show(views.names(path, model, sample(model, config, rejected=rejected), seed, rejected), as_json)
         return
     for name in stream(model, config):  # a failure comes after the names found: they are printed
         typer.echo(views.visible(name))

@@ -34,11 +34,16 @@ MAX_NAMES_BYTES = 64 * 2**20  # a names file is read up to this size: about 7 mi
 BUNDLED_SOURCE = "dinos.txt (bundled with namegen)"  # not the install's path: it means nothing elsewhere
 
 
+CASES = ("auto", "lower", "keep")  # how letter case is handled; see parse_names
+RESTORED_SHARE = 0.95  # "auto" lower-cases names when this share of them comes back as it was
+
+
 @dataclass(frozen=True)
 class NameList:
     names: list[str]  # cleaned names, in file order (duplicates kept: they are part of the data)
     capitalize: bool  # most raw names start upper-case but were lower-cased: capitalise output
     source: str  # where they came from, for messages and checkpoint metadata
+    keep_case: bool = False  # the names kept their letter case (case "keep", or "auto" deciding so)
 
 
 # Characters a name may not hold: C0 and C1 controls other than white space (an ESC would drive the
@@ -52,9 +57,17 @@ READ_CHUNK = 2**20
 
 
 def clean_name(line: str, keep_case: bool = False) -> str:
-    """Strip invisible characters from both ends, normalise to NFC, and lower-case unless keep_case."""
-    name = unicodedata.normalize("NFC", line.strip(STRIPPED))
+    """Strip invisible characters from both ends, collapse every run of white space inside to one
+    space, normalise to NFC, and lower-case unless keep_case."""
+    name = unicodedata.normalize("NFC", " ".join(line.strip(STRIPPED).split()))
     return name if keep_case else name.lower()
+
+
+def capitalised(name: str) -> str:
+    """The name with its first letter in capitals, where the capital turns back into the same
+    letter (ß would become SS, and the name a different one)."""
+    first = name[:1].upper()
+    return first + name[1:] if len(first) == 1 and first.lower() == name[:1] else name
 
 
 def read_text(path: Path) -> str:
@@ -89,11 +102,15 @@ def read_text(path: Path) -> str:
     return "".join(parts)
 
 
-def parse_names(text: str, source: str, keep_case: bool = False) -> NameList:
+def parse_names(text: str, source: str, case: str = "auto") -> NameList:
     """Clean the lines of a names text; raise DataError if no name is left.
 
     Lines end at "\n" only (a "\r" before it is stripped), so a name may hold any other printable
     character; a control character or a bidirectional override is refused, naming its line.
+    case: "lower" lower-cases every name, and capitalises names on output if most began with a
+    capital; "keep" keeps letter case; "auto" lower-cases only where that loses nothing, that is
+    where RESTORED_SHARE of the names come back as they were (Tyrannosaurus does; Hurin of Londes,
+    McDonald and Mr. Mime do not).
     """
     forbidden = FORBIDDEN.search(text)
     if forbidden:
@@ -103,18 +120,24 @@ def parse_names(text: str, source: str, keep_case: bool = False) -> NameList:
                         f"({what}); names must be plain text")
     raw = [line.strip(STRIPPED) for line in text.split("\n")]
     raw = [line for line in raw if line]
-    names = [clean_name(line, keep_case) for line in raw]
-    if not names:
+    if not raw:
         raise DataError(f"{source}: no names found (the file is empty or only blank lines)")
-    upper = sum(line[:1].isupper() for line in raw)
-    capitalize = not keep_case and upper * 2 > len(raw)
-    return NameList(names, capitalize, source)
+    capitalize = sum(line[:1].isupper() for line in raw) * 2 > len(raw)
+    lowered = [clean_name(line) for line in raw]
+    if case == "auto":
+        shown = (capitalised(name) if capitalize else name for name in lowered)
+        restored = sum(name == clean_name(line, keep_case=True) for name, line in zip(shown, raw))
+        case = "lower" if restored >= RESTORED_SHARE * len(raw) else "keep"
+    if case == "keep":
+        return NameList([clean_name(line, keep_case=True) for line in raw], False, source, keep_case=True)
+    return NameList(lowered, capitalize, source)
 
 
-def read_names(path: str | Path | None = None, keep_case: bool = False) -> NameList:
-    """Read a newline-separated UTF-8 names file; None reads the bundled dinosaur names."""
+def read_names(path: str | Path | None = None, case: str = "auto") -> NameList:
+    """Read a newline-separated UTF-8 names file (None: the bundled dinosaur names); `case` as for
+    parse_names."""
     if path is None:
-        return replace(read_names(default_data_path(), keep_case), source=BUNDLED_SOURCE)
+        return replace(read_names(default_data_path(), case), source=BUNDLED_SOURCE)
     path = Path(path)
     if not path.exists():
         raise DataError(f"{path}: no such file; give a newline-separated list of names")
@@ -124,7 +147,7 @@ def read_names(path: str | Path | None = None, keep_case: bool = False) -> NameL
         text = read_text(path)
     except OSError as e:
         raise DataError(f"{path}: cannot be read ({e.strerror})") from None
-    return parse_names(text, str(path), keep_case)
+    return parse_names(text, str(path), case)
 
 
 def fingerprint(names: list[str]) -> str:

@@ -69,7 +69,7 @@ def evaluate_sets(state: TrainState, data: str | Path | None = None) -> dict[str
     with `data`, on the names of that file, cleaned the same way: label -> Evaluation."""
     model = state.model
     if data is not None:
-        names = read_names(data, model.keep_case).names
+        names = read_names(data, model.case).names
         return {str(data): evaluate(model, model.vocab.encode_names(names, str(data)))}
     sets = {"train": state.train_idx, "validation": state.val_idx}
     return {label: evaluate(model, model.encoded, idx) for label, idx in sets.items() if len(idx)}

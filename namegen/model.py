@@ -19,7 +19,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .data import clean_name, fingerprint, parse_names
+from .data import capitalised, clean_name, fingerprint, parse_names
 from .vocab import Encoded, Vocab
 
 PARAM_NAMES = ("Wxh", "Whh", "bh", "Why", "by")
@@ -68,7 +68,7 @@ class Model:
     vocab: Vocab
     params: np.ndarray  # flat float64 parameter vector, trained in place; see unflatten
     hidden_size: int  # H
-    keep_case: bool  # names are cleaned without lower-casing
+    keep_case: bool  # names are cleaned without lower-casing (data.parse_names decided so)
     capitalize: bool  # names are shown capitalised, as most names of the data were
     names: list[str]  # the cleaned names it was trained on (train and validation), in file order
 
@@ -90,11 +90,14 @@ class Model:
         """A name as typed or displayed, cleaned the way the data was (see data.clean_name)."""
         return clean_name(name, self.keep_case)
 
+    @property
+    def case(self) -> str:
+        """How names are cleaned for this model: "keep" or "lower" (see data.parse_names)."""
+        return "keep" if self.keep_case else "lower"
+
     def display(self, name: str) -> str:
-        """A cleaned name as it should be shown: capitalised if the data was, where the capital
-        turns back into the same letter (ß would become SS, and the name a different one)."""
-        first = name[:1].upper()
-        return first + name[1:] if self.capitalize and len(first) == 1 and first.lower() == name[:1] else name
+        """A cleaned name as it should be shown: capitalised if the data was (see data.capitalised)."""
+        return capitalised(name) if self.capitalize else name
 
     def knows(self, name: str) -> bool:
         """Whether a name (as typed or as displayed) is one of its names, after cleaning."""
@@ -104,11 +107,27 @@ class Model:
     def _known(self) -> set[str]:
         return set(self.names)
 
+    def unlike_data(self, name: str) -> str | None:
+        """Why a drawn name could never be a line of the model's data, or None: "not_clean" if
+        cleaning would change it (white space at an end or doubled), "odd_edge" if it begins or
+        ends with a character, other than a letter or digit, that begins or ends none of its names."""
+        if self.clean(name) != name:
+            return "not_clean"
+        starts, ends = self._edges
+        if not (name[0].isalnum() or name[0] in starts) or not (name[-1].isalnum() or name[-1] in ends):
+            return "odd_edge"
+        return None
+
+    @cached_property
+    def _edges(self) -> tuple[set[str], set[str]]:
+        """The characters other than letters and digits that begin, and that end, one of its names."""
+        return {n[0] for n in self.names if not n[0].isalnum()}, {n[-1] for n in self.names if not n[-1].isalnum()}
+
     def chosen_names(self, given: list[str] | None, count: int, seed: int) -> list[str]:
         """The given names cleaned like the data, or else `count` distinct names of its own drawn
         with `seed`: the names that gradient checks and diagnostics trace."""
         if given:
-            return parse_names("\n".join(given), "the names given", self.keep_case).names
+            return parse_names("\n".join(given), "the names given", self.case).names
         known = sorted(self._known)
         picks = np.random.default_rng(seed).choice(len(known), size=min(count, len(known)), replace=False)
         return [known[i] for i in sorted(picks)]

@@ -5,6 +5,7 @@ Sampling draws from its own numpy Generator, so the same seed always gives the s
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from typing import Iterator
 
@@ -100,25 +101,34 @@ def default_max_length(model: Model) -> int:
     return min(DEFAULT_MAX_LENGTH_CAP, max(20, 2 * max(len(name) for name in model.names)))
 
 
-def sample(model: Model, config: SampleConfig, rng: np.random.Generator | None = None) -> list[str]:
+def sample(model: Model, config: SampleConfig, rng: np.random.Generator | None = None,
+           rejected: Counter | None = None) -> list[str]:
     """Names that meet every option in config, displayed as the data was (capitalised or not).
 
     rng: the generator to draw from; None makes one from config.seed.
+    rejected: if given, counts the draws that were not kept, by reason (see stream).
     Raises SamplingError, holding the names found so far, if the allowed draws do not suffice.
     """
     found: list[str] = []
     try:
-        for name in stream(model, config, rng):
+        for name in stream(model, config, rng, rejected):
             found.append(name)
     except SamplingError as e:
         raise SamplingError(*e.parts, found=found) from None
     return found
 
 
-def stream(model: Model, config: SampleConfig, rng: np.random.Generator | None = None) -> Iterator[str]:
+def stream(model: Model, config: SampleConfig, rng: np.random.Generator | None = None,
+           rejected: Counter | None = None) -> Iterator[str]:
     """The names of `sample`, each as soon as it is drawn, keeping none of them (but with
     config.unique, which must remember them): for counts too large to hold. Raises SamplingError
-    after the last name it found if the allowed draws do not suffice."""
+    after the last name it found if the allowed draws do not suffice.
+
+    A draw is rejected, and counted in `rejected` by reason, if it ran past the longest length
+    ("too_long"), could never be a line of the data (Model.unlike_data: "not_clean", "odd_edge"),
+    or is known ("known", with novel) or repeats a name ("repeated", with unique).
+    """
+    rejected = Counter() if rejected is None else rejected
     rng = np.random.default_rng(config.seed) if rng is None else rng
     prefix = model.clean(config.prefix) if config.prefix else ""
     try:
@@ -135,10 +145,11 @@ def stream(model: Model, config: SampleConfig, rng: np.random.Generator | None =
         for drawn in generate(params, batch, rng, temperature=config.temperature, top_k=config.top_k,
                               prefix_ids=ids, min_length=config.min_length, max_length=max_length):
             tries += 1
-            if drawn is None:
-                continue
-            name = model.vocab.decode(drawn)
-            if (config.novel and model.knows(name)) or (config.unique and name in taken):
+            name = None if drawn is None else model.vocab.decode(drawn)
+            why = "too_long" if name is None else model.unlike_data(name) or (
+                "known" if config.novel and model.knows(name) else "repeated" if config.unique and name in taken else None)
+            if why:
+                rejected[why] += 1
                 continue
             if config.unique:
                 taken.add(name)

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from .data import NameList, fingerprint, split_indices
+from .data import CASES, NameList, fingerprint, split_indices
 from .errors import OptionName, TrainingError
 from .model import Model, init_params
 from .optim import OPTIMIZERS, ClipStats, Optimizer, make_optimizer
@@ -39,7 +39,8 @@ class TrainConfig:
                                  at_least=0, below=1)
     seed: int = option(0, "Seed of the one generator behind the split, initialisation and shuffling",
                        at_least=0)
-    keep_case: bool = option(False, "Keep letter case instead of lower-casing every name")
+    case: str = option("auto", "'lower' lower-cases names (capitalised on output if most were), 'keep' keeps "
+                               "letter case, 'auto' lower-cases only where that restores the names", choices=CASES)
     bucket_by_length: bool = option(True, "With batches, group names of similar length to cut padding")
     max_steps: int | None = option(None, "Stop once the run has made this many updates in all, saving a "
                                          "resumable checkpoint; a resumed run does not keep the limit",
@@ -121,7 +122,7 @@ def new_state(config: TrainConfig, data: NameList) -> TrainState:
     train_idx, val_idx = split_indices(len(data.names), config.val_fraction, rng)
     vocab = Vocab.from_names(data.names)
     params = init_params(vocab.size, config.hidden_size, rng)
-    model = Model(vocab, params, config.hidden_size, config.keep_case, data.capitalize, data.names)
+    model = Model(vocab, params, config.hidden_size, data.keep_case, data.capitalize, data.names)
     optimizer = make_optimizer(config.optimizer, params.size, config.learning_rate)
     return TrainState(config, model, data.source, train_idx, val_idx, optimizer, rng)
 

@@ -92,7 +92,7 @@ def start_run(data: str | Path | None = None, *, out_dir: str | Path | None = No
     """
     if resume is None:
         config = TrainConfig(**options)
-        state = new_state(config, read_names(data, config.keep_case))
+        state = new_state(config, read_names(data, config.case))
         checkpoint = checkpoint_path(data, out_dir)
     else:
         if out_dir is not None:
@@ -100,7 +100,7 @@ def start_run(data: str | Path | None = None, *, out_dir: str | Path | None = No
                               " or ", OptionName("resume"))
         check_values(TrainConfig, options)  # resume_state checks them too; this reports them before any file is read
         saved = load_checkpoint(resume)
-        names = read_names(data, saved.config.keep_case) if data is not None else None
+        names = read_names(data, saved.config.case) if data is not None else None
         state, checkpoint = resume_state(saved, options, names), resumed_checkpoint(Path(resume), saved)
     check_checkpoint_dir(checkpoint.parent)
     for target in (checkpoint, best_path(checkpoint)):

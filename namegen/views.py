@@ -116,9 +116,11 @@ def run_summary(run: Run, result: TrainResult, stopped_by: str | None = None) ->
 
 # ---------------------------------------------------------------------------------------- sample
 
-def names(path: Path, model: Model, found: list[str], seed: int | None) -> View:
+def names(path: Path, model: Model, found: list[str], seed: int | None, rejected: dict | None = None) -> View:
+    """Sampled names; `rejected` counts the draws not kept, by reason (see sampling.stream)."""
     return View({"checkpoint": str(path), "seed": seed,
-                 "names": [{"name": name, "novel": not model.knows(name)} for name in found]},
+                 "names": [{"name": name, "novel": not model.knows(name)} for name in found],
+                 "rejected": dict(sorted((rejected or {}).items()))},
                 [shown(name) for name in found])
 
 

@@ -329,3 +329,12 @@ def test_a_directory_where_the_checkpoint_goes_is_not_said_to_lack_space(trained
     with pytest.raises(CheckpointError, match="move the directory that stands there") as caught:
         save_checkpoint(tmp_path / "c.npz", trained_state)
     assert "free some space" not in str(caught.value)
+
+
+@pytest.mark.parametrize("keep_case, case", [(True, "keep"), (False, "lower")])
+def test_a_checkpoint_from_before_case_loads_its_keep_case_as_case(trained_checkpoint, damaged, keep_case, case):
+    meta = json.loads(entries_of(trained_checkpoint)["meta.npy"][128:])
+    config = {k: v for k, v in meta["config"].items() if k != "case"} | {"keep_case": keep_case}
+    data = {k: v for k, v in meta["data"].items() if k != "case"}
+    state = load_checkpoint(damaged(trained_checkpoint, lambda a: with_meta(a, config=config, data=data)))
+    assert state.config.case == case and state.model.keep_case == keep_case

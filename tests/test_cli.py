@@ -194,7 +194,7 @@ def test_help_shows_its_text_whole(cli, command, shown):
 def test_help_shows_no_value_for_a_flag_and_no_python_types(cli, command):
     text = " ".join(cli(command, "--help").stdout.split())
     assert "<bool>" not in text and "list[" not in text and "{" not in text
-    for flag_ in ("--json", "--novel", "--unique", "--keep-case", "--demo", "--help"):
+    for flag_ in ("--json", "--novel", "--unique", "--demo", "--help"):
         assert f"{flag_} <" not in text
 
 
@@ -316,3 +316,8 @@ def test_a_long_history_is_shown_in_bounded_lines(cli, few_dinos, tmp_path):
     assert len(text.stdout.splitlines()) < 40 and "the first and last 10 of 20000 epochs" in " ".join(text.stdout.split())
     assert len(cli("info", tmp_path / "long.npz", "--json").json()["history"]) == 20_000
     assert len(cli("plot", "-c", tmp_path / "long.npz", "--count", 2).stdout.splitlines()) < 30
+
+
+def test_sample_json_counts_the_draws_it_did_not_keep(cli, trained_checkpoint):
+    payload = cli("sample", "-c", trained_checkpoint, "-n", 30, "--novel", "--max-length", 6, "--seed", 2, "--json").json()
+    assert len(payload["names"]) == 30 and payload["rejected"]["too_long"] > 0

@@ -42,7 +42,7 @@ def test_an_impossible_value_is_refused_naming_the_option(config, values, named)
 
 @pytest.mark.parametrize("values", [
     {"hidden_size": 50.0}, {"hidden_size": True}, {"seed": "abc"}, {"seed": 1.5}, {"batch_size": 1.5},
-    {"keep_case": 1}, {"learning_rate": "0.01"}, {"learning_rate": 10**400}, {"epochs": None},
+    {"bucket_by_length": 1}, {"learning_rate": "0.01"}, {"learning_rate": 10**400}, {"epochs": None},
 ])
 def test_a_value_of_the_wrong_type_is_refused(values):
     """A checkpoint may hold anything: a float where a count belongs must not load and fail later."""
@@ -72,4 +72,5 @@ def test_bounds_are_described_in_words():
     assert spec_of(TrainConfig, "hidden_size")[0].describe() == "between 1 and 4096"
     assert spec_of(TrainConfig, "val_fraction")[0].describe() == "at least 0 and below 1"
     assert spec_of(TrainConfig, "learning_rate")[0].describe() == "above 0"
-    assert spec_of(TrainConfig, "keep_case")[0].describe() == ""
+    assert spec_of(TrainConfig, "bucket_by_length")[0].describe() == ""
+    assert spec_of(TrainConfig, "case")[0].describe() == "one of auto, lower, keep"

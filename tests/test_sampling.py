@@ -120,3 +120,29 @@ def test_streamed_names_are_the_sampled_names(trained_state):
 
     config = SampleConfig(count=25, seed=3, unique=True)
     assert list(stream(trained_state.model, config)) == sample(trained_state.model, config)
+
+
+@pytest.fixture(scope="module")
+def spaced_model():
+    """A barely trained model over names with spaces, hyphens and apostrophes: it draws many
+    names that could never be lines of its data."""
+    from namegen.data import parse_names
+    from namegen.state import TrainConfig, new_state
+    from namegen.training import train
+
+    names = ["Jean-Luc Picard", "Mary Ann", "O'Brien", "Tar Aeland", "Hurin of Londes", "Anne-Marie"] * 5
+    state = new_state(TrainConfig(hidden_size=8, epochs=1, val_fraction=0), parse_names("\n".join(names), "t"))
+    train(state)
+    return state.model
+
+
+def test_no_sampled_name_has_white_space_at_an_end_or_doubled_or_an_edge_the_data_never_has(spaced_model):
+    from collections import Counter
+
+    rejected = Counter()
+    names = sample(spaced_model, SampleConfig(count=300, temperature=1.5, seed=0), rejected=rejected)
+    assert len(names) == 300
+    for name in names:
+        assert name == name.strip() and "  " not in name
+        assert name[0].isalnum() and name[-1].isalnum()  # no name of the data begins or ends otherwise
+    assert rejected["not_clean"] > 0 and rejected["odd_edge"] > 0  # such draws came, and were redrawn

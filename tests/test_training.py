@@ -116,7 +116,7 @@ def test_a_huge_but_finite_loss_trains_on_and_its_previews_do_not_stop_it(few_di
 @pytest.mark.parametrize("overrides, message", [
     ({"hidden_size": 9, "epochs": 5}, "hidden_size=9"),
     ({"optimizer": "adam", "epochs": 5}, "optimizer='adam'"),
-    ({"keep_case": True, "epochs": 3}, "keep_case=True"),
+    ({"case": "keep", "epochs": 3}, "case='keep'"),
     ({"val_fraction": 0.3, "epochs": 3}, "val_fraction=0.3"),
     ({"epochs": 1}, "already completed 1 of 1 epochs"),
 ])
