@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .data import MAX_NAMES_BYTES, bundled_path
+from .data import MAX_NAMES_BYTES
 from .errors import CheckpointError, OptionName
 from .files import atomic_write, probe_writable
 from .model import PARAM_NAMES, Model, param_shapes
@@ -31,15 +31,6 @@ from .vocab import Vocab
 
 FORMAT = "namegen-checkpoint"
 VERSION = 1
-
-
-def default_checkpoint() -> Path:
-    """The model of `namegen train` with defaults in this directory (checkpoints/dinos.best.npz,
-    else .latest.npz), else checkpoints/dinos.npz of a source checkout, else the bundled one."""
-    for name in ("dinos.best.npz", "dinos.latest.npz", "dinos.npz"):
-        if (Path("checkpoints") / name).exists():
-            return Path("checkpoints") / name
-    return bundled_path("checkpoints", "dinos.npz")
 
 
 # ------------------------------------------------------------------------------------------ save

@@ -23,7 +23,7 @@ from tqdm import tqdm
 from typer.core import TyperCommand, TyperGroup
 
 from . import __version__, views
-from .checkpoint import default_checkpoint, load_checkpoint, load_model
+from .checkpoint import load_checkpoint, load_model
 from .diagnostics import FlowConfig, demo, diagnose
 from .errors import NamegenError, OptionError, OptionName
 from .evaluation import evaluate_sets, score
@@ -31,6 +31,7 @@ from .gradcheck import GradcheckConfig, gradient_check, random_model
 from .model import Model
 from .options import check, option, spec_of
 from .plot import write_png
+from .recent import default_checkpoint, record_run
 from .sampling import SampleConfig, sample, stream
 from .state import EpochRecord, TrainConfig, TrainState
 from .training import Callbacks, preview_names, start_run, train
@@ -137,19 +138,30 @@ def values_of(ctx: typer.Context, config: type, given_only: bool = False) -> dic
 
 CheckpointOption = Annotated[Optional[Path], typer.Option(
     "--checkpoint", "-c", help="Checkpoint to use.",
-    show_default="checkpoints/dinos.best.npz, .latest.npz or dinos.npz if present, else the bundled one")]
+    show_default="the best model of the last run started here, else the shipped dinosaur model")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead of text.")]
 NamesArgument = Annotated[Optional[list[str]], typer.Argument(
     help="Names to trace; without them, --count names are drawn from the data.", metavar="NAME", show_default=False)]
 
 
-def load_run(path: Path | None) -> tuple[Path, TrainState]:
-    path = path or default_checkpoint()
+def checkpoint_or_default(path: Path | None, as_json: bool = False) -> Path:
+    """The checkpoint named, or else the one a user means (see recent.default_checkpoint), which
+    text output names on stderr: which model answered should never be a guess."""
+    if path is not None:
+        return path
+    path, which = default_checkpoint()
+    if not as_json:
+        err.print(f"using {escape(str(path))}: {which}")
+    return path
+
+
+def load_run(path: Path | None, as_json: bool = False) -> tuple[Path, TrainState]:
+    path = checkpoint_or_default(path, as_json)
     return path, load_checkpoint(path)
 
 
-def load_model_at(path: Path | None) -> tuple[Path, Model]:
-    path = path or default_checkpoint()
+def load_model_at(path: Path | None, as_json: bool = False) -> tuple[Path, Model]:
+    path = checkpoint_or_default(path, as_json)
     return path, load_model(path)
 
 
@@ -282,6 +294,7 @@ def train_command(
     """
     display = TrainDisplay(preview)
     run = start_run(data, out_dir=out_dir, resume=resume, **values_of(ctx, TrainConfig, given_only=True))
+    record_run(run.checkpoint)
     if not as_json:
         out.print(views.run_header(run))
     progress = Progress(quiet=as_json, preview=display.preview)
@@ -326,7 +339,7 @@ def sample_command(
     if as_json and config.count > MAX_JSON_NAMES:
         raise OptionError(OptionName("count"), f" above {MAX_JSON_NAMES:,} needs text output, which prints each name "
                           "as it is drawn; JSON is printed once every name is")
-    path, model = load_model_at(checkpoint)
+    path, model = load_model_at(checkpoint, as_json)
     if as_json:
         rejected = Counter()
         show(views.names(path, model, sample(model, config, rejected=rejected), seed, rejected), as_json)
@@ -348,7 +361,7 @@ def evaluate_command(
 
     Example: namegen evaluate --checkpoint checkpoints/dinos.npz --data data/dinos.txt
     """
-    path, state = load_run(checkpoint)
+    path, state = load_run(checkpoint, as_json)
     show(views.evaluation(path, evaluate_sets(state, data)), as_json)
 
 
@@ -362,7 +375,7 @@ def score_command(
 
     Example: namegen score Tyrannosaurus Xyzzy
     """
-    path, model = load_model_at(checkpoint)
+    path, model = load_model_at(checkpoint, as_json)
     show(views.scores(path, score(model, names)), as_json)
 
 
@@ -378,7 +391,7 @@ def info_command(
 
     Example: namegen info checkpoints/dinos.npz
     """
-    path, state = load_run(path)
+    path, state = load_run(path, as_json)
     show(views.info(path, state), as_json)
 
 
@@ -438,7 +451,7 @@ def diagnose_command(
     config = FlowConfig(**values_of(ctx, FlowConfig))
     if demo_mode:
         return show(views.demo(demo()), as_json)
-    path, model = load_model_at(checkpoint)
+    path, model = load_model_at(checkpoint, as_json)
     show(views.diagnosis(path, diagnose(model, config, names)), as_json)
 
 

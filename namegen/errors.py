@@ -17,6 +17,11 @@ class OptionName(str):
     """
 
 
+def plural(count: int, word: str) -> str:
+    """1 epoch, 2 epochs; 1 name, 0 names: messages and output count in words that agree."""
+    return f"{count} {word}" + ("" if count == 1 else "s")
+
+
 class NamegenError(Exception):
     """Base class: the message says what is wrong and how to fix it.
 

@@ -11,7 +11,7 @@ from typing import Iterator
 
 import numpy as np
 
-from .errors import DataError, OptionError, OptionName, SamplingError
+from .errors import DataError, OptionError, OptionName, SamplingError, plural
 from .model import Model, Params, softmax, step
 from .options import check, option
 from .vocab import BOUNDARY
@@ -160,7 +160,7 @@ def stream(model: Model, config: SampleConfig, rng: np.random.Generator | None =
     if found < config.count:
         wanted = " ".join(w for w, on in (("novel", config.novel), ("unique", config.unique)) if on)
         raise SamplingError(
-            f"found only {found} of {config.count} {wanted + ' ' if wanted else ''}names in "
-            f"{tries} draws; ask for fewer, or relax ", OptionName("novel"), "/", OptionName("unique"), "/",
+            f"found only {found} of {plural(config.count, (wanted + ' ' if wanted else '') + 'name')} in "
+            f"{plural(tries, 'draw')}; ask for fewer, or relax ", OptionName("novel"), "/", OptionName("unique"), "/",
             OptionName("prefix"), " or the length limits",
         )

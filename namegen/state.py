@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from .data import CASES, NameList, fingerprint, split_indices
-from .errors import OptionName, TrainingError
+from .errors import OptionName, TrainingError, plural
 from .model import Model, init_params
 from .optim import OPTIMIZERS, ClipStats, Optimizer, make_optimizer
 from .options import check, check_values, option
@@ -161,7 +161,7 @@ def resume_state(state: TrainState, overrides: dict, data: NameList | None = Non
         )
     if state.epoch >= config.epochs:
         raise TrainingError(
-            f"the checkpoint has already completed {state.epoch} of {config.epochs} epochs; pass ",
+            f"the checkpoint has already completed {state.epoch} of {plural(config.epochs, 'epoch')}; pass ",
             OptionName("epochs"), f" above {state.epoch} to train further"
         )
     state.config = config

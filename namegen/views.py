@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import re
+import shlex
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from rich.table import Table
 
 from .charts import line_chart, sparkline
 from .diagnostics import TANH_DERIVATIVE_BOUND, Demo, Diagnosis, Flow
+from .errors import plural
 from .evaluation import Evaluation, Score
 from .gradcheck import GradientCheck
 from .model import PARAM_NAMES, Model
@@ -70,7 +72,7 @@ def run_header(run: Run) -> str:
     state, config = run.state, run.state.config
     return (
         f"training on [bold]{shown(state.source)}[/]: {len(state.train_idx)} train / "
-        f"{len(state.val_idx)} validation names, {state.model.vocab.size} tokens, hidden {config.hidden_size}, "
+        f"{plural(len(state.val_idx), 'validation name')}, {state.model.vocab.size} tokens, hidden {config.hidden_size}, "
         f"{config.optimizer} lr {config.learning_rate} ({config.lr_schedule}), batch {config.batch_size}, "
         f"clip {config.clip or 'off'}"
         + (f"; resuming at epoch {state.epoch + 1}, update {state.step}" if run.resumed else "")
@@ -100,6 +102,8 @@ def run_summary(run: Run, result: TrainResult, stopped_by: str | None = None) ->
         "best_val_loss": state.best_val_loss, "checkpoint": str(run.checkpoint),
         "best_checkpoint": str(run.best_checkpoint) if state.best_val_loss is not None else None,
         "history": [asdict(record) for record in state.history], "stopped_by": stopped_by,
+        "sample_command": shlex.join(["namegen", "sample", "-c", str(
+            run.best_checkpoint if state.best_val_loss is not None else run.checkpoint)]),
     }
     if result.reason == "interrupted":
         what = "interrupted" if stopped_by in (None, "Ctrl-C") else f"stopped by {stopped_by}"
@@ -110,8 +114,9 @@ def run_summary(run: Run, result: TrainResult, stopped_by: str | None = None) ->
     val = f", val {fixed(last.val_loss, 3)}" if last and last.val_loss is not None else ""
     best = f" (best {fixed(state.best_val_loss, 3)})" if state.best_val_loss is not None else ""
     losses = f"; train {fixed(last.train_loss, 3)}{val}{best} nats/char" if last else ""
-    return View(payload, [f"{what}: {state.epoch} epochs, {state.step} updates in {result.seconds:.1f}s{losses}; "
-                          f"saved {escape(str(run.checkpoint))}"])
+    return View(payload, [f"{what}: {plural(state.epoch, 'epoch')}, {plural(state.step, 'update')} in "
+                          f"{result.seconds:.1f}s{losses}; saved {escape(str(run.checkpoint))}",
+                          f"sample from it: {escape(payload['sample_command'])}"])
 
 
 # ---------------------------------------------------------------------------------------- sample
@@ -160,12 +165,12 @@ def info(path: Path, state: TrainState) -> View:
         "updates": state.step, "best_val_loss": state.best_val_loss,
         "history": [asdict(record) for record in state.history],
     }
-    progress = f"{state.epoch} of {c.epochs} epochs, {state.step} updates"
+    progress = f"{state.epoch} of {plural(c.epochs, 'epoch')}, {plural(state.step, 'update')}"
     if state.position:
-        progress += f", {state.position}/{len(state.train_idx)} names into epoch {state.epoch + 1}"
+        progress += f", {state.position}/{plural(len(state.train_idx), 'name')} into epoch {state.epoch + 1}"
     lines = [
         f"[bold]{escape(str(path))}[/]",
-        f"data        {shown(state.source)}: {len(model.names)} names "
+        f"data        {shown(state.source)}: {plural(len(model.names), 'name')} "
         f"({len(state.train_idx)} train, {len(state.val_idx)} validation), fingerprint {model.fingerprint}",
         f"vocabulary  {model.vocab.size} tokens: boundary + {shown(repr(''.join(model.vocab.chars)))}"
         + ("; names shown capitalised" if model.capitalize else ""),
@@ -236,7 +241,7 @@ def diagnosis(path: Path, d: Diagnosis) -> View:
         table.add_row(str(row["distance"]), str(row["pairs"]), f"{row['grad_norm']:.4g}", f"{row['relative']:.3g}",
                       f"{row['jacobian_norm']:.4g}")
     return View(payload, [
-        f"[bold]{escape(str(path))}[/]: gradient flow over {len(d.names)} names",
+        f"[bold]{escape(str(path))}[/]: gradient flow over {plural(len(d.names), 'name')}",
         f"Whh singular values: max {sv[0]:.3f}, min {sv[-1]:.3f}, {int(np.sum(sv > 1))} of {len(sv)} above 1; "
         f"spectral radius {d.spectrum.spectral_radius:.3f}; tanh' ≤ {TANH_DERIVATIVE_BOUND:g}",
         f"singular values  {sparkline(sv)}",

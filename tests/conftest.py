@@ -2,6 +2,7 @@
 damaged copies of them, and running the CLI in-process."""
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,12 @@ TINY = ["Abelisaurus", "Brachiosaurus", "Ceratops", "Diplodocus", "Edmontosaurus
         "Gallimimus", "Herrerasaurus", "Iguanodon", "Juravenator", "Kentrosaurus", "Lambeosaurus",
         "Maiasaura", "Nodosaurus", "Oviraptor", "Pachycephalosaurus", "Quaesitosaurus", "Rugops",
         "Stegosaurus", "Troodon", "Utahraptor", "Velociraptor", "Wuerhosaurus", "Xenotarsosaurus"]
+
+
+@pytest.fixture(autouse=True, scope="session")
+def state_directory(tmp_path_factory):
+    """Where namegen remembers the last run of each directory: the tests' own, never the user's."""
+    os.environ["XDG_STATE_HOME"] = str(tmp_path_factory.mktemp("state"))
 
 
 # ------------------------------------------------------------------------------------ the math

@@ -7,6 +7,7 @@ import select
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -321,3 +322,64 @@ def test_a_long_history_is_shown_in_bounded_lines(cli, few_dinos, tmp_path):
 def test_sample_json_counts_the_draws_it_did_not_keep(cli, trained_checkpoint):
     payload = cli("sample", "-c", trained_checkpoint, "-n", 30, "--novel", "--max-length", 6, "--seed", 2, "--json").json()
     assert len(payload["names"]) == 30 and payload["rejected"]["too_long"] > 0
+
+
+# ----------------------------------------------------------------------------- the model you mean
+
+POKEMON = ["Bulbasaur", "Ivysaur", "Venusaur", "Charmander", "Charmeleon", "Charizard", "Squirtle", "Wartortle",
+           "Blastoise", "Caterpie", "Metapod", "Butterfree", "Weedle", "Kakuna", "Beedrill", "Pidgey", "Pidgeotto",
+           "Pidgeot", "Rattata", "Raticate", "Spearow", "Fearow", "Ekans", "Arbok", "Pikachu", "Raichu"]
+
+
+@pytest.mark.parametrize("command", ["sample", "evaluate", "score", "info", "diagnose", "plot"])
+def test_after_training_here_every_command_uses_that_model_and_says_so(cli, tmp_path, monkeypatch, command):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "pokemon.txt").write_text("\n".join(POKEMON), encoding="utf-8")
+    trained = cli("train", "--data", "pokemon.txt", "--epochs", 2, "--hidden-size", 8, "--preview", 0)
+    assert "sample from it: namegen sample -c checkpoints/pokemon.best.npz" in trained.stdout
+    args = {"score": ["Pikachu"], "diagnose": ["--count", 3], "plot": ["--count", 3]}.get(command, [])
+    result = cli(command, *args)
+    assert result.code == 0, result.stderr
+    assert result.stderr == "using checkpoints/pokemon.best.npz: the best model of the last run started here\n"
+    if command == "sample":
+        assert set("".join(result.stdout.split()).lower()) <= set("".join(POKEMON).lower())
+
+
+def test_where_no_run_was_started_the_shipped_model_is_used_and_named(cli, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = cli("sample", "-n", 3, "--seed", 0)
+    assert result.code == 0 and result.stderr.startswith("using ") and "dinosaur model shipped with namegen" in result.stderr
+    assert cli("sample", "-n", 3, "--seed", 0, "--json").stderr == ""  # JSON says it in its payload
+
+
+def test_a_run_without_validation_points_at_its_latest_model(cli, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "pokemon.txt").write_text("\n".join(POKEMON), encoding="utf-8")
+    trained = cli("train", "--data", "pokemon.txt", "--epochs", 1, "--hidden-size", 8, "--val-fraction", 0)
+    assert "(no best: no validation names)" in trained.stdout
+    assert "sample from it: namegen sample -c checkpoints/pokemon.latest.npz" in trained.stdout
+    assert "the latest model of the last run started here" in cli("sample", "-n", 2).stderr
+
+
+def test_one_epoch_and_one_name_are_not_plural(cli, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "pokemon.txt").write_text("\n".join(POKEMON), encoding="utf-8")
+    trained = cli("train", "--data", "pokemon.txt", "--epochs", 1, "--hidden-size", 8, "--preview", 0)
+    assert "done: 1 epoch, " in trained.stdout
+    assert "gradient flow over 1 name\n" in cli("diagnose", "Pikachu").stdout
+
+
+@pytest.mark.slow
+def test_the_readme_first_command_leaves_a_fresh_clone_clean(tmp_path):
+    root = Path(__file__).resolve().parent.parent
+    if not (root / ".git").exists():
+        pytest.skip("not a git checkout")
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", str(root), str(clone)], check=True)
+    done = subprocess.run([sys.executable, "-m", "namegen", "train", "--epochs", "1", "--preview", "0"], cwd=clone,
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    sampled = subprocess.run([sys.executable, "-m", "namegen", "sample", "-n", "3"], cwd=clone, capture_output=True, text=True)
+    assert sampled.returncode == 0 and "checkpoints/dinos.best.npz" in sampled.stderr
+    status = subprocess.run(["git", "status", "--porcelain"], cwd=clone, capture_output=True, text=True, check=True)
+    assert status.stdout == ""

@@ -118,7 +118,7 @@ def test_a_huge_but_finite_loss_trains_on_and_its_previews_do_not_stop_it(few_di
     ({"optimizer": "adam", "epochs": 5}, "optimizer='adam'"),
     ({"case": "keep", "epochs": 3}, "case='keep'"),
     ({"val_fraction": 0.3, "epochs": 3}, "val_fraction=0.3"),
-    ({"epochs": 1}, "already completed 1 of 1 epochs"),
+    ({"epochs": 1}, "already completed 1 of 1 epoch;"),
 ])
 def test_resume_refuses_options_that_would_make_a_different_run(few_dinos, tmp_path, overrides, message):
     state = new_state(TrainConfig(hidden_size=8, epochs=1), few_dinos)
