@@ -65,6 +65,8 @@ class Commands(TyperGroup):
         for channel in (sys.stdout, sys.stderr):  # a terminal that cannot show a character gets its escape
             if hasattr(channel, "reconfigure"):
                 channel.reconfigure(errors="backslashreplace")
+        for console in (out, err):  # piped or redirected output: tables take the width they need
+            console.width = 10_000 if not console.is_terminal else None
         try:
             return super().invoke(ctx)
         except OptionError as e:

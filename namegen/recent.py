@@ -52,9 +52,15 @@ def default_checkpoint() -> tuple[Path, str]:
     record = _records().get(str(Path.cwd().resolve()))
     if record is not None:
         latest = Path(record["checkpoint"])
-        shown = Path(os.path.relpath(latest)) if latest.is_relative_to(Path.cwd()) else latest
         if best_path(latest).exists():
-            return best_path(shown), "the best model of the last run started here"
+            return _relative(best_path(latest)), "the best model of the last run started here"
         if latest.exists():
-            return shown, "the latest model of the last run started here"
-    return bundled_path("checkpoints", "dinos.npz"), "the dinosaur model shipped with namegen; no run started here has saved one"
+            return _relative(latest), "the latest model of the last run started here"
+    shipped = bundled_path("checkpoints", "dinos.npz")
+    return _relative(shipped), "the dinosaur model shipped with namegen; no run started here has saved one"
+
+
+def _relative(path: Path) -> Path:
+    """The path as a user here would type it: relative to this directory when it lies below it."""
+    here = Path.cwd().resolve()
+    return path.resolve().relative_to(here) if path.resolve().is_relative_to(here) else path

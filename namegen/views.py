@@ -58,6 +58,14 @@ def finite(payload):
     return payload
 
 
+def folding_table(*headers: str, title: str | None = None) -> Table:
+    """A table whose columns wrap what does not fit, never cutting it with an ellipsis."""
+    result = Table(title=title)
+    for header in headers:
+        result.add_column(header, overflow="fold")
+    return result
+
+
 @dataclass
 class View:
     """One result, ready to print: a payload for --json, and lines (text or tables) for people."""
@@ -134,7 +142,7 @@ def names(path: Path, model: Model, found: list[str], seed: int | None, rejected
 def evaluation(path: Path, results: dict[str, Evaluation]) -> View:
     rows = [{"set": label, "names": e.names, "chars": e.chars, "nats_per_char": e.per_char,
              "nats_per_name": e.per_name, "perplexity": e.perplexity} for label, e in results.items()]
-    table = Table("set", "names", "chars", "nats/char", "nats/name", "perplexity", title=f"evaluate {path}")
+    table = folding_table("set", "names", "chars", "nats/char", "nats/name", "perplexity", title=f"evaluate {path}")
     for r in rows:
         table.add_row(escape(r["set"]), str(r["names"]), str(r["chars"]), fixed(r["nats_per_char"], 4),
                       fixed(r["nats_per_name"], 3), fixed(r["perplexity"], 3))
@@ -144,7 +152,7 @@ def evaluation(path: Path, results: dict[str, Evaluation]) -> View:
 def scores(path: Path, scored: list[Score]) -> View:
     rows = [{"name": s.name, "nats": s.loss.nll, "nats_per_char": s.loss.per_char,
              "perplexity": s.loss.perplexity, "known": s.known} for s in scored]
-    table = Table("name", "nats", "nats/char", "perplexity", "in the data", title=f"score ({path})")
+    table = folding_table("name", "nats", "nats/char", "perplexity", "in the data", title=f"score ({path})")
     for r in rows:
         table.add_row(shown(r["name"]), fixed(r["nats"], 3), fixed(r["nats_per_char"], 3),
                       fixed(r["perplexity"], 2), "yes" if r["known"] else "no")
@@ -192,7 +200,7 @@ def history_table(history: list[EpochRecord]) -> Table:
     shown = history if len(history) <= 2 * HISTORY_ROWS else history[:HISTORY_ROWS] + [None] + history[-HISTORY_ROWS:]
     title = "history (nats/char)" if len(shown) == len(history) else \
         f"history (nats/char): the first and last {HISTORY_ROWS} of {len(history)} epochs"
-    table = Table("epoch", "train", "val", "|g| mean", "|g| max", "clipped %", "σmax(Whh)", "seconds", title=title)
+    table = folding_table("epoch", "train", "val", "|g| mean", "|g| max", "clipped %", "σmax(Whh)", "seconds", title=title)
     for r in shown:
         if r is None:
             table.add_row("…", *[""] * 7)
@@ -210,7 +218,7 @@ def gradient_check(label: str, model: Model, checked: GradientCheck) -> View:
     payload = {"model": label, "names": checked.names, "truncate": config.truncate, "threshold": config.threshold,
                "max_relative_error": checked.max_error, "passed": checked.passed}
     backward_kind = f"backward truncated every {config.truncate} steps" if config.truncate else "full BPTT"
-    table = Table("parameter", "shape", "max relative error", "", title=f"gradcheck: {backward_kind} vs finite differences")
+    table = folding_table("parameter", "shape", "max relative error", "", title=f"gradcheck: {backward_kind} vs finite differences")
     views = model.param_views
     for name in PARAM_NAMES:
         table.add_row(name, str(views[name].shape), f"{checked.max_error[name]:.2e}",
@@ -235,7 +243,7 @@ def diagnosis(path: Path, d: Diagnosis) -> View:
     payload = {"checkpoint": str(path), "names": len(d.names), "singular_values": sv.tolist(),
                "spectral_radius": d.spectrum.spectral_radius, "per_step_factor": flow.per_step_factor,
                "flow": rows, "verdict": d.verdict}
-    table = Table("distance m", "(name, t) pairs", "mean ‖dL_t/dh_{t-m}‖", "relative to m=0", "mean ‖J_t…J_{t-m+1}‖₂",
+    table = folding_table("distance m", "(name, t) pairs", "mean ‖dL_t/dh_{t-m}‖", "relative to m=0", "mean ‖J_t…J_{t-m+1}‖₂",
                   title="gradient reaching step t - m from the loss at step t")
     for row in rows:
         table.add_row(str(row["distance"]), str(row["pairs"]), f"{row['grad_norm']:.4g}", f"{row['relative']:.3g}",
@@ -256,7 +264,7 @@ def demo(d: Demo) -> View:
     payload = {"cases": [{"sigma": c.sigma, "grad_norm": c.grad_norm.tolist()} for c in d.cases],
                "clipping": asdict(d.clipping)}
     length = len(d.cases[0].grad_norm)
-    table = Table("σ", "m = 1", "m = 5", "m = 10", f"m = {length - 1}", "σ^" + str(length - 1), f"‖grad‖, m = 0 … {length - 1} (log)")
+    table = folding_table("σ", "m = 1", "m = 5", "m = 10", f"m = {length - 1}", "σ^" + str(length - 1), f"‖grad‖, m = 0 … {length - 1} (log)")
     for c in d.cases:
         rel = c.grad_norm / c.grad_norm[0]
         table.add_row(f"{c.sigma:g}", f"{rel[1]:.3g}", f"{rel[5]:.3g}", f"{rel[10]:.3g}", f"{rel[-1]:.3g}",

@@ -383,3 +383,21 @@ def test_the_readme_first_command_leaves_a_fresh_clone_clean(tmp_path):
     assert sampled.returncode == 0 and "checkpoints/dinos.best.npz" in sampled.stderr
     status = subprocess.run(["git", "status", "--porcelain"], cwd=clone, capture_output=True, text=True, check=True)
     assert status.stdout == ""
+
+
+@pytest.mark.parametrize("command, whole", [
+    ("info", ["σmax(Whh)", "clipped %", "|g| mean"]),
+    ("diagnose", ["mean ‖dL_t/dh_{t-m}‖", "mean ‖J_t…J_{t-m+1}‖₂", "relative to m=0"]),
+    ("evaluate", ["perplexity"]), ("score", ["in the data"]), ("gradcheck", ["max relative error"]),
+])
+def test_output_piped_at_80_columns_is_never_cut(cli, trained_checkpoint, tmp_path, monkeypatch, command, whole):
+    deep = tmp_path / "a-rather-long-directory-name" / "and-another-level" / "dinosaurs-trained-overnight.npz"
+    deep.parent.mkdir(parents=True)
+    deep.write_bytes(trained_checkpoint.read_bytes())
+    monkeypatch.setenv("COLUMNS", "80")
+    args = {"info": [deep], "diagnose": ["-c", deep, "--count", 4], "score": ["-c", deep, "Stegosaurus"],
+            "gradcheck": ["-c", deep, "--count", 1]}.get(command, ["-c", deep])
+    result = cli(command, *args)
+    assert result.code == 0, result.stderr
+    for text in whole + ([str(deep)] if command != "gradcheck" else []):
+        assert text in result.stdout, (text, result.stdout)
