@@ -52,7 +52,8 @@ class NameList:
 FORBIDDEN = re.compile("[\x00-\x08\x0e-\x1b\x7f-\x84\x86-\x9f\u202a-\u202e\u2066-\u2069]")
 # Stripped from both ends of a line, so that a line of them is blank: white space, the byte-order
 # mark that starts a concatenated file, zero-width characters, and the soft hyphen.
-STRIPPED = "".join(c for c in map(chr, range(0x3001)) if c.isspace()) + "\ufeff\u200b\u200c\u200d\u2060\u00ad"
+INVISIBLE = "\ufeff\u200b\u200c\u200d\u2060\u00ad"
+STRIPPED = "".join(c for c in map(chr, range(0x3001)) if c.isspace()) + INVISIBLE
 READ_CHUNK = 2**20
 
 
@@ -61,6 +62,13 @@ def clean_name(line: str, keep_case: bool = False) -> str:
     space, normalise to NFC, and lower-case unless keep_case."""
     name = unicodedata.normalize("NFC", " ".join(line.strip(STRIPPED).split()))
     return name if keep_case else name.lower()
+
+
+def clean_prefix(prefix: str, keep_case: bool = False) -> str:
+    """The beginning of a name, cleaned as the name would be but for its end: a space there stays,
+    since the next word of the name is still to come ("San " asks for San Jose, not Sandral)."""
+    cleaned = clean_name(prefix, keep_case)
+    return cleaned + " " if cleaned and prefix.rstrip(INVISIBLE)[-1:].isspace() else cleaned
 
 
 def capitalised(name: str) -> str:

@@ -19,7 +19,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .data import capitalised, clean_name, fingerprint, parse_names
+from .data import capitalised, clean_name, clean_prefix, fingerprint, parse_names
 from .vocab import Encoded, Vocab
 
 PARAM_NAMES = ("Wxh", "Whh", "bh", "Why", "by")
@@ -89,6 +89,10 @@ class Model:
     def clean(self, name: str) -> str:
         """A name as typed or displayed, cleaned the way the data was (see data.clean_name)."""
         return clean_name(name, self.keep_case)
+
+    def clean_prefix(self, prefix: str) -> str:
+        """The beginning of a name, cleaned the way the data was (see data.clean_prefix)."""
+        return clean_prefix(prefix, self.keep_case)
 
     @property
     def case(self) -> str:

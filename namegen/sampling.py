@@ -130,7 +130,7 @@ def stream(model: Model, config: SampleConfig, rng: np.random.Generator | None =
     """
     rejected = Counter() if rejected is None else rejected
     rng = np.random.default_rng(config.seed) if rng is None else rng
-    prefix = model.clean(config.prefix) if config.prefix else ""
+    prefix = model.clean_prefix(config.prefix)
     try:
         ids = model.vocab.encode(prefix, "the prefix").tolist()
     except DataError as e:  # the vocabulary's message, as a sampling request that cannot be met

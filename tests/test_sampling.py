@@ -146,3 +146,11 @@ def test_no_sampled_name_has_white_space_at_an_end_or_doubled_or_an_edge_the_dat
         assert name == name.strip() and "  " not in name
         assert name[0].isalnum() and name[-1].isalnum()  # no name of the data begins or ends otherwise
     assert rejected["not_clean"] > 0 and rejected["odd_edge"] > 0  # such draws came, and were redrawn
+
+
+def test_a_prefix_ending_in_a_space_asks_for_a_next_word(spaced_model):
+    from namegen.data import clean_prefix
+
+    assert clean_prefix("  San  ", keep_case=True) == "San " and clean_prefix("STE") == "ste" and clean_prefix("") == ""
+    names = sample(spaced_model, SampleConfig(count=20, prefix="Tar ", seed=0))
+    assert all(name.startswith("Tar ") and len(name) > 4 for name in names)
