@@ -401,3 +401,13 @@ def test_output_piped_at_80_columns_is_never_cut(cli, trained_checkpoint, tmp_pa
     assert result.code == 0, result.stderr
     for text in whole + ([str(deep)] if command != "gradcheck" else []):
         assert text in result.stdout, (text, result.stdout)
+
+
+def test_messages_say_what_is_true(cli, trained_checkpoint, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    missing = cli("train", "--resume", "nope.npz")
+    missing.fails_in_one_line(1, "nope.npz: no such checkpoint")
+    assert "--checkpoint" not in missing.stderr  # train has no such option
+    cli("score", "-c", trained_checkpoint, "").fails_in_one_line(1, "every name must have at least one non-space character")
+    (tmp_path / "names.txt").write_text("Rex\nZuul\n")
+    cli("sample", "-c", "names.txt").fails_in_one_line(1, "not an .npz archive")
