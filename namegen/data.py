@@ -131,13 +131,14 @@ def parse_names(text: str, source: str, case: str = "auto") -> NameList:
     if not raw:
         raise DataError(f"{source}: no names found (the file is empty or only blank lines)")
     capitalize = sum(line[:1].isupper() for line in raw) * 2 > len(raw)
-    lowered = [clean_name(line) for line in raw]
+    kept = [clean_name(line, keep_case=True) for line in raw]
+    if case == "keep":
+        return NameList(kept, False, source, keep_case=True)
+    lowered = [name.lower() for name in kept]  # clean_name lower-cases last: the same as cleaning again
     if case == "auto":
         shown = (capitalised(name) if capitalize else name for name in lowered)
-        restored = sum(name == clean_name(line, keep_case=True) for name, line in zip(shown, raw))
-        case = "lower" if restored >= RESTORED_SHARE * len(raw) else "keep"
-    if case == "keep":
-        return NameList([clean_name(line, keep_case=True) for line in raw], False, source, keep_case=True)
+        if sum(name == was for name, was in zip(shown, kept)) < RESTORED_SHARE * len(raw):
+            return NameList(kept, False, source, keep_case=True)
     return NameList(lowered, capitalize, source)
 
 

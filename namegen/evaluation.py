@@ -84,9 +84,9 @@ class Score:
 
 def score(model: Model, names: list[str]) -> list[Score]:
     """How plausible each name is to the model, cleaned the way its data was (lower is likelier)."""
-    if any(not name.strip() for name in names):
-        raise DataError("every name must have at least one non-space character")
     cleaned = [model.clean(name) for name in names]
+    if not all(cleaned):  # blank once cleaned: spaces, or invisible characters only
+        raise DataError("every name must have at least one non-space character")
     encoded = model.vocab.encode_names(cleaned)
     nll = name_nll(model, encoded)
     return [Score(given, Evaluation(float(total), len(name) + 1, 1), model.knows(name))

@@ -409,5 +409,6 @@ def test_messages_say_what_is_true(cli, trained_checkpoint, tmp_path, monkeypatc
     missing.fails_in_one_line(1, "nope.npz: no such checkpoint")
     assert "--checkpoint" not in missing.stderr  # train has no such option
     cli("score", "-c", trained_checkpoint, "").fails_in_one_line(1, "every name must have at least one non-space character")
+    cli("score", "-c", trained_checkpoint, "Rex", "\u200b\u00a0").fails_in_one_line(1, "every name must have at least one")
     (tmp_path / "names.txt").write_text("Rex\nZuul\n")
     cli("sample", "-c", "names.txt").fails_in_one_line(1, "not an .npz archive")
