@@ -8,6 +8,7 @@ checkpoint), and the CLI builds its flags and help texts from the same fields.
 from __future__ import annotations
 
 import math
+import sys
 import typing
 from dataclasses import dataclass, field, fields
 from functools import cache
@@ -99,8 +100,6 @@ def conforms(value, kind: type) -> bool:
     if kind is bool or isinstance(value, bool):  # bool is an int to Python, never to an option
         return kind is bool and isinstance(value, bool)
     if kind is float:  # an int is a fine float unless it is too large to be one
-        return isinstance(value, (int, float)) and abs(value) <= MAX_FLOAT and math.isfinite(value)
+        return isinstance(value, (int, float)) and abs(value) <= sys.float_info.max and math.isfinite(value)
     return isinstance(value, kind)
 
-
-MAX_FLOAT = 1.7976931348623157e308
