@@ -34,7 +34,8 @@ from .plot import write_png
 from .recent import default_checkpoint, record_run
 from .sampling import SampleConfig, sample, stream
 from .state import EpochRecord, TrainConfig, TrainState
-from .training import Callbacks, preview_names, start_run, train
+from .threads import blas_threads
+from .training import Callbacks, Speed, choose_engine, preview_names, start_run, train
 
 EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130  # 130 = 128 + SIGINT: the shell's code for Ctrl-C
 
@@ -142,6 +143,8 @@ CheckpointOption = Annotated[Optional[Path], typer.Option(
     "--checkpoint", "-c", help="Checkpoint to use.",
     show_default="the best model of the last run started here, else the shipped dinosaur model")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead of text.")]
+ThreadsOption = Annotated[int, setting(Speed, "threads")]
+SPEED = Speed()
 NamesArgument = Annotated[Optional[list[str]], typer.Argument(
     help="Names to trace; without them, --count names are drawn from the data.", metavar="NAME", show_default=False)]
 
@@ -281,12 +284,15 @@ def train_command(
     seed: Annotated[int, setting(TrainConfig, "seed")] = TRAIN.seed,
     case: Annotated[str, setting(TrainConfig, "case")] = TRAIN.case,
     max_steps: Annotated[Optional[int], setting(TrainConfig, "max_steps")] = TRAIN.max_steps,
+    eval_train: Annotated[bool, setting(TrainConfig, "eval_train")] = TRAIN.eval_train,
     out_dir: Annotated[Optional[Path], typer.Option(
-        help="Where checkpoints go: <data name>.npz after every epoch, <data name>.best.npz for the best "
+        help="Where checkpoints go: <data name>.latest.npz after every epoch, <data name>.best.npz for the best "
              "validation loss.", show_default="checkpoints", file_okay=False)] = None,
     resume: Annotated[Optional[Path], typer.Option(
         help="Continue the run saved in this checkpoint, writing back to it; options not given keep "
              "the checkpoint's values.")] = None,
+    engine: Annotated[str, setting(Speed, "engine")] = SPEED.engine,
+    threads: ThreadsOption = SPEED.threads,
     preview: Annotated[int, setting(TrainDisplay, "preview")] = TrainDisplay.preview,
     as_json: JsonOption = False,
 ):
@@ -294,14 +300,17 @@ def train_command(
 
     Example: namegen train --data data/dinos.txt --epochs 25
     """
-    display = TrainDisplay(preview)
+    display, speed = TrainDisplay(preview), Speed(engine, threads)
     run = start_run(data, out_dir=out_dir, resume=resume, **values_of(ctx, TrainConfig, given_only=True))
+    engine, note = choose_engine(run.state.config, speed.engine)
     record_run(run.checkpoint)
     if not as_json:
-        out.print(views.run_header(run))
+        out.print(views.run_header(run, engine))
+        if note:
+            err.print(escape(note))
     progress = Progress(quiet=as_json, preview=display.preview)
-    with progress.stop_on_signals():
-        result = train(run.state, run.checkpoint, progress.callbacks())
+    with blas_threads(speed.threads), progress.stop_on_signals():
+        result = train(run.state, run.checkpoint, progress.callbacks(), engine)
     stopped_by = STOP_SIGNALS.get(progress.stopped_by) if result.reason == "interrupted" else None
     summary = views.run_summary(run, result, stopped_by)
     if stopped_by and not as_json:
@@ -331,6 +340,7 @@ def sample_command(
     novel: Annotated[bool, setting(SampleConfig, "novel")] = SAMPLE.novel,
     unique: Annotated[bool, setting(SampleConfig, "unique")] = SAMPLE.unique,
     seed: Annotated[Optional[int], setting(SampleConfig, "seed")] = SAMPLE.seed,
+    threads: ThreadsOption = SPEED.threads,
     as_json: JsonOption = False,
 ):
     """Invent names from a checkpoint.
@@ -342,12 +352,13 @@ def sample_command(
         raise OptionError(OptionName("count"), f" above {MAX_JSON_NAMES:,} needs text output, which prints each name "
                           "as it is drawn; JSON is printed once every name is")
     path, model = load_model_at(checkpoint, as_json)
-    if as_json:
-        rejected = Counter()
-        show(views.names(path, model, sample(model, config, rejected=rejected), seed, rejected), as_json)
-        return
-    for name in stream(model, config):  # a failure comes after the names found: they are printed
-        typer.echo(views.visible(name))
+    with blas_threads(Speed(threads=threads).threads):
+        if as_json:
+            rejected = Counter()
+            show(views.names(path, model, sample(model, config, rejected=rejected), seed, rejected), as_json)
+            return
+        for name in stream(model, config):  # a failure comes after the names found: they are printed
+            typer.echo(views.visible(name))
 
 
 # ---------------------------------------------------------------------------- evaluate and score
@@ -357,6 +368,7 @@ def evaluate_command(
     checkpoint: CheckpointOption = None,
     data: Annotated[Optional[Path], typer.Option(help="Names file to evaluate on.",
                                                  show_default="the checkpoint's own train and validation names")] = None,
+    threads: ThreadsOption = SPEED.threads,
     as_json: JsonOption = False,
 ):
     """Mean negative log-likelihood per character and per name, and perplexity.
@@ -364,13 +376,15 @@ def evaluate_command(
     Example: namegen evaluate --checkpoint checkpoints/dinos.npz --data data/dinos.txt
     """
     path, state = load_run(checkpoint, as_json)
-    show(views.evaluation(path, evaluate_sets(state, data)), as_json)
+    with blas_threads(Speed(threads=threads).threads):
+        show(views.evaluation(path, evaluate_sets(state, data)), as_json)
 
 
 @command("score")
 def score_command(
     names: Annotated[list[str], typer.Argument(help="Names to score.", metavar="NAME", show_default=False)],
     checkpoint: CheckpointOption = None,
+    threads: ThreadsOption = SPEED.threads,
     as_json: JsonOption = False,
 ):
     """How plausible each name is to the model: its negative log-likelihood (lower is likelier).
@@ -378,7 +392,8 @@ def score_command(
     Example: namegen score Tyrannosaurus Xyzzy
     """
     path, model = load_model_at(checkpoint, as_json)
-    show(views.scores(path, score(model, names)), as_json)
+    with blas_threads(Speed(threads=threads).threads):
+        show(views.scores(path, score(model, names)), as_json)
 
 
 # -------------------------------------------------------------------------------------------- info

@@ -13,9 +13,18 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .model import PARAM_NAMES, Model, Params, forward, init_params, loss_and_grads, unflatten
+from .model import (
+    PARAM_NAMES,
+    Model,
+    Params,
+    forward,
+    init_params,
+    loss_and_grads,
+    unflatten,
+)
 from .optim import clip_
 from .options import check, option
+from .threads import limited
 
 TANH_DERIVATIVE_BOUND = 1.0  # max of tanh'(x) = 1 - tanh(x)^2, at x = 0 (a sigmoid's is 0.25)
 
@@ -182,6 +191,7 @@ class Diagnosis:
     verdict: str  # the numbers read in plain language
 
 
+@limited
 def diagnose(model: Model, config: FlowConfig, names: list[str] | None = None) -> Diagnosis:
     """How the gradient flows back through time in `model`, and whether it vanishes or explodes."""
     picked = model.chosen_names(names, config.count, config.seed)

@@ -16,6 +16,7 @@ from .data import pad_batch, read_names
 from .errors import DataError
 from .model import Model, forward
 from .state import TrainState
+from .threads import limited
 from .vocab import Encoded
 
 
@@ -42,6 +43,7 @@ class Evaluation:
             return math.inf
 
 
+@limited
 def name_nll(model: Model, encoded: Encoded, indices=None, chunk: int = 512) -> np.ndarray:
     """The NLL in nats of each name (all, or those at `indices`), computed in padded batches of similar length."""
     params = model.param_views

@@ -13,6 +13,7 @@ import numpy as np
 from .data import read_names
 from .model import PARAM_NAMES, Model, Params, backward, forward, random_params
 from .options import check, option
+from .threads import limited
 from .vocab import Vocab
 
 
@@ -101,6 +102,7 @@ class GradientCheck:
         return self.max_error[name] <= self.config.threshold
 
 
+@limited
 def gradient_check(model: Model, config: GradcheckConfig, names: list[str] | None = None) -> GradientCheck:
     """Backpropagation against finite differences, clipping off, on the given names (cleaned like
     the data) or config.count names of the model's own, drawn with config.seed."""

@@ -6,6 +6,7 @@ how to install it.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 from .diagnostics import Flow
@@ -30,7 +31,9 @@ def write_png(path: str | Path, history: list[EpochRecord], flow: Flow, title: s
     epochs = [r.epoch for r in history]
     fig, axes = plt.subplots(2, 2, figsize=(11, 7.5))
     (loss_ax, clip_ax), (norm_ax, flow_ax) = axes
-    loss_ax.plot(epochs, [r.train_loss for r in history], "o-", label="train")
+    loss_ax.plot(epochs, [r.running_loss for r in history], "o-", label="train (mean over the epoch's updates)")
+    if any(r.train_loss is not None for r in history):
+        loss_ax.plot(epochs, [math.nan if r.train_loss is None else r.train_loss for r in history], "^-", label="train (at the epoch's end)")
     if any(r.val_loss is not None for r in history):
         loss_ax.plot(epochs, [r.val_loss for r in history], "s-", label="validation")
     loss_ax.set(title="loss", xlabel="epoch", ylabel="nats / character")

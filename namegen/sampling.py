@@ -14,8 +14,8 @@ import numpy as np
 from .errors import DataError, OptionError, OptionName, SamplingError, plural
 from .model import Model, Params, softmax, step
 from .options import check, option
+from .threads import limited
 from .vocab import BOUNDARY
-
 
 MAX_LENGTH = 100_000  # letters in a name, at most: one draw's ids must fit in memory with others
 
@@ -48,6 +48,7 @@ class SampleConfig:
                               OptionName("max_length"), f" {self.max_length}")
 
 
+@limited
 def generate(params: Params, n: int, rng: np.random.Generator, *, temperature: float = 1.0,
              top_k: int = 0, prefix_ids=(), min_length: int = 1, max_length: int = 20) -> list[list[int] | None]:
     """Draw n names at once; each is a list of ids, or None if it ran past max_length.

@@ -42,6 +42,9 @@ class TrainConfig:
     case: str = option("auto", "'lower' lower-cases names (capitalised on output if most were), 'keep' keeps "
                                "letter case, 'auto' lower-cases only where that restores the names", choices=CASES)
     bucket_by_length: bool = option(True, "With batches, group names of similar length to cut padding")
+    eval_train: bool = option(False, "At each epoch's end, also measure the loss of every training name with "
+                                     "the epoch's final parameters (a tenth of an epoch's time); without it the "
+                                     "train loss is the mean over the epoch's updates")
     max_steps: int | None = option(None, "Stop once the run has made this many updates in all, saving a "
                                          "resumable checkpoint; a resumed run does not keep the limit",
                                    at_least=1, default_text="no limit")
@@ -51,7 +54,8 @@ class TrainConfig:
 
 
 # Options a resumed run may change; the rest would silently make it a different run.
-RESUMABLE_OPTIONS = ("learning_rate", "lr_schedule", "epochs", "batch_size", "clip", "bucket_by_length", "max_steps")
+RESUMABLE_OPTIONS = ("learning_rate", "lr_schedule", "epochs", "batch_size", "clip", "bucket_by_length", "max_steps",
+                     "eval_train")
 
 
 @dataclass
@@ -86,14 +90,15 @@ class EpochRecord:
 
     epoch: int  # 1 for the first epoch
     step: int  # updates applied by the end of the epoch
-    train_loss: float  # nats/char over the training names, with the epoch's final parameters
+    train_loss: float | None  # nats/char over the training names with the final parameters; None unless eval_train
     val_loss: float | None  # the same over the validation names; None without validation
     running_loss: float  # nats/char over the epoch's own updates, as the parameters moved
     grad_norm_mean: float  # L2 norm of the whole gradient before clipping, mean over updates
     grad_norm_max: float
     clip_fraction: float  # share of gradient entries clipped, over every update of the epoch
     whh_sigma_max: float  # largest singular value of Whh at the end of the epoch
-    seconds: float  # time spent on the epoch's updates
+    seconds: float  # wall time since the previous record: the updates, the evaluation, and the previous
+    # epoch's checkpoint writes and report, so that the epochs add up to the run
 
 
 @dataclass

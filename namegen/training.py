@@ -1,5 +1,6 @@
 """Train a model: start or resume a run, then one name (or one padded batch) per update, with
-checkpoints after every epoch.
+checkpoints after every epoch. One name per update runs compiled when numba is installed (see
+fast.py), the numpy path otherwise; both give the same model to round-off.
 
 It never prints: progress goes to callbacks, and a stop request is honoured between updates, so
 an interrupted run is saved in a state that resumes exactly.
@@ -16,16 +17,24 @@ from typing import Callable
 
 import numpy as np
 
+from . import fast, threads
 from .checkpoint import check_checkpoint_dir, load_checkpoint, save_checkpoint
 from .data import default_data_path, pad_batch, read_names
 from .errors import CheckpointError, OptionError, OptionName, SamplingError, TrainingError
 from .evaluation import evaluate
 from .files import Locked, exclusive, remove_stale_temporaries
 from .model import loss_and_grads, unflatten
-from .optim import clip_
-from .options import check_values
+from .optim import ClipStats, clip_
+from .options import check, check_values, option
 from .sampling import SampleConfig, sample
-from .state import EpochRecord, EpochStats, TrainConfig, TrainState, new_state, resume_state
+from .state import (
+    EpochRecord,
+    EpochStats,
+    TrainConfig,
+    TrainState,
+    new_state,
+    resume_state,
+)
 
 # ------------------------------------------------------------------------------ starting a run
 
@@ -33,6 +42,9 @@ from .state import EpochRecord, EpochStats, TrainConfig, TrainState, new_state, 
 # and trains under the lock <name>.lock. The two suffixes differ, so the files of two runs never
 # share a name (the runs on a.txt and on a.best.txt: a.latest.npz and a.best.latest.npz).
 LATEST, BEST, LOCK = ".latest.npz", ".best.npz", ".lock"
+# Names per call of the compiled kernel: about 10 ms of work, so a stop request or the progress
+# bar waits no longer than that, and the Python between calls costs about 2% of the time.
+COMPILED_CHUNK = 256
 
 
 def run_name(checkpoint: Path) -> str:
@@ -129,6 +141,42 @@ def resumed_checkpoint(resume: Path, saved: TrainState) -> Path:
     return latest
 
 
+# ------------------------------------------------------------------------- how a run computes
+
+ENGINES = ("auto", "numpy", "numba")
+
+
+@dataclass(frozen=True)
+class Speed:
+    """How a run computes, never what: neither option changes the model beyond round-off."""
+
+    engine: str = option("auto", "'numba' trains one name per update compiled (pip install 'namegen[fast]'), "
+                                 "'numpy' on the reference path; 'auto' takes numba when it is installed and "
+                                 "covers the run", choices=ENGINES)
+    threads: int = option(1, "Threads for numpy's matrix products; more pays only for large models "
+                             "(hidden several hundred) on an otherwise idle machine", at_least=1)
+
+    def __post_init__(self):
+        check(self)
+
+
+def choose_engine(config: TrainConfig, wanted: str = "auto") -> tuple[str, str | None]:
+    """The path that trains this run, "numba" or "numpy", and a note when numba is installed (or
+    asked for) but does not cover the run's options, so it falls back to numpy."""
+    Speed(engine=wanted)  # an unknown engine is an OptionError
+    if wanted == "numpy":
+        return "numpy", None
+    if not fast.available():
+        if wanted == "numba":
+            raise OptionError(OptionName("engine"), " numba needs numba installed: pip install 'namegen[fast]' "
+                              "(or leave out ", OptionName("engine"), ")")
+        return "numpy", None
+    why = fast.uncovered(config.batch_size, config.optimizer)
+    if why:
+        return "numpy", f"training on the numpy path: the compiled one does not cover this run ({why})"
+    return "numba", None
+
+
 # ---------------------------------------------------------------------------------- the loop
 
 @dataclass
@@ -147,10 +195,12 @@ class TrainResult:
     state: TrainState
     reason: str  # "finished", "interrupted" or "max-steps"
     seconds: float  # wall time of this call
+    engine: str  # the path that trained: "numba" or "numpy"
 
 
-def learning_rate_at(config: TrainConfig, epoch: int, position: int, epoch_names: int) -> float:
-    """The step size of the next update, from how far through the whole run it is.
+def learning_rate_at(config: TrainConfig, epoch: int, position, epoch_names: int):
+    """The step size of the next update, from how far through the whole run it is; for an array
+    of positions, an array of step sizes (the compiled path takes a chunk's at once).
 
     A constant step leaves per-name SGD bouncing around the minimum (validation loss wanders by
     +-0.03 nats/char between epochs); decaying it linearly to 0 lets the last epochs settle.
@@ -158,7 +208,7 @@ def learning_rate_at(config: TrainConfig, epoch: int, position: int, epoch_names
     if config.lr_schedule == "constant":
         return config.learning_rate
     progress = (epoch + position / epoch_names) / config.epochs
-    return config.learning_rate * max(0.0, 1.0 - progress)
+    return config.learning_rate * np.maximum(0.0, 1.0 - progress)
 
 
 def epoch_order(state: TrainState, lengths: np.ndarray) -> np.ndarray:
@@ -176,38 +226,45 @@ def epoch_order(state: TrainState, lengths: np.ndarray) -> np.ndarray:
     return np.concatenate([batches[i] for i in state.rng.permutation(len(batches))])
 
 
-def train(state: TrainState, checkpoint: str | Path | None = None, callbacks: Callbacks | None = None) -> TrainResult:
+def train(state: TrainState, checkpoint: str | Path | None = None, callbacks: Callbacks | None = None,
+          engine: str = "auto") -> TrainResult:
     """Train until state.config.epochs are complete, a stop is requested, or max_steps is hit.
 
     checkpoint: where to save after every epoch (and on a stop); the best-by-validation
     checkpoint goes beside it (see best_path), and the run holds its lock (see exclusive_run)
     while it trains. None saves nothing.
+    engine: "auto", "numpy" or "numba" (see choose_engine; the result says which trained).
     Raises TrainingError if the loss or gradient stops being finite; the checkpoints on disk
     are then those last saved. Temporary files left by killed runs are removed first.
     """
     checkpoint = None if checkpoint is None else Path(checkpoint)
+    engine, _ = choose_engine(state.config, engine)
+    if engine == "numba":
+        fast.kernel()  # loaded (or compiled) before the thread limit below, so it limits what numba loads too
     with contextlib.nullcontext() if checkpoint is None else exclusive_run(checkpoint):
         if checkpoint is not None:
             remove_stale_temporaries(checkpoint)
             remove_stale_temporaries(best_path(checkpoint))
         started = time.perf_counter()
-        with np.errstate(over="ignore", invalid="ignore"):  # divergence is checked explicitly
-            reason = _Loop(state, checkpoint, callbacks or Callbacks()).run()
-    return TrainResult(state, reason, time.perf_counter() - started)
+        with threads.applied(), np.errstate(over="ignore", invalid="ignore"):  # divergence is checked explicitly
+            reason = _Loop(state, checkpoint, callbacks or Callbacks(), engine == "numba").run()
+    return TrainResult(state, reason, time.perf_counter() - started, engine)
 
 
 class _Loop:
     """One call of train(): the state it advances, and the scratch space and bookkeeping that a
     checkpoint does not need."""
 
-    def __init__(self, state: TrainState, checkpoint: Path | None, callbacks: Callbacks):
+    def __init__(self, state: TrainState, checkpoint: Path | None, callbacks: Callbacks, compiled: bool):
         self.state, self.checkpoint, self.callbacks = state, checkpoint, callbacks
+        self.advance = self.update_compiled if compiled else self.update
         model = state.model
         self.names = model.encoded
         self.params = model.param_views
         self.grad = np.empty_like(model.params)  # flat gradient, rewritten by every update
         self.grads = unflatten(self.grad, model.vocab.size, model.hidden_size)
         self.saved_step: int | None = None  # update count of the last checkpoint this call wrote
+        self.since = time.perf_counter()  # when the last epoch record was made (or this call began)
 
     def run(self) -> str:
         """Epochs until done; the reason it stopped."""
@@ -215,15 +272,14 @@ class _Loop:
         while state.epoch < config.epochs:
             if state.order is None:
                 state.order, state.position, state.epoch_stats = epoch_order(state, self.names.lengths), 0, EpochStats()
-            started = time.perf_counter()
             self.callbacks.on_epoch_start(state, len(state.order))
             while state.position < len(state.order):
-                self.update()
+                self.advance()
                 if self.callbacks.should_stop():
                     return self.save_and_stop("interrupted")
                 if config.max_steps and state.step >= config.max_steps:
                     return self.save_and_stop("max-steps")
-            self.end_epoch(time.perf_counter() - started)
+            self.end_epoch()
             if self.callbacks.should_stop() and state.epoch < config.epochs:
                 return "interrupted"  # asked while the epoch ended: it is saved, and no update is owed
         return "finished"
@@ -249,12 +305,38 @@ class _Loop:
         state.epoch_stats.add(loss, len(batch), chars, clipping)
         self.callbacks.on_step(state.position, state.epoch_stats.running_loss)
 
-    def end_epoch(self, seconds: float) -> None:
+    def update_compiled(self) -> None:
+        """Updates on the next COMPILED_CHUNK names (fewer at the end of the epoch or before
+        max_steps) in one call of the compiled kernel: the same updates as `update`, one name each."""
+        state, config, model = self.state, self.state.config, self.state.model
+        end = min(len(state.order), state.position + COMPILED_CHUNK)
+        if config.max_steps:
+            end = min(end, state.position + config.max_steps - state.step)
+        names = state.order[state.position : end]
+        rates = np.broadcast_to(learning_rate_at(config, state.epoch, np.arange(state.position, end), len(state.order)),
+                                names.shape)  # constant: one figure
+        done, losses, norms, clipped = fast.train_on(names, model.params, model.hidden_size, model.vocab.size,
+                                                     self.names.seq, self.names.bounds, rates, config.clip,
+                                                     state.optimizer)
+        lengths = self.names.lengths[names[:done]]
+        for loss, chars, norm, count in zip(losses[:done].tolist(), lengths.tolist(), norms[:done].tolist(),
+                                            clipped[:done].tolist()):
+            state.epoch_stats.add(loss, 1, chars + 1, ClipStats(norm, count))
+        state.position += done
+        state.step += done
+        if done:
+            state.optimizer.learning_rate = float(rates[done - 1])
+        if done < len(names):
+            raise self.diverged(float(losses[done]))
+        self.callbacks.on_step(state.position, state.epoch_stats.running_loss)
+
+    def end_epoch(self) -> None:
         """Record the epoch, keep the best model, save, and report."""
         state = self.state
-        record = epoch_record(state, seconds)
-        if not (math.isfinite(record.train_loss) and np.all(np.isfinite(state.model.params))):
-            raise self.diverged(record.train_loss)
+        record = epoch_record(state, time.perf_counter() - self.since)
+        if not (math.isfinite(record.running_loss) and np.all(np.isfinite(state.model.params))):
+            raise self.diverged(record.running_loss)
+        self.since = time.perf_counter()
         state.history.append(record)
         state.epoch += 1
         state.order, state.position, state.epoch_stats = None, 0, EpochStats()
@@ -290,13 +372,18 @@ class _Loop:
 
 
 def epoch_record(state: TrainState, seconds: float) -> EpochRecord:
-    """The history entry of the epoch just trained: losses in nats/char and gradient statistics."""
+    """The history entry of the epoch just trained: losses in nats/char and gradient statistics.
+
+    The training loss is the mean over the epoch's own updates (running_loss), as makemore and
+    char-rnn report it; re-evaluating every training name with the final parameters (train_loss)
+    costs a tenth of an epoch, so it is done only with config.eval_train.
+    """
     model, stats = state.model, state.epoch_stats
     val = evaluate(model, model.encoded, state.val_idx)
     return EpochRecord(
         epoch=state.epoch + 1,
         step=state.step,
-        train_loss=evaluate(model, model.encoded, state.train_idx).per_char,
+        train_loss=evaluate(model, model.encoded, state.train_idx).per_char if state.config.eval_train else None,
         val_loss=val.per_char if val.names else None,
         running_loss=stats.running_loss,
         grad_norm_mean=stats.norm_sum / max(stats.updates, 1),

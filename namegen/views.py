@@ -76,13 +76,16 @@ class View:
 
 # ----------------------------------------------------------------------------------------- train
 
-def run_header(run: Run) -> str:
+ENGINE_NAMES = {"numba": "compiled (numba)", "numpy": "numpy"}
+
+
+def run_header(run: Run, engine: str = "numpy") -> str:
     state, config = run.state, run.state.config
     return (
         f"training on [bold]{shown(state.source)}[/]: {len(state.train_idx)} train / "
         f"{plural(len(state.val_idx), 'validation name')}, {state.model.vocab.size} tokens, hidden {config.hidden_size}, "
         f"{config.optimizer} lr {config.learning_rate} ({config.lr_schedule}), batch {config.batch_size}, "
-        f"clip {config.clip or 'off'}"
+        f"clip {config.clip or 'off'}, {ENGINE_NAMES[engine]}"
         + (f"; resuming at epoch {state.epoch + 1}, update {state.step}" if run.resumed else "")
         + f"\ncheckpoints: {escape(str(run.checkpoint))} (latest)"
         + (f", {escape(str(run.best_checkpoint))} (best)" if len(state.val_idx) else " (no best: no validation names)")
@@ -90,13 +93,16 @@ def run_header(run: Run) -> str:
 
 
 def epoch_line(state: TrainState, record: EpochRecord, preview: list[str]) -> str:
+    """train: the mean loss of the epoch's updates; with --eval-train, also that of every training
+    name at the epoch's end."""
     val = fixed(record.val_loss, 3) if record.val_loss is not None else "  -  "
+    end = f" (at the end {fixed(record.train_loss, 3)})" if record.train_loss is not None else ""
     return (
         f"epoch {record.epoch:>3}/{state.config.epochs}  "
-        f"train [bold]{fixed(record.train_loss, 3)}[/]  val [bold]{val}[/] nats/char  "
+        f"train [bold]{fixed(record.running_loss, 3)}[/]{end}  val [bold]{val}[/] nats/char  "
         f"[dim]|g| {record.grad_norm_mean:.1f} (max {record.grad_norm_max:.1f})  "
         f"clipped {100 * record.clip_fraction:.3f}%  σmax(Whh) {record.whh_sigma_max:.2f}  "
-        f"{record.seconds:.1f}s[/]  " + shown(", ".join(preview))
+        f"{record.seconds:.{2 if record.seconds < 10 else 1}f}s[/]  " + shown(", ".join(preview))
     )
 
 
@@ -105,8 +111,9 @@ def run_summary(run: Run, result: TrainResult, stopped_by: str | None = None) ->
     state = run.state
     last = state.history[-1] if state.history else None
     payload = {
-        "reason": result.reason, "seconds": result.seconds, "epochs": state.epoch, "updates": state.step,
-        "train_loss": last and last.train_loss, "val_loss": last and last.val_loss,
+        "reason": result.reason, "seconds": result.seconds, "engine": result.engine, "epochs": state.epoch, "updates": state.step,
+        "running_loss": last and last.running_loss, "train_loss": last and last.train_loss,
+        "val_loss": last and last.val_loss,
         "best_val_loss": state.best_val_loss, "checkpoint": str(run.checkpoint),
         "best_checkpoint": str(run.best_checkpoint) if state.best_val_loss is not None else None,
         "history": [asdict(record) for record in state.history], "stopped_by": stopped_by,
@@ -121,7 +128,7 @@ def run_summary(run: Run, result: TrainResult, stopped_by: str | None = None) ->
     what = "stopped at --max-steps" if result.reason == "max-steps" else "done"
     val = f", val {fixed(last.val_loss, 3)}" if last and last.val_loss is not None else ""
     best = f" (best {fixed(state.best_val_loss, 3)})" if state.best_val_loss is not None else ""
-    losses = f"; train {fixed(last.train_loss, 3)}{val}{best} nats/char" if last else ""
+    losses = f"; train {fixed(last.running_loss, 3)}{val}{best} nats/char" if last else ""
     return View(payload, [f"{what}: {plural(state.epoch, 'epoch')}, {plural(state.step, 'update')} in "
                           f"{result.seconds:.1f}s{losses}; saved {escape(str(run.checkpoint))}",
                           f"sample from it: {escape(payload['sample_command'])}"])
@@ -200,12 +207,16 @@ def history_table(history: list[EpochRecord]) -> Table:
     shown = history if len(history) <= 2 * HISTORY_ROWS else history[:HISTORY_ROWS] + [None] + history[-HISTORY_ROWS:]
     title = "history (nats/char)" if len(shown) == len(history) else \
         f"history (nats/char): the first and last {HISTORY_ROWS} of {len(history)} epochs"
-    table = folding_table("epoch", "train", "val", "|g| mean", "|g| max", "clipped %", "σmax(Whh)", "seconds", title=title)
+    ended = any(r.train_loss is not None for r in history)  # re-evaluated at epoch ends (--eval-train)
+    columns = ["epoch", "train", *(["train at end"] if ended else []), "val", "|g| mean", "|g| max", "clipped %",
+               "σmax(Whh)", "seconds"]
+    table = folding_table(*columns, title=title)
     for r in shown:
         if r is None:
-            table.add_row("…", *[""] * 7)
+            table.add_row("…", *[""] * (len(columns) - 1))
             continue
-        table.add_row(str(r.epoch), fixed(r.train_loss, 4), "-" if r.val_loss is None else fixed(r.val_loss, 4),
+        at_end = ["-" if r.train_loss is None else fixed(r.train_loss, 4)] if ended else []
+        table.add_row(str(r.epoch), fixed(r.running_loss, 4), *at_end, "-" if r.val_loss is None else fixed(r.val_loss, 4),
                       f"{r.grad_norm_mean:.2f}", f"{r.grad_norm_max:.2f}", f"{100 * r.clip_fraction:.4f}",
                       f"{r.whh_sigma_max:.3f}", f"{r.seconds:.2f}")
     return table
@@ -292,7 +303,7 @@ def curves(path: Path, history: list[EpochRecord], flow: Flow) -> list[str]:
     """The training curves and the gradient-flow curve, drawn in text (at most CURVE_POINTS
     epochs, evenly spaced, of a longer history)."""
     h = [history[i] for i in np.unique(np.linspace(0, len(history) - 1, CURVE_POINTS).round().astype(int))]
-    series = {"train": [r.train_loss for r in h]}
+    series = {"train": [r.running_loss for r in h]}
     if any(r.val_loss is not None for r in h):
         series["validation"] = [r.val_loss for r in h]
     sampled = "" if len(h) == len(history) else f" ({len(h)} of them, evenly spaced)"

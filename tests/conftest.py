@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from namegen import fast
 from namegen.checkpoint import save_checkpoint
 from namegen.cli import app
 from namegen.data import NameList, parse_names, read_names
@@ -29,6 +30,18 @@ def state_directory(tmp_path_factory):
 
 
 # ------------------------------------------------------------------------------------ the math
+
+ENGINES = ["numpy", pytest.param("numba", marks=pytest.mark.skipif(
+    not fast.available(), reason="numba is not installed (pip install 'namegen[fast]')"))]
+
+
+@pytest.fixture(params=ENGINES)
+def engine(request, monkeypatch):
+    """Each training path in turn; the compiled one in chunks of 7 names, so that stops and
+    max_steps fall inside an epoch of the small lists used here, as they do in a real one."""
+    monkeypatch.setattr("namegen.training.COMPILED_CHUNK", 7)
+    return request.param
+
 
 @pytest.fixture
 def rng():

@@ -115,7 +115,8 @@ def test_a_bug_shows_its_traceback_and_exits_with_1(cli, names_file, tmp_path, m
         raise ValueError("operands could not be broadcast together")
 
     monkeypatch.setattr("namegen.training.loss_and_grads", broken)
-    result = cli("train", "--data", names_file(TINY), "--epochs", 1, "--hidden-size", 4, "--out-dir", tmp_path)
+    result = cli("train", "--data", names_file(TINY), "--epochs", 1, "--hidden-size", 4, "--out-dir", tmp_path,
+                 "--engine", "numpy")
     assert result.code == 1 and isinstance(result.exception, ValueError)
     assert "invalid option" not in result.stderr
 

@@ -90,7 +90,7 @@ def test_recorded_clipping_and_spectrum_agree_with_the_raw_gradients(small_names
 
     monkeypatch.setattr("namegen.training.clip_", recording_clip)
     state = new_state(TrainConfig(hidden_size=6, epochs=1, clip=0.3, learning_rate=0.3), small_names)
-    train(state)
+    train(state, engine="numpy")  # the compiled path clips inside its kernel (tests/test_fast.py)
     record = state.history[0]
     assert len(raw) == record.step
     clipped = sum(int(np.sum(np.abs(g) > 0.3)) for g in raw)

@@ -74,6 +74,6 @@ def test_every_optimizer_receives_a_clipped_gradient(small_names, monkeypatch, o
     monkeypatch.setattr(Optimizer, "step", recording_step)
     state = new_state(TrainConfig(hidden_size=6, epochs=1, optimizer=optimizer, batch_size=batch_size,
                                   clip=0.05, learning_rate=0.5), small_names)
-    train(state)
+    train(state, engine="numpy")  # the compiled path clips and updates inside its kernel (tests/test_fast.py)
     assert seen and max(seen) <= 0.05
     assert state.history[-1].clip_fraction > 0

@@ -31,49 +31,50 @@ def without_timing(history):
     return [{k: v for k, v in asdict(record).items() if k != "seconds"} for record in history]
 
 
-def run(state, stop_after=None, checkpoint=None):
-    """Train, optionally asking to stop after `stop_after` updates."""
+def run(state, stop_after=None, checkpoint=None, engine="auto"):
+    """Train, optionally asking to stop after `stop_after` requests (made after every update on
+    the numpy path, every chunk of names on the compiled one)."""
     calls = {"n": 0}
 
     def should_stop():
         calls["n"] += 1
         return stop_after is not None and calls["n"] >= stop_after
 
-    return train(state, checkpoint, Callbacks(should_stop=should_stop))
+    return train(state, checkpoint, Callbacks(should_stop=should_stop), engine)
 
 
 @pytest.mark.parametrize("optimizer, batch_size", [("sgd", 1), ("adam", 1), ("adagrad", 4)])
-def test_n_epochs_then_resume_for_n_more_equals_2n_in_one_go(few_dinos, tmp_path, optimizer, batch_size):
+def test_n_epochs_then_resume_for_n_more_equals_2n_in_one_go(few_dinos, tmp_path, optimizer, batch_size, engine):
     config = TrainConfig(hidden_size=8, epochs=2, optimizer=optimizer, batch_size=batch_size,
                          lr_schedule="constant", seed=5)
     first = new_state(config, few_dinos)
-    run(first, checkpoint=tmp_path / "a.npz")
+    run(first, checkpoint=tmp_path / "a.npz", engine=engine)
     resumed = resume_state(load_checkpoint(tmp_path / "a.npz"), {"epochs": 4})
-    run(resumed)
+    run(resumed, engine=engine)
     straight = new_state(replace(config, epochs=4), few_dinos)
-    run(straight)
+    run(straight, engine=engine)
     np.testing.assert_array_equal(resumed.model.params, straight.model.params)
     assert without_timing(resumed.history) == without_timing(straight.history)
 
 
 @pytest.mark.parametrize("batch_size", [1, 5])
-def test_a_run_stopped_mid_epoch_resumes_exactly(few_dinos, tmp_path, batch_size):
+def test_a_run_stopped_mid_epoch_resumes_exactly(few_dinos, tmp_path, batch_size, engine):
     config = TrainConfig(hidden_size=8, epochs=2, batch_size=batch_size, optimizer="adam", seed=9)
     stopped = new_state(config, few_dinos)
-    result = run(stopped, stop_after=20, checkpoint=tmp_path / "s.npz")
+    result = run(stopped, stop_after=3, checkpoint=tmp_path / "s.npz", engine=engine)
     assert result.reason == "interrupted" and stopped.position > 0 and stopped.epoch == 0
     resumed = resume_state(load_checkpoint(tmp_path / "s.npz"), {})
     assert resumed.position == stopped.position
-    run(resumed)
+    run(resumed, engine=engine)
     straight = new_state(config, few_dinos)
-    run(straight)
+    run(straight, engine=engine)
     np.testing.assert_array_equal(resumed.model.params, straight.model.params)
     assert without_timing(resumed.history) == without_timing(straight.history)
 
 
-def test_max_steps_stops_with_a_resumable_checkpoint(few_dinos, tmp_path):
+def test_max_steps_stops_with_a_resumable_checkpoint(few_dinos, tmp_path, engine):
     state = new_state(TrainConfig(hidden_size=8, epochs=3, max_steps=30), few_dinos)
-    result = train(state, tmp_path / "m.npz")
+    result = train(state, tmp_path / "m.npz", engine=engine)
     assert result.reason == "max-steps" and state.step == 30
     assert load_checkpoint(tmp_path / "m.npz").step == 30
     resumed = resume_state(load_checkpoint(tmp_path / "m.npz"), {})  # the limit is not inherited

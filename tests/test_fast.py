@@ -1,0 +1,191 @@
+"""The compiled per-name path trains the same model as the numpy path, to round-off; the engine
+is chosen as documented, and work runs on one BLAS thread unless asked otherwise."""
+
+import json
+import time
+import zipfile
+from dataclasses import asdict, replace
+
+import numpy as np
+import pytest
+import threadpoolctl
+
+from namegen import fast
+from namegen.checkpoint import load_checkpoint, save_checkpoint
+from namegen.data import parse_names
+from namegen.errors import OptionError, TrainingError
+from namegen.evaluation import evaluate
+from namegen.state import TrainConfig, new_state, resume_state
+from namegen.threads import blas_threads
+from namegen.training import Callbacks, choose_engine, train
+
+needs_numba = pytest.mark.skipif(not fast.available(), reason="numba is not installed (pip install 'namegen[fast]')")
+
+# A list unlike dinos: capitals kept, spaces, apostrophes, accents, one long name.
+OWN_NAMES = parse_names("\n".join([
+    "Éowyn", "D'Artagnan", "Jean Luc", "Zoë", "Ólafur Arnalds", "Ngozi", "Søren", "Mary-Kate", "Ægir",
+    "Björk", "O'Neil", "Renée", "Åsa", "Lúcia", "Ximena", "Wolfeschlegelsteinhausenbergerdorff",
+] * 3), "own.txt", case="keep")
+
+
+def trained_both_ways(config, names):
+    numpy_state, numba_state = new_state(config, names), new_state(config, names)
+    assert train(numpy_state, engine="numpy").engine == "numpy"
+    assert train(numba_state, engine="numba").engine == "numba"
+    return numpy_state, numba_state
+
+
+def assert_same_run(a, b, tolerance=1e-10):
+    np.testing.assert_allclose(b.model.params, a.model.params, rtol=0, atol=tolerance)
+    assert b.optimizer.steps == a.optimizer.steps and b.step == a.step
+    for key, value in a.optimizer.state.items():
+        np.testing.assert_allclose(b.optimizer.state[key], value, rtol=tolerance, atol=tolerance)
+    for ra, rb in zip(a.history, b.history, strict=True):
+        ra, rb = asdict(ra), asdict(rb)
+        for key in ("running_loss", "val_loss", "grad_norm_mean", "grad_norm_max", "whh_sigma_max"):
+            assert rb[key] == pytest.approx(ra[key], rel=tolerance), key
+        assert rb["clip_fraction"] == ra["clip_fraction"]  # the same entries clipped, counted exactly
+
+
+@needs_numba
+def test_an_epoch_of_the_default_recipe_matches_the_numpy_path(dinos):
+    assert_same_run(*trained_both_ways(TrainConfig(epochs=1), dinos))
+
+
+@needs_numba
+@pytest.mark.parametrize("optimizer, learning_rate", [("sgd", 0.01), ("adam", 0.01), ("adagrad", 0.05)])
+@pytest.mark.parametrize("clip", [0.0, 5.0, 0.05])
+def test_every_optimizer_and_clip_setting_matches_the_numpy_path(few_dinos, optimizer, learning_rate, clip):
+    """One epoch each. Training amplifies round-off: at 5x the default SGD step, unclipped, the
+    paths drift 5e-9 apart in an epoch (1e-9 with fastmath off too); they are not meant to agree bit for bit."""
+    config = TrainConfig(hidden_size=16, epochs=1, optimizer=optimizer, learning_rate=learning_rate, clip=clip)
+    a, b = trained_both_ways(config, few_dinos)
+    assert_same_run(a, b)
+    if clip == 0.05:
+        assert a.history[0].clip_fraction > 0  # the clipping branch was taken, by both
+
+
+@needs_numba
+@pytest.mark.parametrize("schedule", ["linear", "constant"])
+def test_a_users_own_names_train_the_same_on_both_paths(schedule):
+    assert_same_run(*trained_both_ways(TrainConfig(hidden_size=12, epochs=3, lr_schedule=schedule), OWN_NAMES))
+
+
+@needs_numba
+def test_both_paths_write_the_same_checkpoint(few_dinos, tmp_path):
+    a, b = trained_both_ways(TrainConfig(hidden_size=8, epochs=1, optimizer="adam"), few_dinos)
+    save_checkpoint(tmp_path / "a.npz", a)
+    save_checkpoint(tmp_path / "b.npz", b)
+    with zipfile.ZipFile(tmp_path / "a.npz") as za, zipfile.ZipFile(tmp_path / "b.npz") as zb:
+        assert za.namelist() == zb.namelist()
+        meta_a, meta_b = (json.loads(np.load(z.open("meta.npy")).tobytes()) for z in (za, zb))
+    rounded = ("seconds", "running_loss", "val_loss", "grad_norm_mean", "grad_norm_max", "whh_sigma_max")
+    for meta in (meta_a, meta_b):  # figures that differ by round-off (or time) are compared by assert_same_run
+        for record in meta["history"]:
+            for key in rounded:
+                record.pop(key)
+        meta.pop("best_val_loss")
+    assert meta_a == meta_b
+    assert_same_run(load_checkpoint(tmp_path / "a.npz"), load_checkpoint(tmp_path / "b.npz"))
+
+
+@needs_numba
+def test_the_compiled_path_stops_at_the_same_divergent_update(few_dinos):
+    config = TrainConfig(hidden_size=8, epochs=1, learning_rate=1e307, lr_schedule="constant", clip=0)
+    steps = []
+    for engine in ("numpy", "numba"):
+        state = new_state(config, few_dinos)
+        with pytest.raises(TrainingError, match="diverged"):
+            train(state, engine=engine)
+        steps.append(state.step)
+        assert np.all(np.isfinite(state.model.params))  # the update that overflowed was not applied
+    assert steps[0] == steps[1] > 0
+
+
+def test_numpy_is_taken_when_asked_or_when_numba_is_missing(monkeypatch):
+    config = TrainConfig()
+    assert choose_engine(config, "numpy") == ("numpy", None)
+    monkeypatch.setattr(fast, "available", lambda: False)
+    assert choose_engine(config, "auto") == ("numpy", None)
+    with pytest.raises(OptionError, match="pip install 'namegen\\[fast\\]'"):
+        choose_engine(config, "numba")
+    with pytest.raises(OptionError):
+        choose_engine(config, "cuda")
+
+
+@needs_numba
+@pytest.mark.parametrize("wanted", ["auto", "numba"])
+def test_options_the_kernel_does_not_cover_fall_back_to_numpy_with_a_note(wanted):
+    assert choose_engine(TrainConfig(), wanted) == ("numba", None)
+    engine, note = choose_engine(TrainConfig(batch_size=32), wanted)
+    assert engine == "numpy" and "one name per update" in note
+
+
+@needs_numba
+def test_the_cli_says_in_one_line_when_it_falls_back(cli, names_file, tmp_path):
+    ran = cli("train", "--data", names_file(["Ab", "Abc", "Bca", "Cab"]), "--epochs", 1, "--hidden-size", 4,
+              "--batch-size", 2, "--engine", "numba", "--out-dir", tmp_path)
+    assert ran.code == 0
+    assert [line for line in ran.stderr.splitlines() if "numpy path" in line] == [
+        "training on the numpy path: the compiled one does not cover this run (it trains one name per update)"]
+
+
+def blas_threads_now() -> list[int]:
+    return [pool["num_threads"] for pool in threadpoolctl.threadpool_info() if pool["user_api"] == "blas"]
+
+
+@pytest.mark.parametrize("engine", ["numpy", "numba"])
+def test_training_runs_on_one_blas_thread_unless_asked(small_names, engine):
+    if engine == "numba" and not fast.available():
+        pytest.skip("numba is not installed")
+    before = blas_threads_now()
+    seen = []
+    callbacks = Callbacks(on_step=lambda done, loss: seen.append(blas_threads_now()))
+    train(new_state(TrainConfig(hidden_size=4, epochs=1), small_names), callbacks=callbacks, engine=engine)
+    assert seen and all(threads == [1] * len(before) for threads in seen)
+    with blas_threads(2):
+        train(new_state(TrainConfig(hidden_size=4, epochs=1), small_names), callbacks=callbacks, engine=engine)
+    assert seen[-1] == [min(2, n) for n in before]  # OpenBLAS never exceeds the threads it was built to use
+    assert blas_threads_now() == before  # restored afterwards
+
+
+@pytest.mark.parametrize("engine", ["numpy", "numba"])
+def test_the_train_loss_is_the_running_mean_and_the_full_pass_is_opt_in(few_dinos, engine):
+    if engine == "numba" and not fast.available():
+        pytest.skip("numba is not installed")
+    running = []
+    callbacks = Callbacks(on_step=lambda done, loss: running.append(loss))
+    quick = new_state(TrainConfig(hidden_size=8, epochs=1), few_dinos)
+    train(quick, callbacks=callbacks, engine=engine)
+    record = quick.history[0]
+    assert record.train_loss is None and record.running_loss == running[-1]
+    full = new_state(TrainConfig(hidden_size=8, epochs=1, eval_train=True), few_dinos)
+    train(full, engine=engine)
+    assert full.history[0].train_loss == evaluate(full.model, full.model.encoded, full.train_idx).per_char
+    assert full.history[0].running_loss == record.running_loss  # the same updates either way
+
+
+def test_an_epochs_time_includes_what_was_done_after_the_previous_one(small_names):
+    """Everything between two epoch records (checkpoint writes, the report) lands in the second,
+    so the epochs add up to the run."""
+    callbacks = Callbacks(on_epoch_end=lambda state, record: time.sleep(0.2))
+    state = new_state(TrainConfig(hidden_size=4, epochs=2), small_names)
+    result = train(state, callbacks=callbacks, engine="numpy")
+    first, second = state.history
+    assert first.seconds < 0.2 <= second.seconds
+    assert first.seconds + second.seconds <= result.seconds
+
+
+def test_a_bad_thread_count_is_an_option_error():
+    with pytest.raises(OptionError, match="threads"):
+        with blas_threads(0):
+            pass
+
+
+def test_resuming_with_eval_train_is_allowed(few_dinos, tmp_path):
+    state = new_state(TrainConfig(hidden_size=8, epochs=1), few_dinos)
+    train(state, tmp_path / "r.npz")
+    resumed = resume_state(load_checkpoint(tmp_path / "r.npz"), {"epochs": 2, "eval_train": True})
+    train(resumed)
+    assert resumed.history[0].train_loss is None and resumed.history[1].train_loss is not None
+    assert replace(resumed.config, eval_train=False, epochs=1) == state.config
