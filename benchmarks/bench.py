@@ -1,17 +1,26 @@
 """Training and sampling throughput of namegen against a straightforward per-step numpy RNN.
 
-Run from the repository root:  python benchmarks/bench.py
-Every training figure is characters (time steps, end-of-name included) per second over one epoch
-of the dinosaur training names, the best of --repeats runs interleaved, all in this process.
+Run from the repository root:  python benchmarks/bench.py   (--help for the options)
+Every training figure is characters (time steps, end-of-name included) per second, the best of
+--repeats runs interleaved, against the per-step baseline measured in the same run:
+- in process: one epoch of the dinosaur training names, updates only;
+- end to end: what a user gets from `namegen train`, the extra wall time of a 12-epoch over a
+  2-epoch run (--val-fraction 0, checkpoints, previews and start-up included, so the difference
+  is 10 epochs with everything an epoch costs), on a quiet machine and with one other CPU-bound
+  process running (--busy runs both);
+- the default `namegen train` (25 epochs) end to end, with the compiled path's first-run cost.
 PyTorch is measured only if it happens to be installed; it is not a dependency.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import platform
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -20,12 +29,13 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import baseline  # noqa: E402
 
+from namegen import fast  # noqa: E402
 from namegen.checkpoint import load_model  # noqa: E402
 from namegen.data import bundled_path, default_data_path, read_names  # noqa: E402
 from namegen.model import PARAM_NAMES  # noqa: E402
 from namegen.sampling import SampleConfig, sample  # noqa: E402
 from namegen.state import TrainConfig, new_state  # noqa: E402
-from namegen.training import Callbacks, train  # noqa: E402
+from namegen.training import Callbacks, preview_names, train  # noqa: E402
 
 HIDDEN = 50
 
@@ -50,13 +60,13 @@ def bench_baseline(state) -> float:
     return train_chars(state) / (time.perf_counter() - start)
 
 
-def bench_namegen(batch_size: int, bucket: bool = True) -> float:
+def bench_namegen(batch_size: int, bucket: bool = True, engine: str = "numpy") -> float:
     """chars/s of namegen's training loop over one epoch (updates only, not the epoch-end evaluation)."""
     state = fresh_state(batch_size, bucket)
     marks = {}
     callbacks = Callbacks(on_epoch_start=lambda s, n: marks.setdefault("start", time.perf_counter()),
                           on_step=lambda done, loss: marks.__setitem__("end", time.perf_counter()))
-    train(state, None, callbacks)
+    train(state, None, callbacks, engine)
     return train_chars(state) / (marks["end"] - marks["start"])
 
 
@@ -108,46 +118,156 @@ def bench_sampling(count: int) -> tuple[float, float]:
     return seconds, len(names) / seconds
 
 
-def bench_default_run() -> tuple[float, float]:
-    """Wall time of a full default training run (library call, no checkpoints) and its final val loss."""
-    state = new_state(TrainConfig(), read_names(default_data_path()))
-    start = time.perf_counter()
-    train(state)
-    return time.perf_counter() - start, state.history[-1].val_loss
+# ------------------------------------------------------------------------------- end to end
+
+def cli_seconds(*args: str, env: dict | None = None) -> float:
+    """Wall time of one `namegen ...` command in a fresh process, checkpoints in a new directory."""
+    with tempfile.TemporaryDirectory() as out:
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "namegen", *args, "--out-dir", out], check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+        return time.perf_counter() - start
+
+
+# name -> extra options of `namegen train`
+SETUPS = {"numpy per-name": ["--engine", "numpy"], "numpy batch 32": ["--engine", "numpy", "--batch-size", "32"],
+          "compiled per-name": ["--engine", "numba"]}
+
+
+def end_to_end_rate(options: list[str], chars_per_epoch: int) -> float:
+    """chars/s from the extra wall time of a 12-epoch over a 2-epoch `namegen train --val-fraction 0`."""
+    short, long = (cli_seconds("train", "--val-fraction", "0", "--epochs", str(n), *options) for n in (2, 12))
+    return 10 * chars_per_epoch / (long - short)
+
+
+@contextlib.contextmanager
+def busy_process():
+    """One other CPU-bound process on the machine while the block runs."""
+    spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    time.sleep(0.5)
+    try:
+        yield
+    finally:
+        spinner.kill()
+        spinner.wait()
+
+
+def bench_end_to_end(setups: dict, repeats: int) -> dict[str, float]:
+    """Best end-to-end rate of each setup, and of the in-process baseline, interleaved."""
+    names = read_names(default_data_path()).names
+    chars = sum(len(name) + 1 for name in names)  # --val-fraction 0: every name trains
+    runs = {"baseline": [], **{name: [] for name in setups}}
+    for _ in range(repeats):
+        runs["baseline"].append(bench_baseline(fresh_state()))
+        for name, options in setups.items():
+            runs[name].append(end_to_end_rate(options, chars))
+    return {name: max(figures) for name, figures in runs.items()}
+
+
+def print_rates(title: str, best: dict[str, float]) -> None:
+    print(f"\n{title}")
+    for name, figure in best.items():
+        print(f"  {name:28s} {figure:12,.0f}   {figure / best['baseline']:6.2f}x baseline")
+
+
+def bench_default_cli(engines: list[str], repeats: int) -> dict[str, float]:
+    """Best wall time of the default `namegen train` (25 epochs on dinos) per engine, interleaved."""
+    times = {engine: [] for engine in engines}
+    for _ in range(repeats):
+        for engine in engines:
+            times[engine].append(cli_seconds("train", "--engine", engine))
+    return {engine: min(figures) for engine, figures in times.items()}
+
+
+def bench_cold_compile() -> tuple[float, float]:
+    """The default `namegen train` with an empty numba cache (it compiles), then with the cache it left."""
+    with tempfile.TemporaryDirectory() as cache:
+        env = os.environ | {"NUMBA_CACHE_DIR": cache}
+        return cli_seconds("train", "--engine", "numba", env=env), cli_seconds("train", "--engine", "numba", env=env)
+
+
+def bench_epoch_overhead(engine: str) -> float:
+    """Share of an epoch's time, in a default run with checkpoints and 3 previews, not spent on updates."""
+    state = new_state(TrainConfig(epochs=5), read_names(default_data_path()))
+    marks = {"updates": 0.0}
+
+    def started(s, n):
+        marks["start"] = time.perf_counter()
+
+    def stepped(done, loss):
+        marks["end"] = time.perf_counter()
+
+    def ended(s, record):
+        marks["updates"] += marks["end"] - marks["start"]
+        preview_names(s, 3)  # what the CLI's epoch line adds
+
+    with tempfile.TemporaryDirectory() as out:
+        train(state, Path(out) / "dinos.latest.npz", Callbacks(started, stepped, ended), engine)
+    total = sum(record.seconds for record in state.history)
+    return 1 - marks["updates"] / total
+
+
+def load_average() -> str:
+    return "load average " + ", ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3, help="runs of each measurement (best is kept)")
-    parser.add_argument("--skip-default-run", action="store_true", help="skip timing a full default training run")
+    parser.add_argument("--busy", action="store_true", help="also measure end to end with another CPU-bound process")
+    parser.add_argument("--skip-default-run", action="store_true", help="skip timing the default `namegen train`")
     args = parser.parse_args()
+    engines = ["numpy", "numba"] if fast.available() else ["numpy"]
+    setups = {name: options for name, options in SETUPS.items() if "numba" not in options or fast.available()}
 
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, {platform.python_implementation()} "
-          f"{platform.python_version()}, numpy {np.__version__}")
+          f"{platform.python_version()}, numpy {np.__version__}" + ("" if fast.available() else ", numba not installed"))
+    print(load_average())
     state = fresh_state()
     print(f"data: {len(state.train_idx)} training names, {train_chars(state)} chars per epoch, hidden {HIDDEN}")
     runs = {"baseline": [], "per-name": [], "batch 32": [], "batch 32, no bucketing": [], "torch batch 32": []}
+    if fast.available():
+        runs["compiled per-name"] = []
+        bench_namegen(1, engine="numba")  # load the compiled kernel before timing it
     for _ in range(args.repeats):  # interleaved, so a slow moment of the machine hits every entry alike
         runs["baseline"].append(bench_baseline(fresh_state()))
         runs["per-name"].append(bench_namegen(1))
         runs["batch 32"].append(bench_namegen(32))
         runs["batch 32, no bucketing"].append(bench_namegen(32, bucket=False))
+        if fast.available():
+            runs["compiled per-name"].append(bench_namegen(1, engine="numba"))
         torch_figure = bench_torch(fresh_state(), 32)
         if torch_figure is not None:
             runs["torch batch 32"].append(torch_figure)
     best = {name: max(figures) for name, figures in runs.items() if figures}
-    print("\ntraining throughput (chars/s, best of %d)" % args.repeats)
-    for name, figure in best.items():
-        print(f"  {name:28s} {figure:12,.0f}   {figure / best['baseline']:6.2f}x baseline")
+    print_rates(f"in process: training updates (chars/s, best of {args.repeats})", best)
     if "torch batch 32" in best:
         print(f"  namegen batch 32 / torch batch 32: {best['batch 32'] / best['torch batch 32']:.2f}x")
     else:
         print("  (PyTorch not installed: no torch figure)")
+
+    quiet = bench_end_to_end(setups, args.repeats)
+    print_rates(f"end to end: namegen train, 12 minus 2 epochs, --val-fraction 0 (chars/s, best of {args.repeats}; "
+                f"{load_average()})", quiet)
+    if args.busy:
+        with busy_process():
+            busy = bench_end_to_end(setups, args.repeats)
+            print_rates(f"the same with one other CPU-bound process running ({load_average()})", busy)
+        print("  busy / quiet, each against its own baseline: " + ", ".join(
+            f"{name} {(busy[name] / busy['baseline']) / (quiet[name] / quiet['baseline']):.2f}"
+            for name in setups))
+
+    print("\nshare of an epoch not spent on updates (5 default epochs, checkpoints and 3 previews): " + ", ".join(
+        f"{engine} {100 * bench_epoch_overhead(engine):.1f}%" for engine in engines))
     seconds, rate = bench_sampling(10_000)
     print(f"\nsampling 10,000 names (shipped checkpoint): {seconds:.3f}s, {rate:,.0f} names/s")
     if not args.skip_default_run:
-        seconds, val = bench_default_run()
-        print(f"default training run (25 epochs, per-name SGD, library call): {seconds:.1f}s, final val loss {val:.3f}")
+        walls = bench_default_cli(engines, args.repeats)
+        print(f"default `namegen train` (25 epochs on dinos, per-name SGD), wall time best of {args.repeats}: "
+              + ", ".join(f"{engine} {seconds:.2f}s" for engine, seconds in walls.items()))
+        if fast.available():
+            cold, warm = bench_cold_compile()
+            print(f"  compiled path with an empty numba cache: {cold:.2f}s (it compiles), then {warm:.2f}s")
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ from .errors import CheckpointError, OptionError, OptionName, SamplingError, Tra
 from .evaluation import evaluate
 from .files import Locked, exclusive, remove_stale_temporaries
 from .model import loss_and_grads, unflatten
-from .optim import ClipStats, clip_
+from .optim import clip_
 from .options import check, check_values, option
 from .sampling import SampleConfig, sample
 from .state import (
@@ -318,10 +318,7 @@ class _Loop:
         done, losses, norms, clipped = fast.train_on(names, model.params, model.hidden_size, model.vocab.size,
                                                      self.names.seq, self.names.bounds, rates, config.clip,
                                                      state.optimizer)
-        lengths = self.names.lengths[names[:done]]
-        for loss, chars, norm, count in zip(losses[:done].tolist(), lengths.tolist(), norms[:done].tolist(),
-                                            clipped[:done].tolist()):
-            state.epoch_stats.add(loss, 1, chars + 1, ClipStats(norm, count))
+        state.epoch_stats.add_each(losses[:done], self.names.lengths[names[:done]] + 1, norms[:done], clipped[:done])
         state.position += done
         state.step += done
         if done:

@@ -15,7 +15,8 @@ from namegen.checkpoint import load_checkpoint, save_checkpoint
 from namegen.data import parse_names
 from namegen.errors import OptionError, TrainingError
 from namegen.evaluation import evaluate
-from namegen.state import TrainConfig, new_state, resume_state
+from namegen.optim import ClipStats
+from namegen.state import EpochStats, TrainConfig, new_state, resume_state
 from namegen.threads import blas_threads
 from namegen.training import Callbacks, choose_engine, train
 
@@ -189,3 +190,14 @@ def test_resuming_with_eval_train_is_allowed(few_dinos, tmp_path):
     train(resumed)
     assert resumed.history[0].train_loss is None and resumed.history[1].train_loss is not None
     assert replace(resumed.config, eval_train=False, epochs=1) == state.config
+
+
+def test_a_chunk_of_updates_counts_exactly_as_one_by_one(rng):
+    losses, norms = rng.exponential(20, size=300), rng.exponential(5, size=300)
+    chars, clipped = rng.integers(2, 30, size=300), rng.integers(0, 3, size=300)
+    one_by_one, at_once = EpochStats(loss=0.1, norm_sum=3.0), EpochStats(loss=0.1, norm_sum=3.0)
+    for loss, n, norm, count in zip(losses, chars, norms, clipped):
+        one_by_one.add(float(loss), 1, int(n), ClipStats(float(norm), int(count)))
+    at_once.add_each(losses[:100], chars[:100], norms[:100], clipped[:100])
+    at_once.add_each(losses[100:], chars[100:], norms[100:], clipped[100:])
+    assert at_once == one_by_one  # the same floats, not merely close ones
