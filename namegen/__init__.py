@@ -16,6 +16,7 @@ from .plot import write_png
 from .recent import default_checkpoint, record_run
 from .sampling import SampleConfig, generate, sample
 from .state import EpochRecord, TrainConfig, TrainState, new_state, resume_state
+from .threads import blas_threads
 from .training import Callbacks, Run, TrainResult, start_run, train
 from .vocab import BOUNDARY, Encoded, Vocab
 
@@ -24,7 +25,7 @@ __all__ = [
     "Evaluation", "Flow", "FlowConfig", "GradcheckConfig", "GradientCheck", "Model", "NameList", "NamegenError",
     "OptionError", "Run", "SampleConfig", "SamplingError", "Score", "TrainConfig", "TrainResult", "TrainState",
     "TrainingError", "Vocab", "backward", "check_gradients", "default_checkpoint", "demo", "diagnose", "evaluate",
-    "evaluate_sets", "forward", "generate", "gradient_check", "gradient_flow", "init_params", "load_checkpoint",
+    "blas_threads", "evaluate_sets", "forward", "generate", "gradient_check", "gradient_flow", "init_params", "load_checkpoint",
     "load_model", "loss_and_grads", "new_state", "parse_names", "random_model", "read_names", "record_run", "resume_state",
     "sample", "save_checkpoint", "score", "start_run", "train", "unflatten", "write_png",
 ]
