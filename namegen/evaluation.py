@@ -14,7 +14,7 @@ import numpy as np
 
 from .data import pad_batch, read_names
 from .errors import DataError
-from .model import Model, forward
+from .model import Model, name_losses
 from .state import TrainState
 from .threads import limited
 from .vocab import Encoded
@@ -53,7 +53,7 @@ def name_nll(model: Model, encoded: Encoded, indices=None, chunk: int = 512) -> 
     for start in range(0, len(order), chunk):
         rows = order[start : start + chunk]
         inputs, targets, mask = pad_batch([encoded.ids(i) for i in indices[rows]])
-        out[rows], _ = forward(params, inputs, targets, mask)
+        out[rows] = name_losses(params, inputs, targets, mask)
     return out
 
 

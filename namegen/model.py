@@ -263,6 +263,30 @@ def forward(params: Params, inputs, targets, mask=None) -> tuple[np.ndarray, Cac
     return np.add.reduce(nll, axis=0), Cache(mask, u, exp_z, total, picked)
 
 
+def name_losses(params: Params, inputs, targets, mask=None) -> np.ndarray:
+    """forward's nll (N,) without what backward needs, for evaluation: each step's input rows are
+    gathered from Wxh instead of multiplied in as one-hot rows, which costs the vocabulary size
+    (hundreds for a list of city names) in every product."""
+    inputs, targets = _as_batch(inputs), _as_batch(targets)
+    N, T = inputs.shape
+    Whh, Why = params["Whh"], params["Why"]
+    V = Why.shape[1]
+    hs = params["Wxh"][inputs.T]  # (T, N, H): x_t Wxh for every step, then overwritten by h_t
+    hs += params["bh"]
+    dot, tanh = np.dot, np.tanh
+    tanh(hs[0], out=hs[0])  # h_{-1} = 0: every name starts from a zero state
+    for t in range(1, T):
+        hs[t] += dot(hs[t - 1], Whh)
+        tanh(hs[t], out=hs[t])
+    z = dot(hs.reshape(T * N, -1), Why)
+    z += params["by"]
+    exp_z, total = exp_shifted(z)
+    nll = (np.log(total[:, 0]) - z.take(np.arange(T * N) * V + targets.T.ravel())).reshape(T, N)
+    if mask is not None:
+        nll *= _as_batch(mask).T
+    return np.add.reduce(nll, axis=0)
+
+
 def backward(params: Params, cache: Cache, truncate: int | None = None, grads: Params | None = None) -> Params:
     """Gradients of the mean per-name loss, (1/N) sum_n nll_n, for every parameter.
 

@@ -330,7 +330,7 @@ class _Loop:
     def end_epoch(self) -> None:
         """Record the epoch, keep the best model, save, and report."""
         state = self.state
-        record = epoch_record(state, time.perf_counter() - self.since)
+        record = epoch_record(state, self.since)
         if not (math.isfinite(record.running_loss) and np.all(np.isfinite(state.model.params))):
             raise self.diverged(record.running_loss)
         self.since = time.perf_counter()
@@ -368,8 +368,9 @@ class _Loop:
                              OptionName("clip"))
 
 
-def epoch_record(state: TrainState, seconds: float) -> EpochRecord:
-    """The history entry of the epoch just trained: losses in nats/char and gradient statistics.
+def epoch_record(state: TrainState, since: float) -> EpochRecord:
+    """The history entry of the epoch just trained: losses in nats/char, gradient statistics, and
+    the time since `since` (a time.perf_counter() reading), its own evaluation included.
 
     The training loss is the mean over the epoch's own updates (running_loss), as makemore and
     char-rnn report it; re-evaluating every training name with the final parameters (train_loss)
@@ -377,17 +378,19 @@ def epoch_record(state: TrainState, seconds: float) -> EpochRecord:
     """
     model, stats = state.model, state.epoch_stats
     val = evaluate(model, model.encoded, state.val_idx)
+    train_loss = evaluate(model, model.encoded, state.train_idx).per_char if state.config.eval_train else None
+    whh_sigma_max = float(np.linalg.norm(model.param_views["Whh"], 2))
     return EpochRecord(
         epoch=state.epoch + 1,
         step=state.step,
-        train_loss=evaluate(model, model.encoded, state.train_idx).per_char if state.config.eval_train else None,
+        train_loss=train_loss,
         val_loss=val.per_char if val.names else None,
         running_loss=stats.running_loss,
         grad_norm_mean=stats.norm_sum / max(stats.updates, 1),
         grad_norm_max=stats.norm_max,
         clip_fraction=stats.clipped / max(stats.updates * model.params.size, 1),
-        whh_sigma_max=float(np.linalg.norm(model.param_views["Whh"], 2)),
-        seconds=seconds,
+        whh_sigma_max=whh_sigma_max,
+        seconds=time.perf_counter() - since,
     )
 
 

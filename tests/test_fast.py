@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 import threadpoolctl
 
+import namegen.training
+
 from namegen import fast
 from namegen.checkpoint import load_checkpoint, save_checkpoint
 from namegen.data import parse_names
@@ -166,14 +168,21 @@ def test_the_train_loss_is_the_running_mean_and_the_full_pass_is_opt_in(few_dino
     assert full.history[0].running_loss == record.running_loss  # the same updates either way
 
 
-def test_an_epochs_time_includes_what_was_done_after_the_previous_one(small_names):
-    """Everything between two epoch records (checkpoint writes, the report) lands in the second,
-    so the epochs add up to the run."""
+def test_an_epochs_time_includes_what_was_done_after_the_previous_one(small_names, monkeypatch):
+    """An epoch's time covers its evaluation, and everything between two epoch records
+    (checkpoint writes, the report) lands in the second, so the epochs add up to the run."""
+    real_evaluate = namegen.training.evaluate
+
+    def slow_evaluate(*args):
+        time.sleep(0.1)
+        return real_evaluate(*args)
+
+    monkeypatch.setattr(namegen.training, "evaluate", slow_evaluate)
     callbacks = Callbacks(on_epoch_end=lambda state, record: time.sleep(0.2))
     state = new_state(TrainConfig(hidden_size=4, epochs=2), small_names)
     result = train(state, callbacks=callbacks, engine="numpy")
     first, second = state.history
-    assert first.seconds < 0.2 <= second.seconds
+    assert 0.1 <= first.seconds < 0.3 <= second.seconds
     assert first.seconds + second.seconds <= result.seconds
 
 
@@ -201,3 +210,16 @@ def test_a_chunk_of_updates_counts_exactly_as_one_by_one(rng):
     at_once.add_each(losses[:100], chars[:100], norms[:100], clipped[:100])
     at_once.add_each(losses[100:], chars[100:], norms[100:], clipped[100:])
     assert at_once == one_by_one  # the same floats, not merely close ones
+
+
+@pytest.mark.parametrize("option, value", [("--engine", "gpu"), ("--threads", "0"), ("--threads", "two")])
+def test_impossible_speed_options_are_one_line(cli, option, value, tmp_path):
+    ran = cli("train", option, value, "--out-dir", tmp_path)
+    assert ran.code == 2 and ran.fails_in_one_line and option in ran.stderr
+    assert not list(tmp_path.iterdir())  # nothing trained, nothing written
+
+
+@pytest.mark.parametrize("command", [["sample", "-n", "3", "--seed", "1"], ["score", "Rex"], ["evaluate"]])
+def test_the_commands_that_compute_take_a_thread_count(cli, trained_checkpoint, command):
+    one, two = (cli(*command, "-c", trained_checkpoint, "--threads", n) for n in ("1", "2"))
+    assert one.code == two.code == 0 and one.stdout == two.stdout

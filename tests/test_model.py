@@ -5,7 +5,7 @@ import pytest
 
 from namegen.data import pad_batch
 from namegen.gradcheck import check_gradients
-from namegen.model import PARAM_NAMES, backward, forward, loss_and_grads, softmax, step
+from namegen.model import PARAM_NAMES, backward, forward, loss_and_grads, name_losses, softmax, step
 from namegen.vocab import BOUNDARY, Vocab
 
 V, H = 7, 5
@@ -169,3 +169,14 @@ def test_sampling_step_and_training_forward_compute_the_same_model(rng, random_p
     nll, cache = forward(params, inputs, targets)
     assert total == pytest.approx(nll[0], rel=1e-12)
     np.testing.assert_allclose(h[0], cache.hidden[-1, 0], rtol=1e-12)
+
+
+@pytest.mark.parametrize("vocab_size, hidden_size", [(7, 5), (60, 4)])
+def test_evaluation_losses_equal_the_training_forward_pass(random_params, rng, vocab_size, hidden_size):
+    params = random_params(vocab_size=vocab_size, hidden_size=hidden_size)
+    lengths = [1, 6, 3, 9]
+    inputs, targets, mask = pad_batch([rng.integers(1, vocab_size, size=n) for n in lengths])
+    expected, _ = forward(params, inputs, targets, mask)
+    np.testing.assert_allclose(name_losses(params, inputs, targets, mask), expected, rtol=1e-12)
+    one, _ = forward(params, inputs[1, :7], targets[1, :7])
+    np.testing.assert_allclose(name_losses(params, inputs[1, :7], targets[1, :7]), one, rtol=1e-12)
