@@ -45,7 +45,8 @@ _kernel = None
 
 # The one signature compiled: the arguments as train_on passes them.
 SIGNATURE = ("int64(int64[::1], float64[::1], int64, int64, int32[::1], int64[::1], float64[::1], float64, int64, "
-             "float64[::1], float64[::1], int64, float64, float64, float64, float64[::1], float64[::1], int64[::1])")
+             "float64[::1], float64[::1], int64, float64, float64, float64, float64[:, ::1], float64, "
+             "float64[::1], float64[::1], int64[::1])")
 
 
 def kernel():
@@ -60,8 +61,12 @@ def kernel():
 
 
 def train_on(names: np.ndarray, params: np.ndarray, hidden_size: int, vocab_size: int, seq: np.ndarray,
-             bounds: np.ndarray, learning_rates: np.ndarray, clip: float, optimizer: Optimizer):
+             bounds: np.ndarray, learning_rates: np.ndarray, clip: float, optimizer: Optimizer,
+             keep: np.ndarray | None = None, weight_decay: float = 0.0):
     """Train on `names` (indices into seq/bounds, one update each, in order) in place.
+
+    keep: dropout factors (see model.dropout_factors), one row per step of the names in order
+    (a name of length L takes L + 1 rows), or None. weight_decay: as optim.decay_weights_.
 
     Returns (updates, losses, norms, clipped): the updates applied, and for each name given the
     loss (nats, the name's sum), the gradient norm before clipping and the entries clipped. The
@@ -78,18 +83,20 @@ def train_on(names: np.ndarray, params: np.ndarray, hidden_size: int, vocab_size
                     np.ascontiguousarray(seq, dtype=np.int32), np.ascontiguousarray(bounds, dtype=np.int64),
                     np.array(learning_rates, dtype=np.float64), float(clip),
                     OPTIMIZER_KINDS[optimizer.name], first, second, optimizer.steps, float(beta1),
-                    float(beta2), float(eps), losses, norms, clipped)
+                    float(beta2), float(eps), np.zeros((0, hidden_size)) if keep is None else keep,
+                    float(weight_decay), losses, norms, clipped)
     optimizer.steps += done
     return done, losses, norms, clipped
 
 
 def train_names(names, params, H, V, seq, bounds, lrs, clip, kind, first, second, steps, beta1, beta2, eps,
-                losses, norms, clipped):
+                keep, weight_decay, losses, norms, clipped):
     """The kernel (compiled by `kernel()`; plain Python, and very slow, without it).
 
     params: the flat vector of model.unflatten: Whh (H, H), bh (H,), Wxh (V, H), Why (H, V), by (V,).
     kind: 0 SGD, 1 Adam (first = m, second = v), 2 Adagrad (first = sum of squares).
     steps: the optimizer's updates before this call (Adam's bias correction counts from it).
+    keep: dropout factors, one row per step of the names in order; no rows for no dropout.
     """
     P = params.size
     o_bh, o_xh = H * H, H * H + H
@@ -116,6 +123,8 @@ def train_names(names, params, H, V, seq, bounds, lrs, clip, kind, first, second
     da = np.empty(H)
     dnext = np.empty(H)  # dL/dh_{t-1} through Whh, sent back from step t
 
+    dropout = keep.shape[0] > 0
+    row = 0  # the keep row of this name's first step
     for k in range(names.size):
         start = bounds[names[k]]
         T = bounds[names[k] + 1] - start  # steps: the start token and each character as input
@@ -135,7 +144,7 @@ def train_names(names, params, H, V, seq, bounds, lrs, clip, kind, first, second
             for v in range(V):
                 z[v] = by[v]
             for j in range(H):
-                h = hs[t + 1, j]
+                h = hs[t + 1, j] * keep[row + t, j] if dropout else hs[t + 1, j]  # the output's view of h_t
                 for v in range(V):
                     z[v] += h * Why[j, v]
             top = z[0]
@@ -158,11 +167,13 @@ def train_names(names, params, H, V, seq, bounds, lrs, clip, kind, first, second
         for t in range(T - 1, -1, -1):
             for j in range(H):
                 h = hs[t + 1, j]
-                s = dnext[j]
+                factor = keep[row + t, j] if dropout else 1.0
+                hk = h * factor
+                s = 0.0
                 for v in range(V):
-                    gWhy[j, v] += h * dz[t, v]
+                    gWhy[j, v] += hk * dz[t, v]
                     s += Why[j, v] * dz[t, v]
-                da[j] = s * (1.0 - h * h)
+                da[j] = (s * factor + dnext[j]) * (1.0 - h * h)
             for v in range(V):
                 gby[v] += dz[t, v]
             x = seq[start + t]
@@ -177,6 +188,7 @@ def train_names(names, params, H, V, seq, bounds, lrs, clip, kind, first, second
                     s += Whh[i, j] * da[j]
                 dnext[i] = s
 
+        row += T
         square = 0.0
         for p in range(P):
             square += grad[p] * grad[p]
@@ -196,6 +208,12 @@ def train_names(names, params, H, V, seq, bounds, lrs, clip, kind, first, second
             clipped[k] = count
 
         lr = lrs[k]
+        if weight_decay > 0.0:  # decoupled: the weights shrink, then the optimizer steps (optim.decay_weights_)
+            shrink = 1.0 - lr * weight_decay
+            for p in range(o_bh):
+                params[p] *= shrink
+            for p in range(o_xh, o_by):
+                params[p] *= shrink
         if kind == 0:
             for p in range(P):
                 params[p] -= grad[p] * lr

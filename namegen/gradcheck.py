@@ -17,12 +17,12 @@ from .threads import limited
 from .vocab import Vocab
 
 
-def mean_loss(params: Params, inputs, targets, mask=None) -> float:
-    nll, _ = forward(params, inputs, targets, mask)
+def mean_loss(params: Params, inputs, targets, mask=None, keep=None) -> float:
+    nll, _ = forward(params, inputs, targets, mask, keep)
     return float(nll.mean())
 
 
-def numerical_grads(params: Params, inputs, targets, mask=None, eps: float = 1e-5) -> Params:
+def numerical_grads(params: Params, inputs, targets, mask=None, eps: float = 1e-5, keep=None) -> Params:
     """d(mean loss)/d(parameter) by (L(p + eps) - L(p - eps)) / 2 eps, one entry at a time."""
     grads = {}
     for name in PARAM_NAMES:
@@ -31,9 +31,9 @@ def numerical_grads(params: Params, inputs, targets, mask=None, eps: float = 1e-
         for i in np.ndindex(p.shape):
             old = p[i]
             p[i] = old + eps
-            plus = mean_loss(params, inputs, targets, mask)
+            plus = mean_loss(params, inputs, targets, mask, keep)
             p[i] = old - eps
-            minus = mean_loss(params, inputs, targets, mask)
+            minus = mean_loss(params, inputs, targets, mask, keep)
             p[i] = old
             g[i] = (plus - minus) / (2 * eps)
         grads[name] = g
@@ -58,15 +58,15 @@ def relative_error(a: np.ndarray, b: np.ndarray, resolution: float = RESOLUTION)
 
 
 def check_gradients(params: Params, inputs, targets, mask=None, truncate: int | None = None,
-                    eps: float = 1e-5, resolution: float = RESOLUTION, backward_fn=backward) -> dict[str, float]:
+                    eps: float = 1e-5, resolution: float = RESOLUTION, backward_fn=backward, keep=None) -> dict[str, float]:
     """Max relative error between backprop and finite differences, per parameter.
 
     truncate: check a truncated backward pass instead. backward_fn: the backward pass to check
-    (the tests hand in deliberately broken ones).
+    (the tests hand in deliberately broken ones). keep: a fixed dropout mask (see forward).
     """
-    _, cache = forward(params, inputs, targets, mask)
+    _, cache = forward(params, inputs, targets, mask, keep)
     analytic = backward_fn(params, cache, truncate=truncate)
-    numeric = numerical_grads(params, inputs, targets, mask, eps)
+    numeric = numerical_grads(params, inputs, targets, mask, eps, keep)
     return {name: relative_error(analytic[name], numeric[name], resolution) for name in PARAM_NAMES}
 
 

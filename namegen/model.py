@@ -4,6 +4,8 @@ backpropagation through time as pure functions.
 Row-vector convention, letters fixed throughout: N names, T time steps, V vocabulary, H hidden.
     a_t = x_t Wxh + h_{t-1} Whh + bh,   h_t = tanh(a_t),   h_{-1} = 0 for every name
     z_t = h_t Why + by,   p_t = softmax(z_t),   loss = (1/N) sum_n sum_t mask_nt * -log p_nt[y_nt]
+With dropout (training only) the output sees (h_t * keep_t) instead of h_t, keep_t being 0 for a
+dropped unit and 1/(1 - p) for a kept one; the recurrence always sees h_t itself.
 Each step's input row u_t = [h_{t-1}, 1, onehot(x_t)] is multiplied by W_in = [Whh; bh; Wxh],
 so a step is two numpy calls forward and three backward (see stacked_weights for why).
 
@@ -194,6 +196,8 @@ class Cache(NamedTuple):
     """What backward needs from forward."""
 
     mask: np.ndarray | None  # (N, T)
+    keep: np.ndarray | None  # (T, N, H) dropout factors on the way to the output, or None
+    out_rows: np.ndarray  # (T*N, H+1) rows [h_t * keep_t, 1] that fed the output
     u: np.ndarray  # (T+1, N, H+1+V): step inputs [h_{t-1}, 1, onehot(x_t)]
     exp_z: np.ndarray  # (T*N, V) exp of each step's shifted logits, rows in (t, n) order
     total: np.ndarray  # (T*N, 1) their sums: softmax = exp_z / total
@@ -231,10 +235,12 @@ def stacked_weights(params: Params) -> tuple[np.ndarray, np.ndarray]:
     return W_in, W_out
 
 
-def forward(params: Params, inputs, targets, mask=None) -> tuple[np.ndarray, Cache]:
+def forward(params: Params, inputs, targets, mask=None, keep=None) -> tuple[np.ndarray, Cache]:
     """Loss of each name and a cache for `backward`.
 
     inputs, targets: (N, T) ids, or (T,) for one name; mask: (N, T) bool or None (all real steps).
+    keep: dropout factors (T, N, H), or (T, H) for one name, on the hidden-to-output path; None
+    for none (evaluation and sampling never drop).
     Returns nll (N,), the summed negative log-likelihood of each name in nats, and the cache.
     """
     inputs, targets = _as_batch(inputs), _as_batch(targets)
@@ -253,14 +259,26 @@ def forward(params: Params, inputs, targets, mask=None) -> tuple[np.ndarray, Cac
     for u_t, h_t in zip(steps[:-1], steps[1:, ..., :H]):  # the recurrence is the only loop
         tanh(dot(u_t, W_in), out=h_t)
     # Every step's output at once, a stable softmax over the vocabulary axis.
-    z = dot(u[1:, :, : H + 1].reshape(T * N, H + 1), W_out)  # (T*N, V), rows [h_t, 1]
+    out_rows = u[1:, :, : H + 1].reshape(T * N, H + 1)  # rows [h_t, 1]
+    if keep is not None:
+        out_rows = out_rows.copy()
+        out_rows[:, :H] *= np.asarray(keep).reshape(T * N, H)
+    z = dot(out_rows, W_out)  # (T*N, V)
     exp_z, total = exp_shifted(z)  # z is now shifted: log p = z - log(total)
     picked = rows * exp_z.shape[1] + targets.T.ravel()  # flat index of each step's target
     nll = (np.log(total[:, 0]) - z.take(picked)).reshape(T, N)  # -log p_t[y_t], (T, N)
     if mask is not None:
         mask = _as_batch(mask)
         nll *= mask.T
-    return np.add.reduce(nll, axis=0), Cache(mask, u, exp_z, total, picked)
+    keep = None if keep is None else np.asarray(keep).reshape(T, N, H)
+    return np.add.reduce(nll, axis=0), Cache(mask, keep, out_rows, u, exp_z, total, picked)
+
+
+def dropout_factors(rng: np.random.Generator, shape: tuple[int, ...], p: float) -> np.ndarray:
+    """Inverted dropout: 0 with probability p, else 1/(1 - p), so the expected output is unchanged
+    and evaluation needs no rescaling. One uniform draw per unit and step, in order, so a chunk
+    of names drawn at once gets the numbers the names would get one by one."""
+    return (rng.random(shape) >= p) / (1.0 - p)
 
 
 def name_losses(params: Params, inputs, targets, mask=None) -> np.ndarray:
@@ -307,7 +325,7 @@ def backward(params: Params, cache: Cache, truncate: int | None = None, grads: P
         dz *= mask.T.reshape(T * N, 1)
     if N > 1:
         dz *= 1.0 / N
-    h1 = u[1:, :, : H + 1].reshape(T * N, H + 1)  # rows [h_t, 1]
+    h1 = cache.out_rows  # rows [h_t * keep_t, 1]
     if "W_out" in grads:
         np.matmul(h1.T, dz, out=grads["W_out"])
     else:
@@ -317,6 +335,8 @@ def backward(params: Params, cache: Cache, truncate: int | None = None, grads: P
     hs = u[1:, :, :H]  # (T, N, H)
     dtanh = 1.0 - hs * hs  # (T, N, H)
     da = np.dot(dz, params["Why"].T).reshape(T, N, H)  # dL/dh_t from the output at step t ...
+    if cache.keep is not None:
+        da *= cache.keep  # (through the units dropout kept) ...
     da *= dtanh  # ... times tanh' is that step's share of dL/da_t; the loop adds the rest
     WhhT, dot = params["Whh"].T, np.dot
     # Walking back from t = T-1 to 1: da_t is complete, so send it to step t-1 through Whh.
@@ -337,10 +357,11 @@ def backward(params: Params, cache: Cache, truncate: int | None = None, grads: P
 
 
 def loss_and_grads(params: Params, inputs, targets, mask=None, truncate: int | None = None,
-                   grads: Params | None = None) -> tuple[float, Params]:
+                   grads: Params | None = None, keep=None) -> tuple[float, Params]:
     """Mean per-name loss (nats, summed over each name's steps) and its gradients.
 
     For one name (inputs and targets of shape (T,)) this is the name's total cross-entropy.
+    keep: dropout factors, as for forward.
     """
-    nll, cache = forward(params, inputs, targets, mask)
+    nll, cache = forward(params, inputs, targets, mask, keep)
     return float(np.add.reduce(nll)) / len(nll), backward(params, cache, truncate, grads)

@@ -29,6 +29,16 @@ def clip_(grad: np.ndarray, clip: float | None) -> ClipStats:
     return ClipStats(norm, clipped)
 
 
+DECAYED = ("Whh", "Wxh", "Why")  # weight decay shrinks the weights, never the biases
+
+
+def decay_weights_(params: dict[str, np.ndarray], amount: float) -> None:
+    """Decoupled weight decay (Loshchilov and Hutter's AdamW), in place: every weight times
+    (1 - amount), amount = step size x decay, before the optimizer's own step."""
+    for name in DECAYED:
+        params[name] *= 1.0 - amount
+
+
 class Optimizer:
     """Updates a flat parameter vector in place from a flat gradient of the same size."""
 

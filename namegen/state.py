@@ -11,13 +11,13 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from .data import CASES, NameList, fingerprint, split_indices
-from .errors import OptionName, TrainingError, plural
+from .errors import OptionError, OptionName, TrainingError, plural
 from .model import Model, init_params
 from .optim import OPTIMIZERS, ClipStats, Optimizer, make_optimizer
 from .options import check, check_values, option
 from .vocab import Vocab
 
-LR_SCHEDULES = ("linear", "constant")
+LR_SCHEDULES = ("linear", "cosine", "constant")
 MAX_HIDDEN = 4096  # Whh alone is then 128 MiB; beyond that a vanilla RNN is the wrong tool
 
 
@@ -27,14 +27,22 @@ class TrainConfig:
 
     hidden_size: int = option(50, "Units in the hidden state", at_least=1, at_most=MAX_HIDDEN)
     learning_rate: float = option(0.01, "Step size at the first update", above=0)
-    lr_schedule: str = option("linear", "'linear' decays the step to 0 by the last update; 'constant' keeps it",
-                              choices=LR_SCHEDULES)
+    lr_schedule: str = option("linear", "'linear' decays the step to 0 by the last update, 'cosine' along a half "
+                                        "cosine; 'constant' keeps it", choices=LR_SCHEDULES)
+    warmup: float = option(0.0, "Share of the run over which the step first rises from 0 (Adam likes a few "
+                                "percent)", at_least=0, at_most=0.5)
     optimizer: str = option("sgd", "The update rule", choices=tuple(OPTIMIZERS))
     epochs: int = option(25, "Total passes over the training names; a resumed run stops at this total",
                          at_least=1)
     batch_size: int = option(1, "Names per update, padded and masked; the loss is the mean over them of "
                                 "each name's sum", at_least=1)
     clip: float = option(5.0, "Clip each gradient entry to [-clip, clip]; 0 turns clipping off", at_least=0)
+    dropout: float = option(0.0, "Share of hidden units dropped, at each step of training, on the way to the "
+                                 "output (never on the recurrent path, never when sampling)", at_least=0, below=1)
+    weight_decay: float = option(0.0, "Decoupled weight decay (as AdamW): each update shrinks the weights, not "
+                                      "the biases, by the step size times this", at_least=0)
+    patience: int | None = option(None, "Stop once validation has not improved for this many epochs; the best "
+                                        "checkpoint keeps the best model", at_least=1, default_text="never")
     val_fraction: float = option(0.1, "Share of names held out for validation; 0 turns it off",
                                  at_least=0, below=1)
     seed: int = option(0, "Seed of the one generator behind the split, initialisation and shuffling",
@@ -51,11 +59,14 @@ class TrainConfig:
 
     def __post_init__(self):
         check(self)
+        if self.patience is not None and self.val_fraction == 0:
+            raise OptionError(OptionName("patience"), " needs validation names to watch; set ",
+                              OptionName("val_fraction"), " above 0")
 
 
 # Options a resumed run may change; the rest would silently make it a different run.
-RESUMABLE_OPTIONS = ("learning_rate", "lr_schedule", "epochs", "batch_size", "clip", "bucket_by_length", "max_steps",
-                     "eval_train")
+RESUMABLE_OPTIONS = ("learning_rate", "lr_schedule", "warmup", "epochs", "batch_size", "clip", "bucket_by_length",
+                     "max_steps", "eval_train", "patience")
 
 
 @dataclass

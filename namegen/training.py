@@ -23,8 +23,8 @@ from .data import default_data_path, pad_batch, read_names
 from .errors import CheckpointError, OptionError, OptionName, SamplingError, TrainingError
 from .evaluation import evaluate
 from .files import Locked, exclusive, remove_stale_temporaries
-from .model import loss_and_grads, unflatten
-from .optim import clip_
+from .model import dropout_factors, loss_and_grads, unflatten
+from .optim import clip_, decay_weights_
 from .options import check, check_values, option
 from .sampling import SampleConfig, sample
 from .state import (
@@ -193,7 +193,7 @@ class Callbacks:
 @dataclass
 class TrainResult:
     state: TrainState
-    reason: str  # "finished", "interrupted" or "max-steps"
+    reason: str  # "finished", "interrupted", "max-steps" or "early-stopped" (see TrainConfig.patience)
     seconds: float  # wall time of this call
     engine: str  # the path that trained: "numba" or "numpy"
 
@@ -204,11 +204,19 @@ def learning_rate_at(config: TrainConfig, epoch: int, position, epoch_names: int
 
     A constant step leaves per-name SGD bouncing around the minimum (validation loss wanders by
     +-0.03 nats/char between epochs); decaying it linearly to 0 lets the last epochs settle.
+    Adam's early steps rest on few gradients: a warm-up (config.warmup, a share of the run)
+    multiplies the step by progress / warmup until then.
     """
-    if config.lr_schedule == "constant":
-        return config.learning_rate
     progress = (epoch + position / epoch_names) / config.epochs
-    return config.learning_rate * np.maximum(0.0, 1.0 - progress)
+    if config.lr_schedule == "constant":
+        factor = 1.0
+    elif config.lr_schedule == "cosine":
+        factor = 0.5 * (1.0 + np.cos(np.pi * np.minimum(progress, 1.0)))
+    else:
+        factor = np.maximum(0.0, 1.0 - progress)
+    if config.warmup:
+        factor = factor * np.minimum(1.0, progress / config.warmup)
+    return config.learning_rate * factor
 
 
 def epoch_order(state: TrainState, lengths: np.ndarray) -> np.ndarray:
@@ -282,6 +290,8 @@ class _Loop:
             self.end_epoch()
             if self.callbacks.should_stop() and state.epoch < config.epochs:
                 return "interrupted"  # asked while the epoch ended: it is saved, and no update is owed
+            if config.patience and epochs_without_improvement(state) >= config.patience and state.epoch < config.epochs:
+                return "early-stopped"
         return "finished"
 
     def update(self) -> None:
@@ -290,15 +300,18 @@ class _Loop:
         batch = state.order[state.position : state.position + config.batch_size]
         if config.batch_size == 1:
             inputs, targets = self.names.pair(batch[0])
-            mask, chars = None, len(inputs)
+            mask, chars, shape = None, len(inputs), (len(inputs), state.model.hidden_size)
         else:
             inputs, targets, mask = pad_batch([self.names.ids(i) for i in batch])
-            chars = int(mask.sum())
-        loss, _ = loss_and_grads(self.params, inputs, targets, mask, grads=self.grads)
+            chars, shape = int(mask.sum()), (inputs.shape[1], len(batch), state.model.hidden_size)
+        keep = dropout_factors(state.rng, shape, config.dropout) if config.dropout else None
+        loss, _ = loss_and_grads(self.params, inputs, targets, mask, grads=self.grads, keep=keep)
         clipping = clip_(self.grad, config.clip)
         if not (math.isfinite(loss) and math.isfinite(clipping.norm)):
             raise self.diverged(loss)
         state.optimizer.learning_rate = learning_rate_at(config, state.epoch, state.position, len(state.order))
+        if config.weight_decay:
+            decay_weights_(self.params, state.optimizer.learning_rate * config.weight_decay)
         state.optimizer.step(state.model.params, self.grad)
         state.position += len(batch)
         state.step += 1
@@ -315,9 +328,13 @@ class _Loop:
         names = state.order[state.position : end]
         rates = np.broadcast_to(learning_rate_at(config, state.epoch, np.arange(state.position, end), len(state.order)),
                                 names.shape)  # constant: one figure
+        keep = None
+        if config.dropout:  # the draws the numpy path makes name by name, made for the chunk at once
+            steps = int((self.names.lengths[names] + 1).sum())
+            keep = dropout_factors(state.rng, (steps, model.hidden_size), config.dropout)
         done, losses, norms, clipped = fast.train_on(names, model.params, model.hidden_size, model.vocab.size,
                                                      self.names.seq, self.names.bounds, rates, config.clip,
-                                                     state.optimizer)
+                                                     state.optimizer, keep, config.weight_decay)
         state.epoch_stats.add_each(losses[:done], self.names.lengths[names[:done]] + 1, norms[:done], clipped[:done])
         state.position += done
         state.step += done
@@ -366,6 +383,14 @@ class _Loop:
         return TrainingError(f"training diverged: the loss became {loss} at epoch {state.epoch + 1}, update "
                              f"{state.step}; {kept}try a smaller ", OptionName("learning_rate"), " or a ",
                              OptionName("clip"))
+
+
+def epochs_without_improvement(state: TrainState) -> int:
+    """Epochs since the one with the lowest validation loss (0 if the last epoch is the best)."""
+    losses = [record.val_loss for record in state.history]
+    if not losses or losses[-1] is None:
+        return 0
+    return len(losses) - 1 - int(np.argmin(losses))
 
 
 def epoch_record(state: TrainState, since: float) -> EpochRecord:

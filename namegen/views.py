@@ -84,8 +84,13 @@ def run_header(run: Run, engine: str = "numpy") -> str:
     return (
         f"training on [bold]{shown(state.source)}[/]: {len(state.train_idx)} train / "
         f"{plural(len(state.val_idx), 'validation name')}, {state.model.vocab.size} tokens, hidden {config.hidden_size}, "
-        f"{config.optimizer} lr {config.learning_rate} ({config.lr_schedule}), batch {config.batch_size}, "
-        f"clip {config.clip or 'off'}, {ENGINE_NAMES[engine]}"
+        f"{config.optimizer} lr {config.learning_rate} ({config.lr_schedule}"
+        f"{f', warm-up {config.warmup:.0%}' if config.warmup else ''}), batch {config.batch_size}, "
+        f"clip {config.clip or 'off'}"
+        + (f", dropout {config.dropout}" if config.dropout else "")
+        + (f", weight decay {config.weight_decay}" if config.weight_decay else "")
+        + (f", patience {config.patience}" if config.patience else "")
+        + f", {ENGINE_NAMES[engine]}"
         + (f"; resuming at epoch {state.epoch + 1}, update {state.step}" if run.resumed else "")
         + f"\ncheckpoints: {escape(str(run.checkpoint))} (latest)"
         + (f", {escape(str(run.best_checkpoint))} (best)" if len(state.val_idx) else " (no best: no validation names)")
@@ -125,7 +130,9 @@ def run_summary(run: Run, result: TrainResult, stopped_by: str | None = None) ->
         return View(payload, [f"{what}: saved {escape(str(run.checkpoint))} at epoch {state.epoch + 1}, "
                               f"name {state.position}/{len(state.train_idx)}; continue with "
                               f"`namegen train --resume {escape(str(run.checkpoint))}`"])
-    what = "stopped at --max-steps" if result.reason == "max-steps" else "done"
+    what = {"max-steps": "stopped at --max-steps",
+            "early-stopped": f"stopped early: validation had not improved for {state.config.patience} epochs"
+            }.get(result.reason, "done")
     val = f", val {fixed(last.val_loss, 3)}" if last and last.val_loss is not None else ""
     best = f" (best {fixed(state.best_val_loss, 3)})" if state.best_val_loss is not None else ""
     losses = f"; train {fixed(last.running_loss, 3)}{val}{best} nats/char" if last else ""

@@ -78,7 +78,7 @@ IMPOSSIBLE = [  # (arguments, the flag the error line names)
     (["train", "--val-fraction", "nan"], "--val-fraction"), (["train", "--seed", "-1"], "--seed"),
     (["train", "--max-steps", "0"], "--max-steps"), (["train", "--preview", "-1"], "--preview"),
     (["train", "--optimizer", "lbfgs"], "--optimizer"), (["train", "--optimizer", "rmsprop"], "--optimizer"),
-    (["train", "--lr-schedule", "cosine"], "--lr-schedule"), (["train", "--epochs", "2.5"], "--epochs"),
+    (["train", "--lr-schedule", "exponential"], "--lr-schedule"), (["train", "--epochs", "2.5"], "--epochs"),
     (["train", "--resume", "checkpoints/dinos.npz", "--out-dir", "elsewhere"], "--out-dir"),
     (["sample", "-n", "0"], "--count"), (["sample", "-n", "-5"], "--count"), (["sample", "--temperature", "0"], "--temperature"),
     (["sample", "--temperature", "-1"], "--temperature"), (["sample", "--temperature", "nan"], "--temperature"),

@@ -69,6 +69,16 @@ def test_every_optimizer_and_clip_setting_matches_the_numpy_path(few_dinos, opti
 
 
 @needs_numba
+@pytest.mark.parametrize("optimizer", ["sgd", "adam", "adagrad"])
+def test_dropout_and_weight_decay_train_the_same_on_both_paths(few_dinos, optimizer):
+    config = TrainConfig(hidden_size=16, epochs=1, optimizer=optimizer, dropout=0.3, weight_decay=0.05,
+                         learning_rate=0.05 if optimizer == "adagrad" else 0.01, lr_schedule="cosine", warmup=0.1)
+    a, b = trained_both_ways(config, few_dinos)
+    assert_same_run(a, b)
+    assert a.rng.bit_generator.state == b.rng.bit_generator.state  # the same dropout draws were made
+
+
+@needs_numba
 @pytest.mark.parametrize("schedule", ["linear", "constant"])
 def test_a_users_own_names_train_the_same_on_both_paths(schedule):
     assert_same_run(*trained_both_ways(TrainConfig(hidden_size=12, epochs=3, lr_schedule=schedule), OWN_NAMES))

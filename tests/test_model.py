@@ -5,7 +5,7 @@ import pytest
 
 from namegen.data import pad_batch
 from namegen.gradcheck import check_gradients
-from namegen.model import PARAM_NAMES, backward, forward, loss_and_grads, name_losses, softmax, step
+from namegen.model import PARAM_NAMES, backward, dropout_factors, forward, loss_and_grads, name_losses, softmax, step
 from namegen.vocab import BOUNDARY, Vocab
 
 V, H = 7, 5
@@ -180,3 +180,40 @@ def test_evaluation_losses_equal_the_training_forward_pass(random_params, rng, v
     np.testing.assert_allclose(name_losses(params, inputs, targets, mask), expected, rtol=1e-12)
     one, _ = forward(params, inputs[1, :7], targets[1, :7])
     np.testing.assert_allclose(name_losses(params, inputs[1, :7], targets[1, :7]), one, rtol=1e-12)
+
+
+@pytest.mark.parametrize("batch", [False, True])
+def test_dropout_gradients_pass_finite_differences_with_a_fixed_mask(random_params, rng, batch):
+    params = random_params(vocab_size=7, hidden_size=5)
+    if batch:
+        inputs, targets, mask = pad_batch([rng.integers(1, 7, size=n) for n in (4, 7, 2)])
+        keep = dropout_factors(rng, (inputs.shape[1], inputs.shape[0], 5), 0.4)
+    else:
+        ids = rng.integers(1, 7, size=8)
+        inputs, targets, mask = np.concatenate(([0], ids)), np.concatenate((ids, [0])), None
+        keep = dropout_factors(rng, (9, 5), 0.4)
+    assert 0 < np.count_nonzero(keep == 0) < keep.size  # some units dropped, some kept
+    errors = check_gradients(params, inputs, targets, mask, keep=keep, resolution=0)
+    assert max(errors.values()) < 1e-6, errors
+
+
+def test_a_backward_pass_that_ignores_the_dropout_mask_is_caught(random_params, rng):
+    params = random_params(vocab_size=7, hidden_size=5)
+    ids = rng.integers(1, 7, size=8)
+    inputs, targets = np.concatenate(([0], ids)), np.concatenate((ids, [0]))
+    keep = dropout_factors(rng, (9, 5), 0.4)
+
+    def ignores_keep(params, cache, truncate=None):
+        return backward(params, cache._replace(keep=None), truncate)
+
+    errors = check_gradients(params, inputs, targets, keep=keep, backward_fn=ignores_keep, resolution=0)
+    assert errors["Wxh"] > 1e-2 and errors["Whh"] > 1e-2
+
+
+def test_dropout_factors_keep_the_expected_output_and_follow_the_generator():
+    a = dropout_factors(np.random.default_rng(1), (4000, 50), 0.3)
+    assert set(np.unique(a)) == {0.0, 1 / 0.7}
+    assert abs(a.mean() - 1.0) < 0.01
+    two_draws = np.random.default_rng(1)
+    first, second = dropout_factors(two_draws, (1500, 50), 0.3), dropout_factors(two_draws, (2500, 50), 0.3)
+    np.testing.assert_array_equal(np.concatenate((first, second)), a)  # chunks see what names one by one would

@@ -11,10 +11,10 @@ import pytest
 from namegen.checkpoint import load_checkpoint, save_checkpoint
 from namegen.data import NameList
 from namegen.errors import CheckpointError, OptionError, TrainingError
-from namegen.evaluation import evaluate
-from namegen.optim import clip_
+from namegen.evaluation import Evaluation, evaluate
+from namegen.optim import clip_, decay_weights_
 from namegen.state import TrainConfig, new_state, resume_state
-from namegen.training import Callbacks, best_path, preview_names, start_run, train
+from namegen.training import Callbacks, best_path, learning_rate_at, preview_names, start_run, train
 
 from conftest import TINY
 
@@ -59,7 +59,8 @@ def test_n_epochs_then_resume_for_n_more_equals_2n_in_one_go(few_dinos, tmp_path
 
 @pytest.mark.parametrize("batch_size", [1, 5])
 def test_a_run_stopped_mid_epoch_resumes_exactly(few_dinos, tmp_path, batch_size, engine):
-    config = TrainConfig(hidden_size=8, epochs=2, batch_size=batch_size, optimizer="adam", seed=9)
+    config = TrainConfig(hidden_size=8, epochs=2, batch_size=batch_size, optimizer="adam", seed=9, dropout=0.2,
+                         weight_decay=0.01)  # dropout draws from the run's generator: it must resume too
     stopped = new_state(config, few_dinos)
     result = run(stopped, stop_after=3, checkpoint=tmp_path / "s.npz", engine=engine)
     assert result.reason == "interrupted" and stopped.position > 0 and stopped.epoch == 0
@@ -250,3 +251,45 @@ def test_a_run_holds_a_lock_that_a_second_writer_cannot_take(names_file, tmp_pat
         with pytest.raises(TrainingError, match="another namegen run"):
             train(first.state, first.checkpoint)
     assert train(first.state, first.checkpoint).reason == "finished"  # released: the next run takes it
+
+
+def test_patience_stops_when_validation_stops_improving_and_the_best_checkpoint_keeps_the_best(
+        few_dinos, tmp_path, monkeypatch):
+    scripted = iter([3.0, 2.0, 2.5, 2.1, 1.0, 0.5])  # validation per epoch: best at epoch 2, then two worse
+
+    def scripted_evaluate(model, encoded, indices):
+        return Evaluation(next(scripted) * 10, 10, 1)
+
+    monkeypatch.setattr("namegen.training.evaluate", scripted_evaluate)
+    state = new_state(TrainConfig(hidden_size=4, epochs=6, patience=2), few_dinos)
+    result = train(state, tmp_path / "p.latest.npz")
+    assert result.reason == "early-stopped" and state.epoch == 4
+    assert load_checkpoint(tmp_path / "p.best.npz").epoch == 2 and state.best_val_loss == 2.0
+
+
+def test_patience_needs_validation():
+    with pytest.raises(OptionError, match="val_fraction"):
+        TrainConfig(patience=3, val_fraction=0)
+
+
+def test_weight_decay_shrinks_weights_not_biases(few_dinos):
+    state = new_state(TrainConfig(hidden_size=4, epochs=1, optimizer="adam", weight_decay=0.5,
+                                  learning_rate=0.1, lr_schedule="constant"), few_dinos)
+    before = {name: view.copy() for name, view in state.model.param_views.items()}
+    state.model.param_views["bh"][:] = before["bh"][:] = 1.0
+    decay_weights_(state.model.param_views, 0.1 * 0.5)
+    views = state.model.param_views
+    for name in ("Whh", "Wxh", "Why"):
+        np.testing.assert_array_equal(views[name], before[name] * (1 - 0.05))
+    for name in ("bh", "by"):
+        np.testing.assert_array_equal(views[name], before[name])
+
+
+@pytest.mark.parametrize("schedule", ["linear", "cosine", "constant"])
+def test_every_schedule_warms_up_then_decays_to_its_end(schedule):
+    config = TrainConfig(epochs=10, learning_rate=0.2, lr_schedule=schedule, warmup=0.1)
+    rates = learning_rate_at(config, 0, np.arange(0, 1000, 10), 100)  # 10 epochs of 100 names, every 10th
+    assert rates[0] == 0 and rates[10] == pytest.approx(0.2 * {"linear": 0.9, "cosine": 0.9755282581, "constant": 1}[schedule])
+    assert np.all(np.diff(rates[:10]) > 0)  # rising during the warm-up
+    if schedule != "constant":
+        assert np.all(np.diff(rates[10:]) < 0) and rates[-1] < 0.01
