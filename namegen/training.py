@@ -42,9 +42,6 @@ from .state import (
 # and trains under the lock <name>.lock. The two suffixes differ, so the files of two runs never
 # share a name (the runs on a.txt and on a.best.txt: a.latest.npz and a.best.latest.npz).
 LATEST, BEST, LOCK = ".latest.npz", ".best.npz", ".lock"
-# Names per call of the compiled kernel: about 10 ms of work, so a stop request or the progress
-# bar waits no longer than that, and the Python between calls costs about 2% of the time.
-COMPILED_CHUNK = 256
 
 
 def run_name(checkpoint: Path) -> str:
@@ -257,6 +254,11 @@ def train(state: TrainState, checkpoint: str | Path | None = None, callbacks: Ca
         with threads.applied(), np.errstate(over="ignore", invalid="ignore"):  # divergence is checked explicitly
             reason = _Loop(state, checkpoint, callbacks or Callbacks(), engine == "numba").run()
     return TrainResult(state, reason, time.perf_counter() - started, engine)
+
+
+# Names per call of the compiled kernel: about 10 ms of work, so a stop request or the progress
+# bar waits no longer than that, and the Python between calls costs about 2% of the time.
+COMPILED_CHUNK = 256
 
 
 class _Loop:
