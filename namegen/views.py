@@ -131,7 +131,7 @@ def run_summary(run: Run, result: TrainResult, stopped_by: str | None = None) ->
                               f"name {state.position}/{len(state.train_idx)}; continue with "
                               f"`namegen train --resume {escape(str(run.checkpoint))}`"])
     what = {"max-steps": "stopped at --max-steps",
-            "early-stopped": f"stopped early: validation had not improved for {state.config.patience} epochs"
+            "early-stopped": f"stopped early (validation had not improved for {plural(state.config.patience or 0, 'epoch')})"
             }.get(result.reason, "done")
     val = f", val {fixed(last.val_loss, 3)}" if last and last.val_loss is not None else ""
     best = f" (best {fixed(state.best_val_loss, 3)})" if state.best_val_loss is not None else ""
