@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from namegen.checkpoint import load_checkpoint
+from namegen.evaluation import Evaluation
 
 from conftest import TINY
 
@@ -413,3 +414,13 @@ def test_messages_say_what_is_true(cli, trained_checkpoint, tmp_path, monkeypatc
     cli("score", "-c", trained_checkpoint, "Rex", "\u200b\u00a0").fails_in_one_line(1, "every name must have at least one")
     (tmp_path / "names.txt").write_text("Rex\nZuul\n")
     cli("sample", "-c", "names.txt").fails_in_one_line(1, "not an .npz archive")
+
+
+def test_an_early_stop_says_why_and_points_at_the_best_model(cli, names_file, tmp_path, monkeypatch):
+    scripted = iter([3.0, 2.0, 2.5, 1.0])
+    monkeypatch.setattr("namegen.training.evaluate", lambda model, encoded, indices: Evaluation(next(scripted), 1, 1))
+    ran = cli("train", "--data", names_file(TINY), "--epochs", 4, "--hidden-size", 4, "--patience", 1,
+              "--out-dir", tmp_path)
+    assert ran.code == 0
+    assert "stopped early (validation had not improved for 1 epoch): 3 epochs" in ran.stdout
+    assert f"namegen sample -c {tmp_path / 'names.best.npz'}" in ran.stdout
