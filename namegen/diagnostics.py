@@ -13,15 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .model import (
-    PARAM_NAMES,
-    Model,
-    Params,
-    forward,
-    init_params,
-    loss_and_grads,
-    unflatten,
-)
+from .model import PARAM_NAMES, Model, Params, forward, init_params, loss_and_grads, unflatten
 from .optim import clip_
 from .options import check, option
 from .threads import limited

@@ -27,14 +27,7 @@ from .model import dropout_factors, loss_and_grads, unflatten
 from .optim import clip_, decay_weights_
 from .options import check, check_values, option
 from .sampling import SampleConfig, sample
-from .state import (
-    EpochRecord,
-    EpochStats,
-    TrainConfig,
-    TrainState,
-    new_state,
-    resume_state,
-)
+from .state import EpochRecord, EpochStats, TrainConfig, TrainState, new_state, resume_state
 
 # ------------------------------------------------------------------------------ starting a run
 
