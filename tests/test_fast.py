@@ -85,6 +85,12 @@ def test_a_users_own_names_train_the_same_on_both_paths(schedule):
 
 
 @needs_numba
+@pytest.mark.parametrize("hidden_size", [1, 3, 7, 13])
+def test_hidden_sizes_the_kernel_does_not_take_four_rows_at_a_time_match_too(few_dinos, hidden_size):
+    assert_same_run(*trained_both_ways(TrainConfig(hidden_size=hidden_size, epochs=1), few_dinos))
+
+
+@needs_numba
 def test_both_paths_write_the_same_checkpoint(few_dinos, tmp_path):
     a, b = trained_both_ways(TrainConfig(hidden_size=8, epochs=1, optimizer="adam"), few_dinos)
     save_checkpoint(tmp_path / "a.npz", a)
