@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import signal
 import sys
+import time
 from collections import Counter
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -23,11 +25,12 @@ from tqdm import tqdm
 from typer.core import TyperCommand, TyperGroup
 
 from . import __version__, views
-from .checkpoint import load_checkpoint, load_model
+from .checkpoint import check_checkpoint_dir, load_checkpoint, load_model
 from .diagnostics import FlowConfig, demo, diagnose
 from .errors import NamegenError, OptionError, OptionName
 from .evaluation import evaluate_sets, score
 from .gradcheck import GradcheckConfig, gradient_check, random_model
+from .data import default_data_path, read_names
 from .model import Model
 from .options import check, option, spec_of
 from .plot import write_png
@@ -36,6 +39,7 @@ from .sampling import SampleConfig, sample, stream
 from .state import EpochRecord, TrainConfig, TrainState
 from .threads import blas_threads
 from .training import Callbacks, Speed, choose_engine, preview_names, start_run, train
+from .tune import ROUND_SIZE, RUNG_EPOCHS, TuneCallbacks, parse_duration, reproduce_command, tune
 
 EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130  # 130 = 128 + SIGINT: the shell's code for Ctrl-C
 
@@ -213,7 +217,10 @@ class Progress:
     per epoch; and Ctrl-C, SIGTERM or SIGHUP (what `timeout`, `kill`, schedulers and a closed SSH
     session send) as a request to stop after the current step and save, acknowledged at once."""
 
-    def __init__(self, quiet: bool, preview: int):
+    STOPPING = "stopping after the current step, then saving the run"
+    STOPPING_AGAIN = "already stopping; the run is saved as soon as the current step ends"
+
+    def __init__(self, quiet: bool, preview: int = 0):
         self.quiet, self.preview = quiet, preview
         self.bar = None
         self.stopped_by: int | None = None  # the first stop signal received
@@ -237,8 +244,7 @@ class Progress:
         finishes and is saved."""
         again = self.stopped_by is not None
         self.stopped_by = self.stopped_by or signum
-        message = (f"{STOP_SIGNALS[signum]}: already stopping; the run is saved as soon as the current step ends"
-                   if again else f"{STOP_SIGNALS[signum]}: stopping after the current step, then saving the run")
+        message = f"{STOP_SIGNALS[signum]}: " + (self.STOPPING_AGAIN if again else self.STOPPING)
         try:
             tqdm.write(message, file=sys.stderr)
         except OSError:  # after SIGHUP the terminal may be gone; the run is saved all the same
@@ -323,6 +329,79 @@ def train_command(
         show(summary, as_json)
     if stopped_by:
         raise typer.Exit(128 + progress.stopped_by)  # the shell's code for a command ended by that signal
+
+
+# ------------------------------------------------------------------------------------------ tune
+
+class TuneProgress(Progress):
+    """How `tune` shows a search: one bar for the budget, a line per trial stopped at a rung."""
+
+    STOPPING = "stopping the current trial, then keeping the best model so far"
+    STOPPING_AGAIN = "already stopping; the best model is kept as soon as the current step ends"
+
+    def __init__(self, quiet: bool, budget: float):
+        super().__init__(quiet)
+        self.budget, self.started = budget, time.perf_counter()
+        self.best = math.inf
+        self.bar = tqdm(total=round(budget), unit="s", leave=False, dynamic_ncols=True, desc="tune",
+                        bar_format="{desc} {bar} {n:.0f}/{total:.0f}s {postfix}", disable=True if quiet else None)
+
+    def callbacks(self) -> TuneCallbacks:
+        return TuneCallbacks(on_trial_end=self.trial_end, on_tick=self.tick,
+                             should_stop=lambda: self.stopped_by is not None)
+
+    def tick(self, now: float):
+        self.bar.n = min(self.budget, now - self.started)
+        self.bar.refresh(lock_args=(False,))
+
+    def trial_end(self, trial):
+        self.best = min(self.best, trial.best_val_loss)
+        self.bar.set_postfix_str(f"best val {self.best:.3f}", refresh=False)
+        if not self.quiet:
+            with tqdm.external_write_mode(file=sys.stdout):
+                out.print(views.trial_line(trial, self.best))
+
+
+@command("tune")
+def tune_command(
+    data: Annotated[Optional[Path], typer.Option(help="Names file, one name per line (UTF-8).",
+                                                 show_default="the bundled dinos.txt")] = None,
+    budget: Annotated[str, typer.Option(help="Wall time for the search: 90s, 3m, 1h30m.")] = "3m",
+    val_fraction: Annotated[float, setting(TrainConfig, "val_fraction")] = TRAIN.val_fraction,
+    seed: Annotated[int, setting(TrainConfig, "seed")] = TRAIN.seed,
+    case: Annotated[str, setting(TrainConfig, "case")] = TRAIN.case,
+    out_dir: Annotated[Optional[Path], typer.Option(
+        help="Where the best model goes: <data name>.tuned.best.npz (and .tuned.latest.npz, its last state).",
+        show_default="checkpoints", file_okay=False)] = None,
+    engine: Annotated[str, setting(Speed, "engine")] = SPEED.engine,
+    threads: ThreadsOption = SPEED.threads,
+    as_json: JsonOption = False,
+):
+    """Search hidden size, dropout, optimizer, step size and batch size within a time budget
+    (successive halving on the validation names), and keep the best model.
+
+    Example: namegen tune --data data/dinos.txt --budget 3m
+    """
+    seconds, speed = parse_duration(budget), Speed(engine, threads)
+    base = TrainConfig(val_fraction=val_fraction, seed=seed, case=case)
+    if base.val_fraction == 0:
+        raise OptionError(OptionName("val_fraction"), " must be above 0: tune judges each trial on validation names")
+    names = read_names(data, case)
+    target = Path(out_dir or "checkpoints")
+    check_checkpoint_dir(target)
+    stem = Path(data or default_data_path()).stem
+    if not as_json:
+        out.print(f"tuning on [bold]{escape(names.source)}[/] for {budget}: rounds of {ROUND_SIZE} settings, "
+                  f"the best third of each kept at {', '.join(map(str, RUNG_EPOCHS))} epochs")
+    progress = TuneProgress(as_json, seconds)
+    with blas_threads(speed.threads), progress.stop_on_signals():
+        result = tune(names, base, seconds, target, stem, progress.callbacks(), speed.engine)
+    if result.checkpoint is not None:
+        record_run(result.checkpoint)
+    command = reproduce_command(str(data) if data else None, result.best) if result.best else []
+    show(views.tune_summary(result, command), as_json)
+    if progress.stopped_by:
+        raise typer.Exit(128 + progress.stopped_by)
 
 
 # ---------------------------------------------------------------------------------------- sample

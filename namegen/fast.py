@@ -135,13 +135,11 @@ def train_names(names, params, H, V, seq, bounds, lrs, clip, kind, first, second
             x = seq[start + t]
             for j in range(H):
                 a[j] = Wxh[x, j] + bh[j]
-            i = 0
-            while i + 4 <= H:  # four rows of Whh at once: a[] makes a quarter of the trips through memory
+            for i in range(0, H - H % 4, 4):  # four rows of Whh at once: a[] makes a quarter of the trips to memory
                 h0, h1, h2, h3 = hs[t, i], hs[t, i + 1], hs[t, i + 2], hs[t, i + 3]
                 for j in range(H):
                     a[j] += h0 * Whh[i, j] + h1 * Whh[i + 1, j] + h2 * Whh[i + 2, j] + h3 * Whh[i + 3, j]
-                i += 4
-            for i in range(i, H):
+            for i in range(H - H % 4, H):
                 h = hs[t, i]
                 for j in range(H):
                     a[j] += h * Whh[i, j]

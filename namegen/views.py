@@ -24,7 +24,8 @@ from .evaluation import Evaluation, Score
 from .gradcheck import GradientCheck
 from .model import PARAM_NAMES, Model
 from .state import EpochRecord, TrainState
-from .training import Run, TrainResult
+from .training import Run, TrainResult, best_path
+from .tune import Trial, TuneResult
 
 
 ESCAPED = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
@@ -139,6 +140,48 @@ def run_summary(run: Run, result: TrainResult, stopped_by: str | None = None) ->
     return View(payload, [f"{what}: {plural(state.epoch, 'epoch')}, {plural(state.step, 'update')} in "
                           f"{result.seconds:.1f}s{losses}; saved {escape(str(run.checkpoint))}",
                           f"sample from it: {escape(payload['sample_command'])}"])
+
+
+# ------------------------------------------------------------------------------------------ tune
+
+def settings_text(settings: dict) -> str:
+    """hidden 128 · dropout 0.3 · adam 0.003 · batch 32"""
+    return (f"hidden {settings['hidden_size']} · dropout {settings['dropout']} · {settings['optimizer']} "
+            f"{settings['learning_rate']} · batch {settings['batch_size']}")
+
+
+def trial_line(trial: Trial, best: float) -> str:
+    """One rung of one trial, as `tune` streams them."""
+    val = fixed(trial.best_val_loss, 3) if trial.state.history else "  -  "
+    return (f"trial {trial.number:>3}  {settings_text(trial.settings)}  epoch {trial.epochs:>2}/"
+            f"{trial.state.config.epochs}  best val [bold]{val}[/]  [dim]{trial.seconds:.1f}s · best so far "
+            f"{fixed(best, 3)}[/]")
+
+
+def tune_summary(result: TuneResult, command: list[str]) -> View:
+    ran = sorted((t for t in result.trials if t.state.history), key=lambda t: t.best_val_loss)
+    rows = [{"trial": t.number, **t.settings, "epochs": t.epochs, "best_val_loss": t.best_val_loss,
+             "seconds": t.seconds} for t in ran]
+    best = result.best
+    payload = {"reason": result.reason, "seconds": result.seconds, "trials": rows,
+               "best": rows[0] if rows else None,
+               "checkpoint": str(result.checkpoint) if result.checkpoint else None,
+               "best_checkpoint": str(best_path(result.checkpoint)) if best and best.state.best_val_loss is not None
+               else None, "command": shlex.join(command) if command else None}
+    if not rows:
+        return View(payload, ["no trial finished an epoch: give tune a longer --budget"])
+    table = folding_table("trial", "hidden", "dropout", "optimizer", "lr", "batch", "epochs", "best val", "seconds",
+                          title=f"tune: {plural(len(rows), 'trial')} in {result.seconds:.0f}s, best first")
+    for r in rows:
+        table.add_row(str(r["trial"]), str(r["hidden_size"]), str(r["dropout"]), r["optimizer"],
+                      str(r["learning_rate"]), str(r["batch_size"]), str(r["epochs"]), fixed(r["best_val_loss"], 4),
+                      f"{r['seconds']:.1f}")
+    what = "interrupted" if result.reason == "interrupted" else "budget spent"
+    return View(payload, [table, f"{what}: best validation {fixed(best.best_val_loss, 4)} nats/char, trial "
+                                 f"{best.number} ({settings_text(best.settings)}); saved "
+                                 f"{escape(payload['best_checkpoint'] or payload['checkpoint'])}",
+                          f"train it again: {escape(payload['command'])}",
+                          f"sample from it: namegen sample -c {escape(shlex.quote(payload['best_checkpoint'] or payload['checkpoint']))}"])
 
 
 # ---------------------------------------------------------------------------------------- sample
