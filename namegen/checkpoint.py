@@ -23,7 +23,7 @@ import numpy as np
 from .data import MAX_NAMES_BYTES
 from .errors import CheckpointError, OptionName
 from .files import atomic_write, probe_writable
-from .model import PARAM_NAMES, Model, param_shapes
+from .model import FACTOR_NAMES, PARAM_NAMES, Model, factor_shapes, param_shapes, unflatten_factors
 from .optim import OPTIMIZERS, Optimizer, make_optimizer
 from .options import conforms, field_kinds
 from .state import EpochRecord, EpochStats, TrainConfig, TrainState
@@ -64,6 +64,9 @@ def to_bytes(state: TrainState) -> bytes:
     """The checkpoint file's content."""
     views = state.model.param_views
     arrays = {f"params/{name}": views[name] for name in PARAM_NAMES}
+    if state.factors is not None:
+        factors = unflatten_factors(state.factors, state.model.vocab.size, state.model.hidden_size)
+        arrays |= {f"factors/{name}": value for name, value in factors.items()}
     arrays |= {f"optimizer/{key}": value for key, value in state.optimizer.state.items()}
     arrays["split/train"] = state.train_idx
     arrays["split/val"] = state.val_idx
@@ -109,6 +112,7 @@ def check_checkpoint_dir(directory: str | Path) -> None:
 # type the metadata implies before its data is read, exactly that many bytes.
 
 ENTRIES = ({"meta", "split/train", "split/val", "order"} | {f"params/{name}" for name in PARAM_NAMES}
+           | {f"factors/{name}" for name in FACTOR_NAMES}
            | {f"optimizer/{key}" for cls in OPTIMIZERS.values() for key in cls.state_names})
 MAX_DIRECTORY_BYTES = 2**16  # a checkpoint's zip directory lists a dozen entries in about 1 KB
 MAX_META_BYTES = 2 * MAX_NAMES_BYTES + 2**26  # every name, JSON-escaped, plus a long history
@@ -263,9 +267,11 @@ class _Reader:
         config = self.config()
         model = self.model(config)
         train_idx, val_idx = self.split(len(model.names))
+        factors = self.factors(config, model)
         state = TrainState(config=config, model=model, source=self.text(self.meta["data"]["source"], "data.source"),
-                           train_idx=train_idx, val_idx=val_idx,
-                           optimizer=self.optimizer(model.params.size, config.learning_rate), rng=self.rng())
+                           train_idx=train_idx, val_idx=val_idx, factors=factors, rng=self.rng(),
+                           optimizer=self.optimizer(model.params.size + (0 if factors is None else factors.size),
+                                                    config.learning_rate))
         self.progress(state)
         return state
 
@@ -326,6 +332,13 @@ class _Reader:
         if self.meta["data"]["fingerprint"] != model.fingerprint:
             raise self.damaged("the saved names do not match their fingerprint")
         return model
+
+    def factors(self, config: TrainConfig, model: Model) -> np.ndarray | None:
+        """E and Wih, flat, for a run with an embedding size; None without one."""
+        if not config.embedding_size:
+            return None
+        shapes = factor_shapes(model.vocab.size, config.hidden_size, config.embedding_size)
+        return np.concatenate([self.floats(f"factors/{name}", shape).ravel() for name, shape in shapes.items()])
 
     def split(self, n: int) -> tuple[np.ndarray, np.ndarray]:
         """The indices of the training and validation names: disjoint, and some to train on."""

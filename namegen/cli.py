@@ -287,6 +287,7 @@ def train_command(
     epochs: Annotated[int, setting(TrainConfig, "epochs")] = TRAIN.epochs,
     batch_size: Annotated[int, setting(TrainConfig, "batch_size")] = TRAIN.batch_size,
     clip: Annotated[float, setting(TrainConfig, "clip")] = TRAIN.clip,
+    embedding_size: Annotated[int, setting(TrainConfig, "embedding_size")] = TRAIN.embedding_size,
     dropout: Annotated[float, setting(TrainConfig, "dropout")] = TRAIN.dropout,
     weight_decay: Annotated[float, setting(TrainConfig, "weight_decay")] = TRAIN.weight_decay,
     patience: Annotated[Optional[int], setting(TrainConfig, "patience")] = TRAIN.patience,

@@ -12,7 +12,7 @@ import numpy as np
 
 from .data import CASES, NameList, fingerprint, split_indices
 from .errors import OptionError, OptionName, TrainingError, plural
-from .model import Model, init_params
+from .model import Model, factored_input_, init_factors, init_params, unflatten, unflatten_factors
 from .optim import OPTIMIZERS, ClipStats, Optimizer, make_optimizer
 from .options import check, check_values, option
 from .vocab import Vocab
@@ -37,6 +37,9 @@ class TrainConfig:
     batch_size: int = option(1, "Names per update, padded and masked; the loss is the mean over them of "
                                 "each name's sum", at_least=1)
     clip: float = option(5.0, "Clip each gradient entry to [-clip, clip]; 0 turns clipping off", at_least=0)
+    embedding_size: int = option(0, "Train the input weights as a product Wxh = E Wih, a vector of this size per "
+                                    "character times an input layer (PyTorch's Embedding then RNN); the network is "
+                                    "the same. 0 trains Wxh directly", at_least=0, at_most=MAX_HIDDEN)
     dropout: float = option(0.0, "Share of hidden units dropped, at each step of training, on the way to the "
                                  "output (never on the recurrent path, never when sampling)", at_least=0, below=1)
     weight_decay: float = option(0.0, "Decoupled weight decay (as AdamW): each update shrinks the weights, not "
@@ -141,6 +144,12 @@ class TrainState:
     history: list[EpochRecord] = field(default_factory=list)  # one record per completed epoch
     best_val_loss: float | None = None  # lowest validation loss (nats/char) seen at an epoch end
     epoch_stats: EpochStats = field(default_factory=EpochStats)  # the current epoch so far
+    factors: np.ndarray | None = None  # E and Wih, flat, with config.embedding_size (see model.factor_shapes)
+
+    @property
+    def trained_size(self) -> int:
+        """Entries the optimizer moves: the parameters, then the factors if any."""
+        return self.model.params.size + (0 if self.factors is None else self.factors.size)
 
 
 def new_state(config: TrainConfig, data: NameList) -> TrainState:
@@ -149,9 +158,15 @@ def new_state(config: TrainConfig, data: NameList) -> TrainState:
     train_idx, val_idx = split_indices(len(data.names), config.val_fraction, rng)
     vocab = Vocab.from_names(data.names)
     params = init_params(vocab.size, config.hidden_size, rng)
+    factors = None
+    if config.embedding_size:
+        factors = init_factors(vocab.size, config.hidden_size, config.embedding_size, rng)
+        factored_input_(unflatten(params, vocab.size, config.hidden_size),
+                        unflatten_factors(factors, vocab.size, config.hidden_size))
     model = Model(vocab, params, config.hidden_size, data.keep_case, data.capitalize, data.names)
-    optimizer = make_optimizer(config.optimizer, params.size, config.learning_rate)
-    return TrainState(config, model, data.source, train_idx, val_idx, optimizer, rng)
+    optimizer = make_optimizer(config.optimizer, params.size + (0 if factors is None else factors.size),
+                               config.learning_rate)
+    return TrainState(config, model, data.source, train_idx, val_idx, optimizer, rng, factors=factors)
 
 
 def resume_state(state: TrainState, overrides: dict, data: NameList | None = None) -> TrainState:

@@ -23,7 +23,7 @@ from .data import default_data_path, pad_batch, read_names
 from .errors import CheckpointError, OptionError, OptionName, SamplingError, TrainingError
 from .evaluation import evaluate
 from .files import Locked, exclusive, remove_stale_temporaries
-from .model import dropout_factors, loss_and_grads, unflatten
+from .model import dropout_factors, factor_grads_, factored_input_, loss_and_grads, unflatten, unflatten_factors
 from .optim import clip_, decay_weights_
 from .options import check, check_values, option
 from .sampling import SampleConfig, sample
@@ -161,7 +161,7 @@ def choose_engine(config: TrainConfig, wanted: str = "auto") -> tuple[str, str |
             raise OptionError(OptionName("engine"), " numba needs numba installed: pip install 'namegen[fast]' "
                               "(or leave out ", OptionName("engine"), ")")
         return "numpy", None
-    why = fast.uncovered(config.batch_size, config.optimizer)
+    why = fast.uncovered(config.batch_size, config.optimizer, config.embedding_size)
     if why:
         return "numpy", f"training on the numpy path: the compiled one does not cover this run ({why})"
     return "numba", None
@@ -263,9 +263,16 @@ class _Loop:
         self.advance = self.update_compiled if compiled else self.update
         model = state.model
         self.names = model.encoded
+        self.weights = model.params  # what the optimizer moves: the parameters, then the factors if any
+        if state.factors is not None:  # one vector, so that clipping and a step stay one call each
+            self.weights = np.concatenate([model.params, state.factors])
+            model.params, state.factors = self.weights[: model.params.size], self.weights[model.params.size :]
         self.params = model.param_views
-        self.grad = np.empty_like(model.params)  # flat gradient, rewritten by every update
-        self.grads = unflatten(self.grad, model.vocab.size, model.hidden_size)
+        self.grad = np.empty_like(self.weights)  # flat gradient, rewritten by every update
+        self.grads = unflatten(self.grad[: model.params.size], model.vocab.size, model.hidden_size)
+        if state.factors is not None:
+            self.factors = unflatten_factors(state.factors, model.vocab.size, model.hidden_size)
+            self.factor_grads = unflatten_factors(self.grad[model.params.size :], model.vocab.size, model.hidden_size)
         self.saved_step: int | None = None  # update count of the last checkpoint this call wrote
         self.since = time.perf_counter()  # when the last epoch record was made (or this call began)
 
@@ -301,13 +308,19 @@ class _Loop:
             chars, shape = int(mask.sum()), (inputs.shape[1], len(batch), state.model.hidden_size)
         keep = dropout_factors(state.rng, shape, config.dropout) if config.dropout else None
         loss, _ = loss_and_grads(self.params, inputs, targets, mask, grads=self.grads, keep=keep)
+        if state.factors is not None:
+            factor_grads_(self.grads, self.factors, self.factor_grads)
         clipping = clip_(self.grad, config.clip)
         if not (math.isfinite(loss) and math.isfinite(clipping.norm)):
             raise self.diverged(loss)
         state.optimizer.learning_rate = learning_rate_at(config, state.epoch, state.position, len(state.order))
         if config.weight_decay:
             decay_weights_(self.params, state.optimizer.learning_rate * config.weight_decay)
-        state.optimizer.step(state.model.params, self.grad)
+            if state.factors is not None:
+                state.factors *= 1.0 - state.optimizer.learning_rate * config.weight_decay
+        state.optimizer.step(self.weights, self.grad)
+        if state.factors is not None:
+            factored_input_(self.params, self.factors)
         state.position += len(batch)
         state.step += 1
         state.epoch_stats.add(loss, len(batch), chars, clipping)
@@ -408,7 +421,7 @@ def epoch_record(state: TrainState, since: float) -> EpochRecord:
         running_loss=stats.running_loss,
         grad_norm_mean=stats.norm_sum / max(stats.updates, 1),
         grad_norm_max=stats.norm_max,
-        clip_fraction=stats.clipped / max(stats.updates * model.params.size, 1),
+        clip_fraction=stats.clipped / max(stats.updates * state.trained_size, 1),
         whh_sigma_max=whh_sigma_max,
         seconds=time.perf_counter() - since,
     )

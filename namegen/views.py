@@ -88,6 +88,7 @@ def run_header(run: Run, engine: str = "numpy") -> str:
         f"{config.optimizer} lr {config.learning_rate} ({config.lr_schedule}"
         f"{f', warm-up {config.warmup:.0%}' if config.warmup else ''}), batch {config.batch_size}, "
         f"clip {config.clip or 'off'}"
+        + (f", embedding {config.embedding_size}" if config.embedding_size else "")
         + (f", dropout {config.dropout}" if config.dropout else "")
         + (f", weight decay {config.weight_decay}" if config.weight_decay else "")
         + (f", patience {config.patience}" if config.patience else "")

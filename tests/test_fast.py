@@ -138,6 +138,8 @@ def test_options_the_kernel_does_not_cover_fall_back_to_numpy_with_a_note(wanted
     assert choose_engine(TrainConfig(), wanted) == ("numba", None)
     engine, note = choose_engine(TrainConfig(batch_size=32), wanted)
     assert engine == "numpy" and "one name per update" in note
+    engine, note = choose_engine(TrainConfig(embedding_size=8), wanted)
+    assert engine == "numpy" and "--embedding-size" in note
 
 
 @needs_numba

@@ -5,7 +5,8 @@ import pytest
 
 from namegen.data import pad_batch
 from namegen.gradcheck import check_gradients
-from namegen.model import PARAM_NAMES, backward, dropout_factors, forward, loss_and_grads, name_losses, softmax, step
+from namegen.model import (PARAM_NAMES, backward, dropout_factors, factor_grads_, factored_input_, forward, loss_and_grads,
+                           name_losses, softmax, step)
 from namegen.vocab import BOUNDARY, Vocab
 
 V, H = 7, 5
@@ -217,3 +218,36 @@ def test_dropout_factors_keep_the_expected_output_and_follow_the_generator():
     two_draws = np.random.default_rng(1)
     first, second = dropout_factors(two_draws, (1500, 50), 0.3), dropout_factors(two_draws, (2500, 50), 0.3)
     np.testing.assert_array_equal(np.concatenate((first, second)), a)  # chunks see what names one by one would
+
+
+@pytest.mark.parametrize("batch", [False, True])
+def test_factored_input_gradients_pass_finite_differences(random_params, rng, batch):
+    """Wxh = E Wih: dE = dWxh Wih^T and dWih = E^T dWxh, checked entry by entry against the loss
+    of the network built from perturbed factors."""
+    params, D = random_params(V, H), 3
+    factors = {"E": rng.standard_normal((V, D)), "Wih": rng.standard_normal((D, H)) * 0.5}
+    if batch:
+        inputs, targets, mask = pad_batch([rng.integers(1, V, size=n) for n in (2, 6, 4)])
+    else:
+        (inputs, targets), mask = random_name(rng, 6), None
+
+    def loss():
+        factored_input_(params, factors)
+        return loss_and_grads(params, inputs, targets, mask)[0]
+
+    loss()
+    _, grads = loss_and_grads(params, inputs, targets, mask)
+    analytic = {name: np.empty_like(f) for name, f in factors.items()}
+    factor_grads_(grads, factors, analytic)
+    assert not grads["Wxh"].any()  # Wxh itself is not trained
+    for name, f in factors.items():
+        numeric = np.zeros_like(f)
+        for i in np.ndindex(f.shape):
+            old = f[i]
+            f[i] = old + 1e-5
+            plus = loss()
+            f[i] = old - 1e-5
+            minus = loss()
+            f[i] = old
+            numeric[i] = (plus - minus) / 2e-5
+        np.testing.assert_allclose(analytic[name], numeric, rtol=1e-6, atol=1e-9)

@@ -12,6 +12,7 @@ from namegen.checkpoint import load_checkpoint, save_checkpoint
 from namegen.data import NameList
 from namegen.errors import CheckpointError, OptionError, TrainingError
 from namegen.evaluation import Evaluation, evaluate
+from namegen.model import unflatten_factors
 from namegen.optim import clip_, decay_weights_
 from namegen.state import TrainConfig, new_state, resume_state
 from namegen.training import Callbacks, best_path, learning_rate_at, preview_names, start_run, train
@@ -71,6 +72,32 @@ def test_a_run_stopped_mid_epoch_resumes_exactly(few_dinos, tmp_path, batch_size
     run(straight, engine=engine)
     np.testing.assert_array_equal(resumed.model.params, straight.model.params)
     assert without_timing(resumed.history) == without_timing(straight.history)
+
+
+@pytest.mark.parametrize("batch_size", [1, 4])
+def test_a_run_with_factored_input_weights_resumes_exactly(few_dinos, tmp_path, batch_size):
+    config = TrainConfig(hidden_size=8, embedding_size=5, epochs=2, batch_size=batch_size, optimizer="adam",
+                         seed=4, weight_decay=0.01, learning_rate=0.01)
+    stopped = new_state(config, few_dinos)
+    run(stopped, stop_after=3, checkpoint=tmp_path / "f.npz")
+    resumed = resume_state(load_checkpoint(tmp_path / "f.npz"), {})
+    np.testing.assert_array_equal(resumed.factors, stopped.factors)
+    run(resumed)
+    straight = new_state(config, few_dinos)
+    run(straight)
+    np.testing.assert_array_equal(resumed.model.params, straight.model.params)
+    np.testing.assert_array_equal(resumed.factors, straight.factors)
+    assert without_timing(resumed.history) == without_timing(straight.history)
+
+
+def test_factored_input_weights_are_what_trains_and_wxh_stays_their_product(few_dinos):
+    state = new_state(TrainConfig(hidden_size=8, embedding_size=5, epochs=1, optimizer="adam"), few_dinos)
+    before = state.factors.copy()
+    run(state)
+    f = unflatten_factors(state.factors, state.model.vocab.size, 8)
+    assert not np.array_equal(state.factors, before)
+    np.testing.assert_allclose(state.model.param_views["Wxh"], f["E"] @ f["Wih"], rtol=0, atol=1e-12)
+    assert state.optimizer.state["m"].size == state.model.params.size + state.factors.size
 
 
 def test_max_steps_stops_with_a_resumable_checkpoint(few_dinos, tmp_path, engine):
