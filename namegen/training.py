@@ -287,9 +287,11 @@ class _Loop:
                 self.advance()
                 if self.callbacks.should_stop():
                     return self.save_and_stop("interrupted")
-                if config.max_steps and state.step >= config.max_steps:
+                if config.max_steps and state.step >= config.max_steps and state.position < len(state.order):
                     return self.save_and_stop("max-steps")
-            self.end_epoch()
+            self.end_epoch()  # a limit that falls on the epoch's last update lets the epoch be recorded first
+            if config.max_steps and state.step >= config.max_steps and state.epoch < config.epochs:
+                return "max-steps"
             if self.callbacks.should_stop() and state.epoch < config.epochs:
                 return "interrupted"  # asked while the epoch ended: it is saved, and no update is owed
             if config.patience and epochs_without_improvement(state) >= config.patience and state.epoch < config.epochs:

@@ -41,6 +41,7 @@ TUNED = ".tuned"  # dinos.txt -> dinos.tuned.latest.npz and dinos.tuned.best.npz
 HIDDEN_SIZES = (64, 128, 256)
 DROPOUTS = (0.0, 0.2, 0.3, 0.5)
 UPDATES = (("sgd", 1), ("adam", 1), ("adam", 8), ("adam", 16), ("adam", 32))  # (optimizer, batch size)
+EMBEDDED = 0.5  # the share of trials that learn Wxh as a product E Wih, E as wide as the hidden state
 LEARNING_RATES = {("sgd", 1): (0.003, 0.03), ("adam", 1): (0.0003, 0.003), "adam": (0.001, 0.01)}  # log-uniform
 
 DURATION = re.compile(r"(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s?)?")
@@ -63,9 +64,10 @@ def draw_settings(rng: np.random.Generator) -> dict:
     optimizer, batch_size = UPDATES[rng.integers(len(UPDATES))]
     low, high = LEARNING_RATES.get((optimizer, batch_size), LEARNING_RATES.get(optimizer))
     learning_rate = float(f"{math.exp(rng.uniform(math.log(low), math.log(high))):.2g}")
-    return {"hidden_size": int(rng.choice(HIDDEN_SIZES)), "dropout": float(rng.choice(DROPOUTS)),
-            "optimizer": optimizer, "batch_size": batch_size, "learning_rate": learning_rate,
-            "warmup": 0.05 if optimizer == "adam" else 0.0}
+    hidden_size = int(rng.choice(HIDDEN_SIZES))
+    return {"hidden_size": hidden_size, "embedding_size": hidden_size if rng.random() < EMBEDDED else 0,
+            "dropout": float(rng.choice(DROPOUTS)), "optimizer": optimizer, "batch_size": batch_size,
+            "learning_rate": learning_rate, "warmup": 0.05 if optimizer == "adam" else 0.0}
 
 
 @dataclass
@@ -188,7 +190,7 @@ def reproduce_command(data: str | None, trial: Trial) -> list[str]:
     """The `namegen train` arguments that train the trial's model again (to its last update)."""
     config, defaults = trial.state.config, TrainConfig()
     args = ["namegen", "train"] + (["--data", data] if data else [])
-    for name in ("hidden_size", "optimizer", "learning_rate", "batch_size", "dropout", "warmup", "epochs",
+    for name in ("hidden_size", "embedding_size", "optimizer", "learning_rate", "batch_size", "dropout", "warmup", "epochs",
                  "val_fraction", "seed", "case", "clip", "weight_decay"):
         value = getattr(config, name)
         if name in ("epochs", "seed") or value != getattr(defaults, name):

@@ -147,7 +147,8 @@ def run_summary(run: Run, result: TrainResult, stopped_by: str | None = None) ->
 
 def settings_text(settings: dict) -> str:
     """hidden 128 · dropout 0.3 · adam 0.003 · batch 32"""
-    return (f"hidden {settings['hidden_size']} · dropout {settings['dropout']} · {settings['optimizer']} "
+    embedding = f" · embedding {settings['embedding_size']}" if settings.get("embedding_size") else ""
+    return (f"hidden {settings['hidden_size']}{embedding} · dropout {settings['dropout']} · {settings['optimizer']} "
             f"{settings['learning_rate']} · batch {settings['batch_size']}")
 
 
@@ -171,10 +172,11 @@ def tune_summary(result: TuneResult, command: list[str]) -> View:
                else None, "command": shlex.join(command) if command else None}
     if not rows:
         return View(payload, ["no trial finished an epoch: give tune a longer --budget"])
-    table = folding_table("trial", "hidden", "dropout", "optimizer", "lr", "batch", "epochs", "best val", "seconds",
-                          title=f"tune: {plural(len(rows), 'trial')} in {result.seconds:.0f}s, best first")
+    table = folding_table("trial", "hidden", "embedding", "dropout", "optimizer", "lr", "batch", "epochs", "best val",
+                          "seconds", title=f"tune: {plural(len(rows), 'trial')} in {result.seconds:.0f}s, best first")
     for r in rows:
-        table.add_row(str(r["trial"]), str(r["hidden_size"]), str(r["dropout"]), r["optimizer"],
+        table.add_row(str(r["trial"]), str(r["hidden_size"]), str(r.get("embedding_size") or "-"), str(r["dropout"]),
+                      r["optimizer"],
                       str(r["learning_rate"]), str(r["batch_size"]), str(r["epochs"]), fixed(r["best_val_loss"], 4),
                       f"{r['seconds']:.1f}")
     what = "interrupted" if result.reason == "interrupted" else "budget spent"

@@ -113,6 +113,16 @@ def test_max_steps_stops_with_a_resumable_checkpoint(few_dinos, tmp_path, engine
     assert train(limited).reason == "max-steps" and limited.step == 45
 
 
+def test_a_step_limit_on_an_epochs_last_update_records_that_epoch(few_dinos, tmp_path, engine):
+    """So that `--max-steps` of a whole number of epochs gives the same best model as those epochs."""
+    state = new_state(TrainConfig(hidden_size=8, epochs=3), few_dinos)
+    state.config = replace(state.config, max_steps=2 * len(state.train_idx))
+    result = train(state, tmp_path / "e.npz", engine=engine)
+    assert result.reason == "max-steps" and state.epoch == 2 and len(state.history) == 2
+    best = min(state.history, key=lambda record: record.val_loss)
+    assert load_checkpoint(best_path(tmp_path / "e.npz")).step == best.step
+
+
 def test_checkpoints_are_written_every_epoch_with_a_best_copy(few_dinos, tmp_path):
     saved = []
     state = new_state(TrainConfig(hidden_size=8, epochs=2), few_dinos)

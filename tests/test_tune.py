@@ -28,10 +28,11 @@ def test_a_duration_that_is_not_one_is_refused(text):
 def small_draws():
     """Settings a tiny list trains in milliseconds, distinct in step size so that trials differ."""
     rates = itertools.cycle([0.001, 0.3, 0.03, 0.1, 0.003, 0.01, 0.05, 0.2, 0.02])
+    embeddings = itertools.cycle([0, 3])
 
     def draw(rng):
-        return {"hidden_size": int(rng.choice([4, 8])), "dropout": 0.0, "optimizer": "sgd", "batch_size": 1,
-                "learning_rate": next(rates), "warmup": 0.0}
+        return {"hidden_size": int(rng.choice([4, 8])), "embedding_size": next(embeddings), "dropout": 0.0,
+                "optimizer": "sgd", "batch_size": 1, "learning_rate": next(rates), "warmup": 0.0}
     return draw
 
 
