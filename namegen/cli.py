@@ -27,7 +27,7 @@ from typer.core import TyperCommand, TyperGroup
 from . import __version__, views
 from .checkpoint import check_checkpoint_dir, load_checkpoint, load_model
 from .diagnostics import FlowConfig, demo, diagnose
-from .errors import NamegenError, OptionError, OptionName
+from .errors import NamegenError, OptionError, OptionName, TrainingError
 from .evaluation import evaluate_sets, score
 from .gradcheck import GradcheckConfig, gradient_check, random_model
 from .data import default_data_path, read_names
@@ -385,8 +385,6 @@ def tune_command(
     """
     seconds, speed = parse_duration(budget), Speed(engine, threads)
     base = TrainConfig(val_fraction=val_fraction, seed=seed, case=case)
-    if base.val_fraction == 0:
-        raise OptionError(OptionName("val_fraction"), " must be above 0: tune judges each trial on validation names")
     names = read_names(data, case)
     target = Path(out_dir or "checkpoints")
     check_checkpoint_dir(target)
@@ -397,10 +395,11 @@ def tune_command(
     progress = TuneProgress(as_json, seconds)
     with blas_threads(speed.threads), progress.stop_on_signals():
         result = tune(names, base, seconds, target, stem, progress.callbacks(), speed.engine)
-    if result.checkpoint is not None:
-        record_run(result.checkpoint)
-    command = reproduce_command(str(data) if data else None, result.best) if result.best else []
-    show(views.tune_summary(result, command), as_json)
+    if result.best is None:
+        raise TrainingError(f"no trial finished an epoch in {result.seconds:.0f}s; give tune a longer ",
+                            OptionName("budget"))
+    record_run(result.checkpoint)
+    show(views.tune_summary(result, reproduce_command(str(data) if data else None, result.best)), as_json)
     if progress.stopped_by:
         raise typer.Exit(128 + progress.stopped_by)
 

@@ -9,8 +9,8 @@ Rounds repeat until the budget is spent; the trial running when it runs out stop
 epochs so far count.
 
 Every trial trains on the same split (the same seed) and is judged by its best validation loss.
-Trials save to a scratch directory beside the output; the winner's checkpoints are moved into
-place at the end and the rest deleted, so an interrupted search keeps its best model too.
+Trials save to a scratch directory beside the output; the winner's checkpoints are copied into
+place at the end and the scratch deleted, so an interrupted search keeps its best model too.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import re
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -94,15 +94,13 @@ class TuneResult:
     best: Trial | None
     reason: str  # "budget" or "interrupted"
     seconds: float
-    checkpoint: Path | None  # the winner's .latest.npz, moved into place; its best beside it
-    settings: dict = field(default_factory=dict)
+    checkpoint: Path | None  # the winner's .latest.npz, copied into place; its best beside it
 
 
 @dataclass
 class TuneCallbacks:
     """How tune reports; every hook is optional. should_stop: a user's request to stop."""
 
-    on_trial_start: Callable[[Trial, int], None] = lambda trial, epochs: None
     on_trial_end: Callable[[Trial], None] = lambda trial: None
     on_tick: Callable[[float], None] = lambda elapsed: None
     should_stop: Callable[[], bool] = lambda: False
@@ -150,8 +148,7 @@ def tune(data: NameList, base: TrainConfig, budget: float, out_dir: Path, data_s
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
     reason = "interrupted" if callbacks.should_stop() else "budget"
-    return TuneResult(trials, best, reason, time.perf_counter() - started, checkpoint,
-                      best.settings if best else {})
+    return TuneResult(trials, best, reason, time.perf_counter() - started, checkpoint)
 
 
 def new_trial(number: int, settings: dict, base: TrainConfig, data: NameList, scratch: Path) -> Trial:
@@ -162,7 +159,6 @@ def new_trial(number: int, settings: dict, base: TrainConfig, data: NameList, sc
 def run_trial(trial: Trial, epochs: int, deadline: float, callbacks: TuneCallbacks, engine: str) -> None:
     """Train `trial` on to `epochs` epochs (of its planned RUNG_EPOCHS[-1]), or until the deadline
     or a stop request."""
-    callbacks.on_trial_start(trial, epochs)
     state = trial.state
 
     def stop() -> bool:

@@ -161,30 +161,24 @@ def trial_line(trial: Trial, best: float) -> str:
 
 
 def tune_summary(result: TuneResult, command: list[str]) -> View:
+    """The trials best first, and the winner: where it is saved and how to train it again."""
     ran = sorted((t for t in result.trials if t.state.history), key=lambda t: t.best_val_loss)
     rows = [{"trial": t.number, **t.settings, "epochs": t.epochs, "best_val_loss": t.best_val_loss,
              "seconds": t.seconds} for t in ran]
-    best = result.best
-    payload = {"reason": result.reason, "seconds": result.seconds, "trials": rows,
-               "best": rows[0] if rows else None,
-               "checkpoint": str(result.checkpoint) if result.checkpoint else None,
-               "best_checkpoint": str(best_path(result.checkpoint)) if best and best.state.best_val_loss is not None
-               else None, "command": shlex.join(command) if command else None}
-    if not rows:
-        return View(payload, ["no trial finished an epoch: give tune a longer --budget"])
+    best, saved = result.best, str(best_path(result.checkpoint))
+    payload = {"reason": result.reason, "seconds": result.seconds, "trials": rows, "best": rows[0],
+               "checkpoint": str(result.checkpoint), "best_checkpoint": saved, "command": shlex.join(command)}
     table = folding_table("trial", "hidden", "embedding", "dropout", "optimizer", "lr", "batch", "epochs", "best val",
                           "seconds", title=f"tune: {plural(len(rows), 'trial')} in {result.seconds:.0f}s, best first")
     for r in rows:
         table.add_row(str(r["trial"]), str(r["hidden_size"]), str(r.get("embedding_size") or "-"), str(r["dropout"]),
-                      r["optimizer"],
-                      str(r["learning_rate"]), str(r["batch_size"]), str(r["epochs"]), fixed(r["best_val_loss"], 4),
-                      f"{r['seconds']:.1f}")
+                      r["optimizer"], str(r["learning_rate"]), str(r["batch_size"]), str(r["epochs"]),
+                      fixed(r["best_val_loss"], 4), f"{r['seconds']:.1f}")
     what = "interrupted" if result.reason == "interrupted" else "budget spent"
     return View(payload, [table, f"{what}: best validation {fixed(best.best_val_loss, 4)} nats/char, trial "
-                                 f"{best.number} ({settings_text(best.settings)}); saved "
-                                 f"{escape(payload['best_checkpoint'] or payload['checkpoint'])}",
+                                 f"{best.number} ({settings_text(best.settings)}); saved {escape(saved)}",
                           f"train it again: {escape(payload['command'])}",
-                          f"sample from it: namegen sample -c {escape(shlex.quote(payload['best_checkpoint'] or payload['checkpoint']))}"])
+                          f"sample from it: namegen sample -c {escape(shlex.quote(saved))}"])
 
 
 # ---------------------------------------------------------------------------------------- sample

@@ -119,3 +119,9 @@ def test_the_cli_reports_trials_and_json(cli, tmp_path):
     assert losses == sorted(losses) and payload["best"] == payload["trials"][0]
     assert payload["command"].startswith("namegen train --data")
     assert load_checkpoint(payload["best_checkpoint"]).best_val_loss == pytest.approx(losses[0])
+
+
+def test_a_budget_too_short_for_one_epoch_is_one_line_and_writes_nothing(cli, tmp_path, monkeypatch):
+    monkeypatch.setattr("namegen.tune.run_trial", lambda *args: None)  # as if no trial got an epoch in
+    cli("tune", "--budget", "0.1s", "--out-dir", tmp_path).fails_in_one_line(1, "--budget")
+    assert not list(tmp_path.glob("*.npz"))
