@@ -291,6 +291,8 @@ class _Reader:
     def record(self, cls: type, value, what: str):
         """A history row or the epoch statistics: exactly the fields of `cls`, each of its type."""
         kinds = field_kinds(cls)
+        if isinstance(value, dict):  # a field added since the file was written takes its default
+            value = {f.name: f.default for f in dataclasses.fields(cls) if f.default is not dataclasses.MISSING} | value
         if not isinstance(value, dict) or set(value) != set(kinds) or not all(
                 (value[name] is None and optional) or conforms(value[name], kind)
                 for name, (kind, optional) in kinds.items()):

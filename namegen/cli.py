@@ -287,6 +287,7 @@ def train_command(
     epochs: Annotated[int, setting(TrainConfig, "epochs")] = TRAIN.epochs,
     batch_size: Annotated[int, setting(TrainConfig, "batch_size")] = TRAIN.batch_size,
     clip: Annotated[float, setting(TrainConfig, "clip")] = TRAIN.clip,
+    clip_norm: Annotated[float, setting(TrainConfig, "clip_norm")] = TRAIN.clip_norm,
     embedding_size: Annotated[int, setting(TrainConfig, "embedding_size")] = TRAIN.embedding_size,
     dropout: Annotated[float, setting(TrainConfig, "dropout")] = TRAIN.dropout,
     weight_decay: Annotated[float, setting(TrainConfig, "weight_decay")] = TRAIN.weight_decay,

@@ -217,7 +217,8 @@ def demo_params(sigma: float, hidden: int, rng: np.random.Generator) -> Params:
 
 @dataclass
 class ClippingDemo:
-    """The full parameter gradient of the most exploding model, before and after element-wise clipping."""
+    """The full parameter gradient of the most exploding model, before and after element-wise
+    clipping, and after norm clipping to the same threshold instead."""
 
     sigma: float
     norm_before: float
@@ -227,6 +228,8 @@ class ClippingDemo:
     clipped_fraction: float  # share of entries clipped
     cosine: float  # between the clipped and the unclipped gradient
     clip: float  # every entry was clipped to [-clip, clip]
+    norm_clipped_max: float  # the largest entry once the whole gradient is scaled to norm `clip`
+    norm_clipped_cosine: float  # between that and the unclipped gradient: 1, the direction kept
 
 
 @dataclass
@@ -249,8 +252,14 @@ def demo(sigmas=(0.5, 0.9, 1.0, 1.1, 1.5), hidden: int = 32, length: int = 30, c
     flat = np.concatenate([grads[name].ravel() for name in PARAM_NAMES])
     raw = flat.copy()
     stats = clip_(flat, clip)
-    cosine = float(raw @ flat / (np.linalg.norm(raw) * np.linalg.norm(flat)))
+    scaled = raw.copy()
+    clip_(scaled, None, max_norm=clip)
     return Demo(cases, ClippingDemo(sigma=sigmas[-1], clip=clip, norm_before=stats.norm,
                                     norm_after=float(np.linalg.norm(flat)), max_before=float(np.abs(raw).max()),
                                     max_after=float(np.abs(flat).max()), clipped_fraction=stats.clipped / flat.size,
-                                    cosine=cosine))
+                                    cosine=cosine_of(raw, flat), norm_clipped_max=float(np.abs(scaled).max()),
+                                    norm_clipped_cosine=cosine_of(raw, scaled)))
+
+
+def cosine_of(a: np.ndarray, b: np.ndarray) -> float:
+    return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))

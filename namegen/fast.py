@@ -47,7 +47,7 @@ _kernel = None
 
 
 # The one signature compiled: the arguments as train_on passes them.
-SIGNATURE = ("int64(int64[::1], float64[::1], int64, int64, int32[::1], int64[::1], float64[::1], float64, int64, "
+SIGNATURE = ("int64(int64[::1], float64[::1], int64, int64, int32[::1], int64[::1], float64[::1], float64, float64, int64, "
              "float64[::1], float64[::1], int64, float64, float64, float64, float64[:, ::1], float64, "
              "float64[::1], float64[::1], int64[::1])")
 
@@ -65,11 +65,12 @@ def kernel():
 
 def train_on(names: np.ndarray, params: np.ndarray, hidden_size: int, vocab_size: int, seq: np.ndarray,
              bounds: np.ndarray, learning_rates: np.ndarray, clip: float, optimizer: Optimizer,
-             keep: np.ndarray | None = None, weight_decay: float = 0.0):
+             keep: np.ndarray | None = None, weight_decay: float = 0.0, clip_norm: float = 0.0):
     """Train on `names` (indices into seq/bounds, one update each, in order) in place.
 
     keep: dropout factors (see model.dropout_factors), one row per step of the names in order
     (a name of length L takes L + 1 rows), or None. weight_decay: as optim.decay_weights_.
+    clip_norm, clip: as optim.clip_ (the norm first, then each entry).
 
     Returns (updates, losses, norms, clipped): the updates applied, and for each name given the
     loss (nats, the name's sum), the gradient norm before clipping and the entries clipped. The
@@ -84,7 +85,7 @@ def train_on(names: np.ndarray, params: np.ndarray, hidden_size: int, vocab_size
     beta1, beta2, eps = (getattr(optimizer, key, 0.0) for key in ("beta1", "beta2", "eps"))
     done = kernel()(np.ascontiguousarray(names, dtype=np.int64), params, hidden_size, vocab_size,
                     np.ascontiguousarray(seq, dtype=np.int32), np.ascontiguousarray(bounds, dtype=np.int64),
-                    np.array(learning_rates, dtype=np.float64), float(clip),
+                    np.array(learning_rates, dtype=np.float64), float(clip), float(clip_norm),
                     OPTIMIZER_KINDS[optimizer.name], first, second, optimizer.steps, float(beta1),
                     float(beta2), float(eps), np.zeros((0, hidden_size)) if keep is None else keep,
                     float(weight_decay), losses, norms, clipped)
@@ -92,7 +93,7 @@ def train_on(names: np.ndarray, params: np.ndarray, hidden_size: int, vocab_size
     return done, losses, norms, clipped
 
 
-def train_names(names, params, H, V, seq, bounds, lrs, clip, kind, first, second, steps, beta1, beta2, eps,
+def train_names(names, params, H, V, seq, bounds, lrs, clip, clip_norm, kind, first, second, steps, beta1, beta2, eps,
                 keep, weight_decay, losses, norms, clipped):
     """The kernel (compiled by `kernel()`; plain Python, and very slow, without it).
 
@@ -204,7 +205,13 @@ def train_names(names, params, H, V, seq, bounds, lrs, clip, kind, first, second
         losses[k], norms[k] = loss, norm
         if not (np.isfinite(loss) and np.isfinite(norm)):
             return k
-        if clip > 0.0 and norm > clip:
+        longest = norm
+        if clip_norm > 0.0 and norm > clip_norm:  # the whole gradient scaled down: its direction kept
+            scale = clip_norm / norm
+            for p in range(P):
+                grad[p] *= scale
+            longest = clip_norm
+        if clip > 0.0 and longest > clip:
             count = 0
             for p in range(P):
                 if grad[p] > clip:

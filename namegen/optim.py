@@ -14,19 +14,26 @@ import numpy as np
 class ClipStats:
     norm: float  # L2 norm of the whole gradient before clipping
     clipped: int  # number of entries that were outside [-clip, clip]
+    rescaled: bool = False  # whether the whole gradient was scaled down to max_norm
 
 
-def clip_(grad: np.ndarray, clip: float | None) -> ClipStats:
-    """Clip every entry of `grad` to [-clip, clip] in place (None or 0: leave it untouched)."""
+def clip_(grad: np.ndarray, clip: float | None, max_norm: float | None = None) -> ClipStats:
+    """Clip the gradient in place: first, with max_norm, scale the whole vector down to that norm
+    when it is longer (Pascanu et al. 2013: the direction is kept); then clip every entry to
+    [-clip, clip], which turns the direction. None or 0 turns either off."""
     norm = float(np.sqrt(np.dot(grad, grad)))
-    if not clip or norm <= clip:  # no entry can be larger than the norm
-        return ClipStats(norm, 0)
+    rescaled = bool(max_norm) and norm > max_norm
+    if rescaled:
+        grad *= max_norm / norm
+    longest = min(norm, max_norm) if rescaled else norm
+    if not clip or longest <= clip:  # no entry can be larger than the norm
+        return ClipStats(norm, 0, rescaled)
     magnitude = np.abs(grad)
     if np.maximum.reduce(magnitude) <= clip:  # the usual case: nothing to clip or count
-        return ClipStats(norm, 0)
+        return ClipStats(norm, 0, rescaled)
     clipped = int(np.count_nonzero(magnitude > clip))
     np.clip(grad, -clip, clip, out=grad)
-    return ClipStats(norm, clipped)
+    return ClipStats(norm, clipped, rescaled)
 
 
 DECAYED = ("Whh", "Wxh", "Why")  # weight decay shrinks the weights, never the biases

@@ -37,6 +37,8 @@ class TrainConfig:
     batch_size: int = option(1, "Names per update, padded and masked; the loss is the mean over them of "
                                 "each name's sum", at_least=1)
     clip: float = option(5.0, "Clip each gradient entry to [-clip, clip]; 0 turns clipping off", at_least=0)
+    clip_norm: float = option(0.0, "Scale the whole gradient down to this norm when it is longer, keeping its "
+                                   "direction (before --clip); 0 turns it off", at_least=0)
     embedding_size: int = option(0, "Train the input weights as a product Wxh = E Wih, a vector of this size per "
                                     "character times an input layer (PyTorch's Embedding then RNN); the network is "
                                     "the same. 0 trains Wxh directly", at_least=0, at_most=MAX_HIDDEN)
@@ -68,7 +70,7 @@ class TrainConfig:
 
 
 # Options a resumed run may change; the rest would silently make it a different run.
-RESUMABLE_OPTIONS = ("learning_rate", "lr_schedule", "warmup", "epochs", "batch_size", "clip", "bucket_by_length",
+RESUMABLE_OPTIONS = ("learning_rate", "lr_schedule", "warmup", "epochs", "batch_size", "clip", "clip_norm", "bucket_by_length",
                      "max_steps", "eval_train", "patience")
 
 
@@ -82,6 +84,7 @@ class EpochStats:
     norm_max: float = 0.0  # the largest of them
     clipped: int = 0  # gradient entries clipped
     updates: int = 0
+    rescaled: int = 0  # updates whose whole gradient was scaled down (clip_norm)
 
     def add(self, loss: float, names: int, chars: int, clip: ClipStats) -> None:
         """Count one update: the mean loss of its `names` names, and its clipping statistics."""
@@ -90,9 +93,11 @@ class EpochStats:
         self.norm_sum += clip.norm
         self.norm_max = max(self.norm_max, clip.norm)
         self.clipped += clip.clipped
+        self.rescaled += clip.rescaled
         self.updates += 1
 
-    def add_each(self, losses: np.ndarray, chars: np.ndarray, norms: np.ndarray, clipped: np.ndarray) -> None:
+    def add_each(self, losses: np.ndarray, chars: np.ndarray, norms: np.ndarray, clipped: np.ndarray,
+                 rescaled: int = 0) -> None:
         """Count one update per name, as `add` would one by one (the compiled path's chunks).
         A cumulative sum adds in the same order as the loop, so the sums come out the same."""
         if len(losses):
@@ -101,6 +106,7 @@ class EpochStats:
             self.norm_max = max(self.norm_max, float(norms.max()))
             self.chars += int(chars.sum())
             self.clipped += int(clipped.sum())
+            self.rescaled += rescaled
             self.updates += len(losses)
 
     @property
@@ -124,6 +130,7 @@ class EpochRecord:
     whh_sigma_max: float  # largest singular value of Whh at the end of the epoch
     seconds: float  # wall time since the previous record: the updates, the evaluation, and the previous
     # epoch's checkpoint writes and report, so that the epochs add up to the run
+    rescale_fraction: float = 0.0  # share of updates whose whole gradient was scaled down (clip_norm)
 
 
 @dataclass

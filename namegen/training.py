@@ -312,7 +312,7 @@ class _Loop:
         loss, _ = loss_and_grads(self.params, inputs, targets, mask, grads=self.grads, keep=keep)
         if state.factors is not None:
             factor_grads_(self.grads, self.factors, self.factor_grads)
-        clipping = clip_(self.grad, config.clip)
+        clipping = clip_(self.grad, config.clip, config.clip_norm)
         if not (math.isfinite(loss) and math.isfinite(clipping.norm)):
             raise self.diverged(loss)
         state.optimizer.learning_rate = learning_rate_at(config, state.epoch, state.position, len(state.order))
@@ -344,8 +344,10 @@ class _Loop:
             keep = dropout_factors(state.rng, (steps, model.hidden_size), config.dropout)
         done, losses, norms, clipped = fast.train_on(names, model.params, model.hidden_size, model.vocab.size,
                                                      self.names.seq, self.names.bounds, rates, config.clip,
-                                                     state.optimizer, keep, config.weight_decay)
-        state.epoch_stats.add_each(losses[:done], self.names.lengths[names[:done]] + 1, norms[:done], clipped[:done])
+                                                     state.optimizer, keep, config.weight_decay, config.clip_norm)
+        rescaled = int(np.count_nonzero(norms[:done] > config.clip_norm)) if config.clip_norm else 0
+        state.epoch_stats.add_each(losses[:done], self.names.lengths[names[:done]] + 1, norms[:done], clipped[:done],
+                                   rescaled)
         state.position += done
         state.step += done
         if done:
@@ -424,6 +426,7 @@ def epoch_record(state: TrainState, since: float) -> EpochRecord:
         grad_norm_mean=stats.norm_sum / max(stats.updates, 1),
         grad_norm_max=stats.norm_max,
         clip_fraction=stats.clipped / max(stats.updates * state.trained_size, 1),
+        rescale_fraction=stats.rescaled / max(stats.updates, 1),
         whh_sigma_max=whh_sigma_max,
         seconds=time.perf_counter() - since,
     )

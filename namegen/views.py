@@ -88,6 +88,7 @@ def run_header(run: Run, engine: str = "numpy") -> str:
         f"{config.optimizer} lr {config.learning_rate} ({config.lr_schedule}"
         f"{f', warm-up {config.warmup:.0%}' if config.warmup else ''}), batch {config.batch_size}, "
         f"clip {config.clip or 'off'}"
+        + (f", clip norm {config.clip_norm}" if config.clip_norm else "")
         + (f", embedding {config.embedding_size}" if config.embedding_size else "")
         + (f", dropout {config.dropout}" if config.dropout else "")
         + (f", weight decay {config.weight_decay}" if config.weight_decay else "")
@@ -108,7 +109,9 @@ def epoch_line(state: TrainState, record: EpochRecord, preview: list[str]) -> st
         f"epoch {record.epoch:>3}/{state.config.epochs}  "
         f"train [bold]{fixed(record.running_loss, 3)}[/]{end}  val [bold]{val}[/] nats/char  "
         f"[dim]|g| {record.grad_norm_mean:.1f} (max {record.grad_norm_max:.1f})  "
-        f"clipped {100 * record.clip_fraction:.3f}%  σmax(Whh) {record.whh_sigma_max:.2f}  "
+        f"clipped {100 * record.clip_fraction:.3f}%  "
+        + (f"rescaled {100 * record.rescale_fraction:.1f}%  " if state.config.clip_norm else "")
+        + f"σmax(Whh) {record.whh_sigma_max:.2f}  "
         f"{record.seconds:.{2 if record.seconds < 10 else 1}f}s[/]  " + shown(", ".join(preview))
     )
 
@@ -340,6 +343,9 @@ def demo(d: Demo) -> View:
         f"from {c.max_before:.4g} to {c.max_after:.4g}; {100 * c.clipped_fraction:.1f}% of the entries "
         f"were clipped. The update stays bounded, at a cost: element-wise clipping also turns the direction "
         f"(cosine {c.cosine:.3f} with the unclipped gradient).",
+        f"Norm clipping (`--clip-norm {c.clip:g}`) scales the whole gradient to norm {c.clip:g} instead: its "
+        f"largest entry becomes {c.norm_clipped_max:.4g} and its direction is kept (cosine "
+        f"{c.norm_clipped_cosine:.3f}).",
     ])
 
 

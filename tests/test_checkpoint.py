@@ -338,3 +338,14 @@ def test_a_checkpoint_from_before_case_loads_its_keep_case_as_case(trained_check
     data = {k: v for k, v in meta["data"].items() if k != "case"}
     state = load_checkpoint(damaged(trained_checkpoint, lambda a: with_meta(a, config=config, data=data)))
     assert state.config.case == case and state.model.keep_case == keep_case
+
+
+def test_a_checkpoint_from_before_norm_clipping_loads_with_nothing_rescaled(trained_checkpoint, damaged):
+    meta = json.loads(entries_of(trained_checkpoint)["meta.npy"][128:])
+    history = [{k: v for k, v in r.items() if k != "rescale_fraction"} for r in meta["history"]]
+    stats = {k: v for k, v in meta["epoch_stats"].items() if k != "rescaled"}
+    config = {k: v for k, v in meta["config"].items() if k != "clip_norm"}
+    state = load_checkpoint(damaged(trained_checkpoint,
+                                    lambda a: with_meta(a, history=history, epoch_stats=stats, config=config)))
+    assert state.config.clip_norm == 0 and state.epoch_stats.rescaled == 0
+    assert [r.rescale_fraction for r in state.history] == [0.0] * len(history)

@@ -79,14 +79,15 @@ def test_demo_follows_sigma_to_the_m_and_clipping_bounds_the_exploding_case():
     clipping = result.clipping
     assert clipping.max_before > 5 and clipping.max_after == 5.0
     assert clipping.norm_after < clipping.norm_before and 0 < clipping.clipped_fraction < 1
+    assert clipping.cosine < 0.99 and clipping.norm_clipped_cosine == pytest.approx(1.0, abs=1e-12)
 
 
 def test_recorded_clipping_and_spectrum_agree_with_the_raw_gradients(small_names, monkeypatch):
     raw = []
 
-    def recording_clip(grad, clip):
+    def recording_clip(grad, clip, max_norm=None):
         raw.append(grad.copy())
-        return clip_(grad, clip)
+        return clip_(grad, clip, max_norm)
 
     monkeypatch.setattr("namegen.training.clip_", recording_clip)
     state = new_state(TrainConfig(hidden_size=6, epochs=1, clip=0.3, learning_rate=0.3), small_names)

@@ -45,7 +45,7 @@ def assert_same_run(a, b, tolerance=1e-10):
         np.testing.assert_allclose(b.optimizer.state[key], value, rtol=tolerance, atol=tolerance)
     for ra, rb in zip(a.history, b.history, strict=True):
         ra, rb = asdict(ra), asdict(rb)
-        for key in ("running_loss", "val_loss", "grad_norm_mean", "grad_norm_max", "whh_sigma_max"):
+        for key in ("running_loss", "val_loss", "grad_norm_mean", "grad_norm_max", "whh_sigma_max", "rescale_fraction"):
             assert rb[key] == pytest.approx(ra[key], rel=tolerance), key
         assert rb["clip_fraction"] == ra["clip_fraction"]  # the same entries clipped, counted exactly
 
@@ -57,15 +57,18 @@ def test_an_epoch_of_the_default_recipe_matches_the_numpy_path(dinos):
 
 @needs_numba
 @pytest.mark.parametrize("optimizer, learning_rate", [("sgd", 0.01), ("adam", 0.01), ("adagrad", 0.05)])
-@pytest.mark.parametrize("clip", [0.0, 5.0, 0.05])
-def test_every_optimizer_and_clip_setting_matches_the_numpy_path(few_dinos, optimizer, learning_rate, clip):
+@pytest.mark.parametrize("clip, clip_norm", [(0.0, 0.0), (5.0, 0.0), (0.05, 0.0), (0.0, 2.0), (0.05, 2.0)])
+def test_every_optimizer_and_clip_setting_matches_the_numpy_path(few_dinos, optimizer, learning_rate, clip, clip_norm):
     """One epoch each. Training amplifies round-off: at 5x the default SGD step, unclipped, the
     paths drift 5e-9 apart in an epoch (1e-9 with fastmath off too); they are not meant to agree bit for bit."""
-    config = TrainConfig(hidden_size=16, epochs=1, optimizer=optimizer, learning_rate=learning_rate, clip=clip)
+    config = TrainConfig(hidden_size=16, epochs=1, optimizer=optimizer, learning_rate=learning_rate, clip=clip,
+                         clip_norm=clip_norm)
     a, b = trained_both_ways(config, few_dinos)
     assert_same_run(a, b)
     if clip == 0.05:
         assert a.history[0].clip_fraction > 0  # the clipping branch was taken, by both
+    if clip_norm:
+        assert a.history[0].rescale_fraction > 0.5 and b.history[0].rescale_fraction == a.history[0].rescale_fraction
 
 
 @needs_numba

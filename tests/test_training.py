@@ -182,6 +182,27 @@ def test_clipping_bounds_every_entry_and_counts_what_it_clipped():
     assert stats.norm == pytest.approx(np.sqrt(144 + 25 + 0.25 + 4.9**2 + 25 + 49))
 
 
+def test_norm_clipping_keeps_the_direction_exactly_and_element_clipping_turns_it(rng):
+    grad = rng.standard_normal(500) * 10
+    grad[7] = 400.0  # one exploding entry, as in `diagnose --demo`
+    original = grad.copy()
+    stats = clip_(grad, None, max_norm=5.0)
+    assert stats.rescaled and stats.norm == pytest.approx(np.linalg.norm(original))
+    assert np.linalg.norm(grad) == pytest.approx(5.0, rel=1e-12)
+    assert grad @ original / (np.linalg.norm(grad) * np.linalg.norm(original)) == pytest.approx(1.0, abs=1e-15)
+    entries = original.copy()
+    clip_(entries, 5.0)
+    assert entries @ original / (np.linalg.norm(entries) * np.linalg.norm(original)) < 0.99
+
+
+def test_norm_clipping_leaves_a_short_gradient_alone_and_runs_before_entry_clipping():
+    short = np.array([3.0, -4.0])
+    assert not clip_(short, None, max_norm=5.0).rescaled and short.tolist() == [3.0, -4.0]
+    both = np.array([30.0, -40.0, 0.0])  # norm 50: rescaled to norm 10 (6, -8, 0), then entries to 7
+    stats = clip_(both, 7.0, max_norm=10.0)
+    assert stats.rescaled and stats.clipped == 1 and both.tolist() == pytest.approx([6.0, -7.0, 0.0])
+
+
 def test_clipping_off_leaves_the_gradient_untouched():
     grad = np.array([-1e6, 3.0, 1e9])
     stats = clip_(grad, 0)
