@@ -100,7 +100,39 @@ class Adagrad(Optimizer):
         params -= self.learning_rate * grad / (np.sqrt(sum_sq) + self.eps)
 
 
-OPTIMIZERS: dict[str, type[Optimizer]] = {cls.name: cls for cls in (SGD, Adam, Adagrad)}
+class Rprop(Optimizer):
+    """Resilient backpropagation, iRprop- (Riedmiller and Braun 1993; Igel and Huesken 2000).
+
+    Each parameter moves by its own step, against the *sign* of its gradient only, so an exploding
+    gradient cannot throw a weight further than its step. A step grows by INCREASE while its
+    gradient keeps its sign and shrinks by DECREASE when the sign flips; after a flip the entry
+    does not move and forgets its gradient, so the next update only grows or moves. The steps
+    start at the learning rate and stay within [MIN_STEP, MAX_STEP], the paper's bounds. Meant
+    for full-batch training (--batch-size 0): with mini-batches the signs flip with the batch,
+    not with the loss surface. The learning-rate schedule does not apply.
+    """
+
+    name = "rprop"
+    state_names = ("step", "previous")
+    INCREASE, DECREASE = 1.2, 0.5
+    MIN_STEP, MAX_STEP = 1e-6, 50.0
+
+    def __init__(self, size: int, learning_rate: float):
+        super().__init__(size, learning_rate)
+        self.state["step"][:] = learning_rate
+
+    def _update(self, params, grad):
+        step, previous = self.state["step"], self.state["previous"]
+        agreement = grad * previous
+        grown, flipped = agreement > 0, agreement < 0
+        step[grown] = np.minimum(step[grown] * self.INCREASE, self.MAX_STEP)
+        step[flipped] = np.maximum(step[flipped] * self.DECREASE, self.MIN_STEP)
+        grad[flipped] = 0.0
+        params -= np.sign(grad) * step
+        previous[:] = grad
+
+
+OPTIMIZERS: dict[str, type[Optimizer]] = {cls.name: cls for cls in (SGD, Adam, Adagrad, Rprop)}
 
 
 def make_optimizer(name: str, size: int, learning_rate: float) -> Optimizer:

@@ -34,8 +34,8 @@ class TrainConfig:
     optimizer: str = option("sgd", "The update rule", choices=tuple(OPTIMIZERS))
     epochs: int = option(25, "Total passes over the training names; a resumed run stops at this total",
                          at_least=1)
-    batch_size: int = option(1, "Names per update, padded and masked; the loss is the mean over them of "
-                                "each name's sum", at_least=1)
+    batch_size: int = option(1, "Names per update, padded and masked; the loss is the mean over them of each "
+                                "name's sum. 0 takes every training name: one update an epoch", at_least=0)
     clip: float = option(5.0, "Clip each gradient entry to [-clip, clip]; 0 turns clipping off", at_least=0)
     clip_norm: float = option(0.0, "Scale the whole gradient down to this norm when it is longer, keeping its "
                                    "direction (before --clip); 0 turns it off", at_least=0)

@@ -213,7 +213,7 @@ def epoch_order(state: TrainState, lengths: np.ndarray) -> np.ndarray:
     """Shuffle the training names; with batches, bucket them by length and shuffle the batches."""
     order = state.rng.permutation(state.train_idx)
     B = state.config.batch_size
-    if B == 1 or not state.config.bucket_by_length:
+    if B in (0, 1) or not state.config.bucket_by_length:  # 0: one batch of every name
         return order
     # Sort within windows of 16 batches: batches hold similar lengths, yet stay random.
     window = 16 * B
@@ -301,7 +301,7 @@ class _Loop:
     def update(self) -> None:
         """One update: the loss and gradient of the next name (or batch), clipped, then applied."""
         state, config = self.state, self.state.config
-        batch = state.order[state.position : state.position + config.batch_size]
+        batch = state.order[state.position : state.position + (config.batch_size or len(state.order))]
         if config.batch_size == 1:
             inputs, targets = self.names.pair(batch[0])
             mask, chars, shape = None, len(inputs), (len(inputs), state.model.hidden_size)
