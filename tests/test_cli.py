@@ -73,7 +73,7 @@ IMPOSSIBLE = [  # (arguments, the flag the error line names)
     (["train", "--learning-rate", "-1"], "--learning-rate"), (["train", "--learning-rate", "nan"], "--learning-rate"),
     (["train", "--learning-rate", "inf"], "--learning-rate"), (["train", "--epochs", "0"], "--epochs"),
     (["train", "--epochs", "-1"], "--epochs"), (["train", "--batch-size", "-1"], "--batch-size"),
-    (["train", "--batch-size", "0"], "--batch-size"), (["train", "--clip", "-1"], "--clip"),
+    (["train", "--batch-size", "-1"], "--batch-size"), (["train", "--clip", "-1"], "--clip"),
     (["train", "--clip", "nan"], "--clip"), (["train", "--clip", "inf"], "--clip"),
     (["train", "--val-fraction", "-0.1"], "--val-fraction"), (["train", "--val-fraction", "1"], "--val-fraction"),
     (["train", "--val-fraction", "nan"], "--val-fraction"), (["train", "--seed", "-1"], "--seed"),

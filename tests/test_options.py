@@ -29,7 +29,7 @@ def test_every_option_has_help_and_the_defaults_are_allowed(config):
     (TrainConfig, {"learning_rate": float("nan")}, "learning_rate must be a finite number"),
     (TrainConfig, {"clip": float("inf")}, "clip must be a finite number"),
     (TrainConfig, {"val_fraction": 1.0}, "val_fraction must be at least 0 and below 1, not 1.0"),
-    (TrainConfig, {"optimizer": "lbfgs"}, "optimizer must be one of sgd, adam, adagrad, not 'lbfgs'"),
+    (TrainConfig, {"optimizer": "lbfgs"}, "optimizer must be one of sgd, adam, adagrad, rprop, not 'lbfgs'"),
     (TrainConfig, {"max_steps": 0}, "max_steps must be at least 1"),
     (SampleConfig, {"top_k": -1}, "top_k must be at least 0"),
     (GradcheckConfig, {"truncate": 0}, "truncate must be at least 1"),
@@ -52,10 +52,10 @@ def test_a_value_of_the_wrong_type_is_refused(values):
 
 def test_an_option_error_is_a_value_error_and_names_the_option_as_each_reader_expects():
     with pytest.raises(ValueError) as caught:
-        TrainConfig(batch_size=0)
+        TrainConfig(batch_size=-1)
     error = caught.value
-    assert str(error) == "batch_size must be at least 1, not 0"  # the Python name, for the library
-    assert error.render(lambda name: "--" + name.replace("_", "-")) == "--batch-size must be at least 1, not 0"
+    assert str(error) == "batch_size must be at least 0, not -1"  # the Python name, for the library
+    assert error.render(lambda name: "--" + name.replace("_", "-")) == "--batch-size must be at least 0, not -1"
     assert isinstance(error.parts[0], OptionName)
 
 
