@@ -41,3 +41,27 @@ def line_chart(series: dict[str, list[float]], height: int = 10, marks: str = "�
               for row in range(height)]
     legend = "  ".join(f"{mark} {name}" for mark, name in zip(marks, series))
     return [label + "".join(row) for label, row in zip(labels, grid)] + ["          " + legend]
+
+
+SHADES = " .:-=+*#%@"
+
+
+def heat_map(values, rows: list[str], columns: tuple[str, str], mark: tuple[int, int] | None = None,
+             log: bool = True) -> list[str]:
+    """A grid of values as shades, darkest for the largest (log10 if log), one character per
+    cell, each row labelled on the left; `columns` labels the first and last column; the cell at
+    `mark` (row, column) shows X. Non-finite cells show as '!'."""
+    grid = [[math.log10(v) if log and v > 0 else (v if not log else -math.inf) for v in row] for row in values]
+    finite = [v for row in grid for v in row if math.isfinite(v)]
+    low, high = (min(finite), max(finite)) if finite else (0.0, 1.0)
+    span = high - low or 1.0
+    width = max(len(label) for label in rows)
+    lines = []
+    for r, (label, row) in enumerate(zip(rows, grid)):
+        cells = "".join("X" if mark == (r, c) else SHADES[round((v - low) / span * (len(SHADES) - 1))]
+                        if math.isfinite(v) else "!" for c, v in enumerate(row))
+        lines.append(f"{label:>{width}} │{cells}│")
+    ncols = len(grid[0]) if grid else 0
+    lines.append(" " * width + " └" + "─" * ncols + "┘")
+    lines.append(" " * (width + 2) + columns[0] + " " * max(1, ncols - len(columns[0]) - len(columns[1])) + columns[1])
+    return lines

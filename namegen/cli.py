@@ -18,6 +18,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
+import numpy as np
 import typer
 from rich.console import Console
 from rich.markup import escape
@@ -26,14 +27,15 @@ from typer.core import TyperCommand, TyperGroup
 
 from . import __version__, views
 from .checkpoint import check_checkpoint_dir, load_checkpoint, load_model
-from .diagnostics import FlowConfig, demo, diagnose
+from .counting import counting_demo
+from .diagnostics import ACTIVATIONS, FlowConfig, demo, diagnose, loss_surface, sigmoid_demo
 from .errors import NamegenError, OptionError, OptionName, TrainingError
 from .evaluation import evaluate_sets, score
 from .gradcheck import GradcheckConfig, gradient_check, random_model
 from .data import default_data_path, read_names
 from .model import Model
 from .options import check, option, spec_of
-from .plot import write_png
+from .plot import write_png, write_surface_png
 from .recent import default_checkpoint, record_run
 from .sampling import SampleConfig, sample, stream
 from .state import EpochRecord, TrainConfig, TrainState
@@ -542,7 +544,14 @@ def diagnose_command(
     max_distance: Annotated[int, setting(FlowConfig, "max_distance")] = FLOW.max_distance,
     seed: Annotated[int, setting(FlowConfig, "seed")] = FLOW.seed,
     demo_mode: Annotated[bool, typer.Option("--demo", help="Instead: models with chosen singular values of Whh, "
-                                                            "showing vanishing and exploding gradients.")] = False,
+                                                            "showing vanishing and exploding gradients; "
+                                                            "`--demo counting`: the linear counting RNN, its cost "
+                                                            "cliff, and Rprop.")] = False,
+    activation: Annotated[str, typer.Option(help="With --demo: the hidden unit, tanh or sigmoid (derivative at most "
+                                                 "0.25).", metavar="<tanh|sigmoid>")] = "tanh",
+    surface_mode: Annotated[bool, typer.Option("--surface", help="Instead: the loss on the checkpoint's validation "
+                                                                 "names with Wxh scaled by a and Whh by r, and the "
+                                                                 "gradient norm along r.")] = False,
     as_json: JsonOption = False,
 ):
     """How the gradient flows back through time, and whether it vanishes or explodes.
@@ -550,10 +559,32 @@ def diagnose_command(
     Example: namegen diagnose --checkpoint checkpoints/dinos.npz
     """
     config = FlowConfig(**values_of(ctx, FlowConfig))
+    if activation not in ACTIVATIONS:
+        raise OptionError(OptionName("activation"), f" must be one of {', '.join(ACTIVATIONS)}, not {activation!r}")
+    if activation != "tanh" and not demo_mode:
+        raise OptionError(OptionName("activation"), " applies to ", OptionName("demo"), " only: a checkpoint's model is tanh")
     if demo_mode:
-        return show(views.demo(demo()), as_json)
+        which = (names or ["gradients"])[0]
+        if len(names or []) > 1 or which not in DEMOS:
+            raise OptionError(OptionName("demo"), f" takes one of {', '.join(DEMOS)}, not {' '.join(names)!r}")
+        if which == "counting":
+            return show(views.counting(counting_demo()), as_json)
+        return show(views.demo(sigmoid_demo() if activation == "sigmoid" else demo()), as_json)
+    if surface_mode:
+        path, state = load_run(checkpoint, as_json)
+        return show(views.surface(path, surface_of(state)), as_json)
     path, model = load_model_at(checkpoint, as_json)
     show(views.diagnosis(path, diagnose(model, config, names)), as_json)
+
+
+DEMOS = ("gradients", "counting")
+
+
+def surface_of(state: TrainState):
+    """The loss surface on the run's validation names, or on all its names if it has none."""
+    if len(state.val_idx):
+        return loss_surface(state.model, state.val_idx, "validation")
+    return loss_surface(state.model, np.arange(len(state.model.names)), "training")
 
 
 @command("plot")
@@ -564,6 +595,8 @@ def plot_command(
                                                      show_default="draw in the terminal", dir_okay=False)] = None,
     count: Annotated[int, setting(FlowConfig, "count")] = FLOW.count,
     max_distance: Annotated[int, setting(FlowConfig, "max_distance")] = FLOW.max_distance,
+    surface_mode: Annotated[bool, typer.Option("--surface", help="Instead: the loss surface of `diagnose "
+                                                                 "--surface`, with the trained point marked.")] = False,
 ):
     """Loss curves, clipping and gradient norms per epoch, and the gradient-flow curve.
 
@@ -571,6 +604,12 @@ def plot_command(
     """
     config = FlowConfig(**values_of(ctx, FlowConfig))
     path, state = load_run(checkpoint)
+    if surface_mode:
+        surface = surface_of(state)
+        if out_file is None:
+            return show(views.surface(path, surface), False)
+        write_surface_png(out_file, surface, f"namegen: {state.source}, loss surface")
+        return out.print(f"wrote {escape(str(out_file))}")
     if not state.history:
         raise NamegenError(f"{path} has no completed epoch to plot yet")
     flow = diagnose(state.model, config).flow

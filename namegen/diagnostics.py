@@ -13,12 +13,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .model import PARAM_NAMES, Model, Params, forward, init_params, loss_and_grads, unflatten
+from .data import pad_batch
+from .model import PARAM_NAMES, Model, Params, forward, init_params, loss_and_grads, name_losses, unflatten
 from .optim import clip_
 from .options import check, option
 from .threads import limited
 
-TANH_DERIVATIVE_BOUND = 1.0  # max of tanh'(x) = 1 - tanh(x)^2, at x = 0 (a sigmoid's is 0.25)
+TANH_DERIVATIVE_BOUND = 1.0  # max of tanh'(x) = 1 - tanh(x)^2, at x = 0
+SIGMOID_DERIVATIVE_BOUND = 0.25  # max of s'(x) = s(x)(1 - s(x)), at x = 0
+ACTIVATIONS = ("tanh", "sigmoid")
 
 
 TRACE_STEPS = 1000  # a name is traced over its first 1000 steps: exact for every step traced, bounded work
@@ -235,10 +238,34 @@ class ClippingDemo:
 @dataclass
 class Demo:
     cases: list[DemoCase]  # one per sigma, in the order given
-    clipping: ClippingDemo
+    clipping: ClippingDemo | None  # for tanh
+    activation: str = "tanh"
+
+    @property
+    def derivative_bound(self) -> float:
+        return SIGMOID_DERIVATIVE_BOUND if self.activation == "sigmoid" else TANH_DERIVATIVE_BOUND
 
 
-def demo(sigmas=(0.5, 0.9, 1.0, 1.1, 1.5), hidden: int = 32, length: int = 30, clip: float = 5.0, seed: int = 0) -> Demo:
+DEMO_SIGMAS = {"tanh": (0.5, 0.9, 1.0, 1.1, 1.5), "sigmoid": (1.0, 2.0, 4.0, 4.4, 6.0)}
+
+
+def sigmoid_demo(sigmas=DEMO_SIGMAS["sigmoid"], hidden: int = 32, length: int = 30, seed: int = 0) -> Demo:
+    """The same models with a sigmoid hidden unit, held at its steepest point (pre-activation 0,
+    so s = 0.5 and s' = 0.25, its bound): every step's Jacobian is exactly 0.25 Whh^T, and the
+    gradient shrinks or grows as (0.25 sigma)^m, vanishing unless sigma > 4."""
+    rng = np.random.default_rng(seed)
+    cases = []
+    for sigma in sigmas:
+        Whh = demo_params(sigma, hidden, rng)["Whh"]
+        upstream = np.zeros((length, hidden))
+        upstream[-1] = rng.standard_normal(hidden)  # the last step's loss, at its own hidden state
+        steepest = np.full((length, hidden), SIGMOID_DERIVATIVE_BOUND)
+        grad, _ = flow_from_states(upstream, steepest, Whh, length, with_products=False)
+        cases.append(DemoCase(sigma, grad[length - 1, :]))
+    return Demo(cases, None, "sigmoid")
+
+
+def demo(sigmas=DEMO_SIGMAS["tanh"], hidden: int = 32, length: int = 30, clip: float = 5.0, seed: int = 0) -> Demo:
     """Gradient norm against distance for Whh with chosen singular values, and what clipping does
     to the full gradient of the last (most exploding) model on the same sequence."""
     rng = np.random.default_rng(seed)
@@ -263,3 +290,45 @@ def demo(sigmas=(0.5, 0.9, 1.0, 1.1, 1.5), hidden: int = 32, length: int = 30, c
 
 def cosine_of(a: np.ndarray, b: np.ndarray) -> float:
     return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
+
+
+# ------------------------------------------------------------------------- the loss surface
+
+SURFACE_A = np.round(np.linspace(0.0, 2.0, 21), 10)  # scale of Wxh: columns
+SURFACE_R = np.round(np.linspace(0.0, 3.0, 31), 10)  # scale of Whh: rows
+
+
+@dataclass
+class Surface:
+    """The loss of a model on some names with its weights scaled: Wxh -> a Wxh, Whh -> r Whh."""
+
+    a: np.ndarray  # Wxh scales, the columns
+    r: np.ndarray  # Whh scales, the rows
+    loss: np.ndarray  # (len(r), len(a)) nats per character; the trained model is a = r = 1
+    grad_norm: np.ndarray  # (len(r),) norm of the whole gradient of the mean per-name loss, at a = 1
+    names: int  # names the loss is measured on
+    which: str  # which names: "validation" or "all"
+
+
+@limited
+def loss_surface(model: Model, indices: np.ndarray, which: str, a=SURFACE_A, r=SURFACE_R) -> Surface:
+    """The loss over the (a, r) grid and the gradient norm along r, on the names at `indices`
+    (in one padded batch: a model's validation names, a few hundred, take well under a second a point)."""
+    encoded = model.encoded
+    inputs, targets, mask = pad_batch([encoded.ids(i) for i in indices])
+    chars = int(mask.sum())
+    base = model.param_views
+    flat = model.params.copy()
+    params = unflatten(flat, model.vocab.size, model.hidden_size)
+    loss = np.empty((len(r), len(a)))
+    grad_norm = np.empty(len(r))
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        for i, rs in enumerate(r):
+            params["Whh"][:] = rs * base["Whh"]
+            for j, scale in enumerate(a):
+                params["Wxh"][:] = scale * base["Wxh"]
+                loss[i, j] = float(name_losses(params, inputs, targets, mask).sum()) / chars
+            params["Wxh"][:] = base["Wxh"]
+            _, grads = loss_and_grads(params, inputs, targets, mask)
+            grad_norm[i] = float(np.sqrt(sum(np.sum(grads[name] ** 2) for name in PARAM_NAMES)))
+    return Surface(np.asarray(a), np.asarray(r), loss, grad_norm, len(indices), which)

@@ -17,8 +17,9 @@ import numpy as np
 from rich.markup import escape
 from rich.table import Table
 
-from .charts import line_chart, sparkline
-from .diagnostics import TANH_DERIVATIVE_BOUND, Demo, Diagnosis, Flow
+from .charts import heat_map, line_chart, sparkline
+from .counting import CountingDemo
+from .diagnostics import TANH_DERIVATIVE_BOUND, Demo, Diagnosis, Flow, Surface
 from .errors import plural
 from .evaluation import Evaluation, Score
 from .gradcheck import GradientCheck
@@ -323,14 +324,27 @@ def diagnosis(path: Path, d: Diagnosis) -> View:
 
 
 def demo(d: Demo) -> View:
-    payload = {"cases": [{"sigma": c.sigma, "grad_norm": c.grad_norm.tolist()} for c in d.cases],
-               "clipping": asdict(d.clipping)}
+    payload = {"activation": d.activation, "cases": [{"sigma": c.sigma, "grad_norm": c.grad_norm.tolist()} for c in d.cases],
+               "clipping": asdict(d.clipping) if d.clipping else None}
     length = len(d.cases[0].grad_norm)
-    table = folding_table("σ", "m = 1", "m = 5", "m = 10", f"m = {length - 1}", "σ^" + str(length - 1), f"‖grad‖, m = 0 … {length - 1} (log)")
+    bound = d.derivative_bound
+    factor = "σ" if bound == 1 else f"({bound:g}σ)"
+    table = folding_table("σ", "m = 1", "m = 5", "m = 10", f"m = {length - 1}", f"{factor}^{length - 1}",
+                          f"‖grad‖, m = 0 … {length - 1} (log)")
     for c in d.cases:
         rel = c.grad_norm / c.grad_norm[0]
         table.add_row(f"{c.sigma:g}", f"{rel[1]:.3g}", f"{rel[5]:.3g}", f"{rel[10]:.3g}", f"{rel[-1]:.3g}",
-                      f"{c.sigma ** (length - 1):.3g}", sparkline(c.grad_norm, log=True))
+                      f"{(bound * c.sigma) ** (length - 1):.3g}", sparkline(c.grad_norm, log=True))
+    if d.activation == "sigmoid":
+        return View(payload, [
+            "[bold]The same models with a sigmoid hidden unit.[/] Whh = σ·Q with Q orthogonal; the unit is held at "
+            "its steepest point (pre-activation 0, so s = 0.5 and s' = 0.25, its bound), so every step multiplies "
+            f"the gradient by exactly 0.25·σ over distance m (a sequence of {length} steps):",
+            table,
+            f"Even at σ = 1, where tanh keeps the gradient whole, a sigmoid keeps {0.25 ** 10:.2g} of it after 10 steps: "
+            "the per-step factor is at most 0.25·σmax(Whh), so the gradient must vanish unless σ > 4, and at "
+            "σ = 4 it only holds steady at the unit's steepest point, nowhere else.",
+        ])
     c = d.clipping
     return View(payload, [
         "[bold]Vanishing and exploding gradients, by construction.[/] Each model has Whh = σ·Q with Q "
@@ -338,7 +352,8 @@ def demo(d: Demo) -> View:
         f"tanh' = 1, its bound. The gradient of the last step's loss then shrinks or grows as σ^m over "
         f"distance m (a sequence of {length} steps):",
         table,
-        "With a sigmoid (derivative ≤ 0.25) the per-step factor would be at most 0.25·σ: vanishing unless σ > 4.",
+        "With a sigmoid (derivative ≤ 0.25) the per-step factor would be at most 0.25·σ: vanishing unless σ > 4 "
+        "(`namegen diagnose --demo --activation sigmoid`).",
         f"\n[bold]Clipping the exploding case[/] (σ = {c.sigma:g}), every entry to ±{c.clip:g}: "
         f"the gradient norm goes from {c.norm_before:.4g} to {c.norm_after:.4g}, its largest entry "
         f"from {c.max_before:.4g} to {c.max_after:.4g}; {100 * c.clipped_fraction:.1f}% of the entries "
@@ -347,6 +362,63 @@ def demo(d: Demo) -> View:
         f"Norm clipping (`--clip-norm {c.clip:g}`) scales the whole gradient to norm {c.clip:g} instead: its "
         f"largest entry becomes {c.norm_clipped_max:.4g} and its direction is kept (cosine "
         f"{c.norm_clipped_cosine:.3f}).",
+    ])
+
+
+def surface(path: Path, s: Surface) -> View:
+    """The loss over (a, r) as a heat map, the trained point marked, and the gradient norm along r."""
+    payload = {"checkpoint": str(path), "names": s.names, "which": s.which, "a": s.a.tolist(), "r": s.r.tolist(),
+               "loss": s.loss.tolist(), "grad_norm": s.grad_norm.tolist()}
+    rows = s.loss[::-1]  # largest r on top
+    labels = [f"r={r:g}" if k % 5 == 0 else "" for k, r in enumerate(s.r[::-1])]
+    mark = (len(s.r) - 1 - int(np.argmin(np.abs(s.r - 1))), int(np.argmin(np.abs(s.a - 1))))
+    i1, j1 = len(s.r) - 1 - mark[0], mark[1]
+    table = folding_table("r (Whh scale)", "loss at a = 1", "‖gradient‖ at a = 1")
+    for k in range(0, len(s.r), max(1, len(s.r) // 10)):
+        table.add_row(f"{s.r[k]:g}", fixed(s.loss[k, j1], 3), f"{s.grad_norm[k]:.4g}")
+    return View(payload, [
+        f"{escape(str(path))}: loss on its {s.names} {s.which} names with Wxh → a·Wxh (columns, a = {s.a[0]:g} … "
+        f"{s.a[-1]:g}) and Whh → r·Whh (rows); darker is higher (log scale), X is the trained model "
+        f"(a = r = 1, {fixed(s.loss[i1, j1], 3)} nats/char)",
+        *heat_map(rows, labels, (f"a={s.a[0]:g}", f"a={s.a[-1]:g}"), mark),
+        table,
+        f"‖gradient‖ along r  {sparkline(s.grad_norm, log=True)}  (log scale, r = {s.r[0]:g} … {s.r[-1]:g})",
+        f"Past the trained r = 1 the loss climbs and the gradient norm grows {s.grad_norm[-1] / s.grad_norm[i1]:.3g}x "
+        f"by r = {s.r[-1]:g}: the wall where gradients explode, which clipping keeps a step from jumping off.",
+    ])
+
+
+def counting(d: CountingDemo) -> View:
+    N, n = d.data.x.shape
+    sel = np.arange(0, len(d.w_x), 2)
+    w_x, w_rec = d.w_x[sel], d.w_rec[sel][::-1]
+    rows = d.surface[sel][:, sel][::-1]
+    labels = [f"w_rec={r:+g}" if k % 5 == 0 else "" for k, r in enumerate(w_rec)]
+    mark = (int(np.argmin(np.abs(w_rec - 1))), int(np.argmin(np.abs(w_x - 1))))
+    over_time = folding_table("(w_x, w_rec)", "|dC/ds_k|, k = 1", f"k = {n // 2}", f"k = {n}", f"k = 1 … {n} (log)")
+    for (a, r), g in zip(d.points, d.over_time):
+        over_time.add_row(f"({a:g}, {r:g})", f"{g[0]:.3g}", f"{g[n // 2 - 1]:.3g}", f"{g[-1]:.3g}", sparkline(g, log=True))
+    steps = folding_table("Rprop iteration", "w_x", "w_rec", "cost")
+    for k in (0, 10, 25, 50, 100, 200, len(d.costs) - 1):
+        steps.add_row(str(k), f"{d.path[k, 0]:.4f}", f"{d.path[k, 1]:.4f}", f"{d.costs[k]:.3g}")
+    example = "".join(str(int(v)) for v in d.data.x[0])
+    payload = {"sequences": N, "length": n, "w_x": d.w_x.tolist(), "w_rec": d.w_rec.tolist(), "cost": d.surface.tolist(),
+               "points": [list(p) for p in d.points], "over_time": [g.tolist() for g in d.over_time],
+               "rprop_path": d.path.tolist(), "rprop_cost": d.costs.tolist()}
+    return View(payload, [
+        "[bold]The linear counting RNN.[/] s_k = s_(k-1)·w_rec + x_k·w_x from s_0 = 0, one input and one state, "
+        f"no nonlinearity; it should output s_{n} = the number of ones. Data: {N} sequences of {n} random bits "
+        f"(the first: {example}, count {int(d.data.t[0])}); cost: mean squared error of s_{n}. The answer is "
+        "w_x = w_rec = 1.",
+        f"Cost over (w_x, w_rec) from −3 to 3, darker is higher (log scale), X at (1, 1):",
+        *heat_map(rows, labels, ("w_x=-3", "w_x=+3"), mark),
+        f"For |w_rec| < 1 the surface is flat; past |w_rec| = 1 the cost grows as w_rec^{2 * n}: a cliff. "
+        f"The gradient reaching step k is dC/ds_{n}·w_rec^({n}−k), so it vanishes or explodes back in time:",
+        over_time,
+        f"Rprop (full batch, every step starting at {d.first_step:g}) from ({d.path[0, 0]:g}, {d.path[0, 1]:g}), up "
+        f"the cliff (cost {d.costs[0]:.3g}), moves each weight by its own step and only by the sign of its gradient, "
+        "so the cliff cannot throw it:",
+        steps,
     ])
 
 
