@@ -86,10 +86,10 @@ def run_header(run: Run, engine: str = "numpy") -> str:
     return (
         f"training on [bold]{shown(state.source)}[/]: {len(state.train_idx)} train / "
         f"{plural(len(state.val_idx), 'validation name')}, {state.model.vocab.size} tokens, hidden {config.hidden_size}, "
-        f"{config.optimizer} lr {config.learning_rate} ({config.lr_schedule}"
-        f"{f', warm-up {config.warmup:.0%}' if config.warmup else ''}), "
-        f"{f'batch {config.batch_size}' if config.batch_size else 'full batch'}, "
-        f"clip {config.clip or 'off'}"
+        + (f"rprop first step {config.learning_rate}, " if config.optimizer == "rprop" else
+           f"{config.optimizer} lr {config.learning_rate} ({config.lr_schedule}"
+           f"{f', warm-up {config.warmup:.0%}' if config.warmup else ''}), ")
+        + f"{f'batch {config.batch_size}' if config.batch_size else 'full batch'}, clip {config.clip or 'off'}"
         + (f", clip norm {config.clip_norm}" if config.clip_norm else "")
         + (f", embedding {config.embedding_size}" if config.embedding_size else "")
         + (f", dropout {config.dropout}" if config.dropout else "")
