@@ -54,7 +54,7 @@ def _meta(state: TrainState) -> dict:
         "step": state.step,
         "optimizer": {"name": state.optimizer.name, "steps": state.optimizer.steps},
         "rng": state.rng.bit_generator.state,
-        "history": [dataclasses.asdict(record) for record in state.history],
+        "history": [vars(record).copy() for record in state.history],  # flat records: asdict's deep copy is slow
         "best_val_loss": state.best_val_loss,
         "epoch_stats": dataclasses.asdict(state.epoch_stats),
     }
@@ -79,13 +79,15 @@ def to_bytes(state: TrainState) -> bytes:
     return buffer.getvalue()
 
 
-def save_checkpoint(path: str | Path, state: TrainState) -> None:
-    """Save atomically; a CheckpointError if it cannot be written (the old file is kept then)."""
+def save_checkpoint(path: str | Path, state: TrainState | bytes) -> bytes:
+    """Save atomically; a CheckpointError if it cannot be written (the old file is kept then).
+    state: a run, or the content to_bytes made of one. Returns the content written."""
     path = Path(path)
-    content = to_bytes(state)
+    content = state if isinstance(state, bytes) else to_bytes(state)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write(path, content)
+        return content
     except OSError as e:
         raise CheckpointError(f"cannot write checkpoint {path}: {e.strerror or e}; {WRITE_ADVICE.get(e.errno, '')}"
                               "choose another place with ", OptionName("out_dir")) from None

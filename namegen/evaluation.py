@@ -44,8 +44,10 @@ class Evaluation:
 
 
 @limited
-def name_nll(model: Model, encoded: Encoded, indices=None, chunk: int = 512) -> np.ndarray:
-    """The NLL in nats of each name (all, or those at `indices`), computed in padded batches of similar length."""
+def name_nll(model: Model, encoded: Encoded, indices=None, chunk: int = 128) -> np.ndarray:
+    """The NLL in nats of each name (all, or those at `indices`), computed in padded batches of similar length.
+    Batches of 128: padding to the longest name of 512 doubled the work (dinos validation 1.9 ms, 0.9 with 128;
+    3,000 city names 46 ms, 25 with 128), and smaller batches gain nothing more."""
     params = model.param_views
     indices = np.arange(len(encoded)) if indices is None else np.asarray(indices)
     out = np.empty(len(indices))

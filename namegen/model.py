@@ -85,6 +85,11 @@ class Model:
         return fingerprint(self.names)
 
     @cached_property
+    def longest_name(self) -> int:
+        """Characters in its longest name, counted once (every epoch's preview asks)."""
+        return max(len(name) for name in self.names)
+
+    @cached_property
     def encoded(self) -> Encoded:
         """Its names as ids, encoded once: training, evaluation and diagnostics index into this."""
         return self.vocab.encode_names(self.names)

@@ -99,7 +99,7 @@ DRAW_BUFFER = 4_000_000  # ids held at once while drawing (32 MB): bounds the na
 
 def default_max_length(model: Model) -> int:
     """Twice the longest training name, at least 20, at most DEFAULT_MAX_LENGTH_CAP."""
-    return min(DEFAULT_MAX_LENGTH_CAP, max(20, 2 * max(len(name) for name in model.names)))
+    return min(DEFAULT_MAX_LENGTH_CAP, max(20, 2 * model.longest_name))
 
 
 def sample(model: Model, config: SampleConfig, rng: np.random.Generator | None = None,

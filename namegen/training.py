@@ -369,16 +369,19 @@ class _Loop:
         improved = record.val_loss is not None and (state.best_val_loss is None or record.val_loss < state.best_val_loss)
         if improved:
             state.best_val_loss = record.val_loss
-        self.save()
-        if improved and self.checkpoint is not None:
-            save_checkpoint(best_path(self.checkpoint), state)
+        content = self.save()
+        if improved and content is not None:
+            save_checkpoint(best_path(self.checkpoint), content)  # the same state: serialised once
         self.callbacks.on_epoch_end(state, record)
 
-    def save(self) -> None:
-        if self.checkpoint is not None:
-            save_checkpoint(self.checkpoint, self.state)
-            self.saved_step = self.state.step
-            self.callbacks.on_checkpoint(self.checkpoint)
+    def save(self) -> bytes | None:
+        """Save the latest checkpoint, if the run has one; its content."""
+        if self.checkpoint is None:
+            return None
+        content = save_checkpoint(self.checkpoint, self.state)
+        self.saved_step = self.state.step
+        self.callbacks.on_checkpoint(self.checkpoint)
+        return content
 
     def save_and_stop(self, reason: str) -> str:
         self.save()
