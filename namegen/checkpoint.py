@@ -22,7 +22,7 @@ import numpy as np
 
 from .data import MAX_NAMES_BYTES
 from .errors import CheckpointError, OptionName
-from .files import atomic_write, probe_writable
+from .files import atomic_link, atomic_write, probe_writable
 from .model import FACTOR_NAMES, PARAM_NAMES, Model, factor_shapes, param_shapes, unflatten_factors
 from .optim import OPTIMIZERS, Optimizer, make_optimizer
 from .options import conforms, field_kinds
@@ -91,6 +91,18 @@ def save_checkpoint(path: str | Path, state: TrainState | bytes) -> bytes:
     except OSError as e:
         raise CheckpointError(f"cannot write checkpoint {path}: {e.strerror or e}; {WRITE_ADVICE.get(e.errno, '')}"
                               "choose another place with ", OptionName("out_dir")) from None
+
+
+def save_checkpoint_copy(path: str | Path, written: str | Path, content: bytes) -> None:
+    """Save `content`, just saved to `written`, to `path` as well: as a second name of that file
+    where the file system has hard links (nothing written twice; the files part when `written` is
+    next replaced, atomically), else by writing it again."""
+    try:
+        if atomic_link(written, path):
+            return
+    except OSError:
+        pass
+    save_checkpoint(path, content)
 
 
 WRITE_ADVICE = {errno.ENOSPC: "free some space, or ", errno.EDQUOT: "free some space, or ",

@@ -81,8 +81,12 @@ def atomic_write(path: str | Path, content: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    try:  # make the rename itself durable
-        dir_fd = os.open(path.parent, os.O_RDONLY)
+    fsync_directory(path.parent)  # make the rename itself durable
+
+
+def fsync_directory(directory: Path) -> None:
+    try:
+        dir_fd = os.open(directory, os.O_RDONLY)
     except OSError:
         return
     try:
@@ -91,6 +95,26 @@ def atomic_write(path: str | Path, content: bytes) -> None:
         pass
     finally:
         os.close(dir_fd)
+
+
+def atomic_link(source: str | Path, path: str | Path) -> bool:
+    """Make `path` a second name of the complete file `source`, atomically (readers see the old
+    file or the new one), writing no data: a hard link under a temporary name, renamed into place.
+    The two stay independent as long as `source` is only ever replaced by a rename, as
+    atomic_write does. False, and nothing changed, where the file system has no hard links."""
+    source, path = Path(source), Path(path)
+    tmp = path.with_name(f"{temp_prefix(path)}{os.urandom(4).hex()}{TEMP_SUFFIX}")
+    try:
+        os.link(source, tmp)
+    except OSError:
+        return False
+    try:
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    fsync_directory(path.parent)
+    return True
 
 
 class Locked(Exception):

@@ -12,7 +12,7 @@ from typing import Iterator
 import numpy as np
 
 from .errors import DataError, OptionError, OptionName, SamplingError, plural
-from .model import Model, Params, softmax, step
+from .model import Model, Params, exp_shifted, step
 from .options import check, option
 from .threads import limited
 from .vocab import BOUNDARY
@@ -72,12 +72,14 @@ def generate(params: Params, n: int, rng: np.random.Generator, *, temperature: f
         if 0 < top_k < V:
             kth = np.partition(z, V - top_k, axis=1)[:, V - top_k, None]
             z[z < kth] = -np.inf
-        # Only now subtract the largest logit left: every entry is then 0 or below, so dividing by
-        # any temperature > 0, however small, leaves the largest at 0 and the row a distribution.
-        z -= np.maximum.reduce(z, axis=1, keepdims=True)
-        with np.errstate(over="ignore"):  # below 0 over a tiny temperature: -inf, probability exactly 0
-            z /= temperature
-        cdf = np.cumsum(softmax(z), axis=1)
+        if temperature != 1.0:
+            # Only now subtract the largest logit left: every entry is then 0 or below, so dividing by
+            # any temperature > 0, however small, leaves the largest at 0 and the row a distribution.
+            z -= np.maximum.reduce(z, axis=1, keepdims=True)
+            with np.errstate(over="ignore"):  # below 0 over a tiny temperature: -inf, probability exactly 0
+                z /= temperature
+        exp_z, _ = exp_shifted(z)  # unnormalised: u below is drawn on the row's own total
+        cdf = np.cumsum(exp_z, axis=1)
         u = rng.random((len(rows), 1)) * cdf[:, -1:]  # scaled so rounding never picks a zero-p id
         ids = (cdf <= u).sum(axis=1)
         ended = ids == BOUNDARY

@@ -18,7 +18,7 @@ from typing import Callable
 import numpy as np
 
 from . import fast, threads
-from .checkpoint import check_checkpoint_dir, load_checkpoint, save_checkpoint
+from .checkpoint import check_checkpoint_dir, load_checkpoint, save_checkpoint, save_checkpoint_copy
 from .data import default_data_path, pad_batch, read_names
 from .errors import CheckpointError, OptionError, OptionName, SamplingError, TrainingError
 from .evaluation import evaluate
@@ -370,8 +370,8 @@ class _Loop:
         if improved:
             state.best_val_loss = record.val_loss
         content = self.save()
-        if improved and content is not None:
-            save_checkpoint(best_path(self.checkpoint), content)  # the same state: serialised once
+        if improved and content is not None:  # the same state: serialised once, written once where it can be
+            save_checkpoint_copy(best_path(self.checkpoint), self.checkpoint, content)
         self.callbacks.on_epoch_end(state, record)
 
     def save(self) -> bytes | None:

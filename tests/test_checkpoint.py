@@ -1,5 +1,6 @@
 """Checkpoints: bit-exact round trips, atomic writes, and refusing anything that is not ours."""
 
+import contextlib
 import json
 import os
 import subprocess
@@ -11,8 +12,10 @@ import numpy as np
 import pytest
 
 from namegen.checkpoint import load_checkpoint, load_model, save_checkpoint, to_bytes
-from namegen.errors import CheckpointError
+from namegen.errors import CheckpointError, TrainingError
 from namegen.files import remove_stale_temporaries
+from namegen.state import TrainConfig, new_state, resume_state
+from namegen.training import best_path, train
 
 from conftest import forge_zip, npy_header, with_meta
 
@@ -349,3 +352,28 @@ def test_a_checkpoint_from_before_norm_clipping_loads_with_nothing_rescaled(trai
                                     lambda a: with_meta(a, history=history, epoch_stats=stats, config=config)))
     assert state.config.clip_norm == 0 and state.epoch_stats.rescaled == 0
     assert [r.rescale_fraction for r in state.history] == [0.0] * len(history)
+
+
+def test_the_best_checkpoint_stays_the_best_when_the_latest_moves_on(few_dinos, tmp_path):
+    """The best file may share the latest's data on disk (a hard link); the next epoch's latest
+    must not change it."""
+    state = new_state(TrainConfig(hidden_size=6, epochs=1, learning_rate=0.05), few_dinos)
+    train(state, tmp_path / "r.latest.npz")
+    best_bytes = best_path(tmp_path / "r.latest.npz").read_bytes()
+    assert best_bytes == (tmp_path / "r.latest.npz").read_bytes()
+    resumed = resume_state(load_checkpoint(tmp_path / "r.latest.npz"), {"epochs": 2, "learning_rate": 5.0, "clip": 0})
+    with contextlib.suppress(TrainingError):  # a step this large makes the model worse, or diverges
+        train(resumed, tmp_path / "r.latest.npz")
+    assert best_path(tmp_path / "r.latest.npz").read_bytes() == best_bytes
+    assert load_checkpoint(best_path(tmp_path / "r.latest.npz")).epoch == 1
+
+
+def test_a_file_system_without_hard_links_gets_the_best_written_out(few_dinos, tmp_path, monkeypatch):
+    def no_links(*args):
+        raise OSError(1, "Operation not permitted")
+
+    monkeypatch.setattr("os.link", no_links)
+    state = new_state(TrainConfig(hidden_size=6, epochs=1), few_dinos)
+    train(state, tmp_path / "r.latest.npz")
+    assert best_path(tmp_path / "r.latest.npz").read_bytes() == (tmp_path / "r.latest.npz").read_bytes()
+    assert not list(tmp_path.glob(".*.tmp"))

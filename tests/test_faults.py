@@ -114,9 +114,9 @@ def test_full_disk_stops_training_with_one_line_and_keeps_the_last_checkpoint(cl
     real_fsync = os.fsync
 
     def fsync_until_full(fd):
-        if os.readlink(f"/proc/self/fd/{fd}").startswith(str(tmp_path)):  # the checkpoints', not namegen's state
+        if Path(os.readlink(f"/proc/self/fd/{fd}")).name.startswith(".tiny.latest.npz."):  # a latest checkpoint's data
             calls["n"] += 1
-        if calls["n"] > 4:  # epoch 1 writes the checkpoint and the best one (file + directory each)
+        if calls["n"] > 1:  # the disk fills up as epoch 2 saves
             raise OSError(errno.ENOSPC, "No space left on device")
         real_fsync(fd)
 
