@@ -316,7 +316,7 @@ def train_command(
     """
     display, speed = TrainDisplay(preview), Speed(engine, threads)
     run = start_run(data, out_dir=out_dir, resume=resume, **values_of(ctx, TrainConfig, given_only=True))
-    engine, note = choose_engine(run.state.config, speed.engine)
+    engine, note = choose_engine(run.state.config, speed.engine, len(run.state.model.styles))
     record_run(run.checkpoint)
     if not as_json:
         out.print(views.run_header(run, engine))

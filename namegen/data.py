@@ -44,6 +44,8 @@ class NameList:
     capitalize: bool  # most raw names start upper-case but were lower-cased: capitalise output
     source: str  # where they came from, for messages and checkpoint metadata
     keep_case: bool = False  # the names kept their letter case (case "keep", or "auto" deciding so)
+    styles: tuple[str, ...] = ()  # with several lists: each list's style, named after its file
+    style_of: np.ndarray | None = None  # with several lists: the style of each name
 
 
 # Characters a name may not hold: C0 and C1 controls other than white space (an ESC would drive the
@@ -159,9 +161,41 @@ def read_names(path: str | Path | None = None, case: str = "auto") -> NameList:
     return parse_names(text, str(path), case)
 
 
+MAX_STYLES = 64  # lists one model learns at once: a style is a name list, not a name
+
+
+def read_name_lists(paths: list[str | Path] | None, case: str = "auto") -> NameList:
+    """One list (as read_names; None or [] is the bundled one), or several, each a style named
+    after its file: the names of all of them in order, with the style of each. `case` is decided
+    for all the lists together: one vocabulary, one way to show names."""
+    if not paths or len(paths) == 1:
+        return read_names(paths[0] if paths else None, case)
+    styles = tuple(Path(p).stem for p in paths)
+    for style in styles:
+        if styles.count(style) > 1:
+            same = ", ".join(str(p) for p in paths if Path(p).stem == style)
+            raise DataError(f"{same} would all be the style {style!r}: each list is a style named after its "
+                            "file, so give each a file of its own name")
+    if len(paths) > MAX_STYLES:
+        raise DataError(f"{len(paths)} name lists: at most {MAX_STYLES} can be learned at once")
+    lists = [read_names(p, "keep") for p in paths]
+    source = " + ".join(names.source for names in lists)
+    joint = parse_names("\n".join(name for names in lists for name in names.names), source, case)
+    style_of = np.repeat(np.arange(len(lists)), [len(names.names) for names in lists])
+    return replace(joint, styles=styles, style_of=style_of)
+
+
 def fingerprint(names: list[str]) -> str:
     """A short hash of the cleaned names, to tell whether two runs saw the same data."""
     return hashlib.sha256("\n".join(names).encode("utf-8")).hexdigest()[:16]
+
+
+def split_by_style(style_of: np.ndarray, val_fraction: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """split_indices within each style, so that every style has validation names of its own."""
+    parts = [np.flatnonzero(style_of == k) for k in range(int(style_of.max()) + 1)]
+    splits = [split_indices(len(part), val_fraction, rng) for part in parts]
+    return (np.sort(np.concatenate([part[train] for part, (train, _) in zip(parts, splits)])),
+            np.sort(np.concatenate([part[val] for part, (_, val) in zip(parts, splits)])))
 
 
 def split_indices(n: int, val_fraction: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:

@@ -31,12 +31,14 @@ def available() -> bool:
     return importlib.util.find_spec("numba") is not None
 
 
-def uncovered(batch_size: int, optimizer: str, embedding_size: int = 0) -> str | None:
+def uncovered(batch_size: int, optimizer: str, embedding_size: int = 0, styles: int = 0) -> str | None:
     """Why the kernel cannot run these options, or None if it can."""
     if batch_size != 1:
         return "it trains one name per update"
     if embedding_size:
         return "it trains Wxh itself, not as a product (--embedding-size)"
+    if styles:
+        return "it learns one name list, not styles"
     if optimizer not in OPTIMIZER_KINDS:
         return f"it has no {optimizer} optimizer"
     return None

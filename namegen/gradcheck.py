@@ -17,23 +17,28 @@ from .threads import limited
 from .vocab import Vocab
 
 
-def mean_loss(params: Params, inputs, targets, mask=None, keep=None) -> float:
-    nll, _ = forward(params, inputs, targets, mask, keep)
+def mean_loss(params: Params, inputs, targets, mask=None, keep=None, styles=None) -> float:
+    nll, _ = forward(params, inputs, targets, mask, keep, styles)
     return float(nll.mean())
 
 
-def numerical_grads(params: Params, inputs, targets, mask=None, eps: float = 1e-5, keep=None) -> Params:
+def checked_names(params: Params) -> tuple[str, ...]:
+    """The parameters backward computes: with styles, B (S and Wsh get theirs through it)."""
+    return PARAM_NAMES + (("B",) if "B" in params else ())
+
+
+def numerical_grads(params: Params, inputs, targets, mask=None, eps: float = 1e-5, keep=None, styles=None) -> Params:
     """d(mean loss)/d(parameter) by (L(p + eps) - L(p - eps)) / 2 eps, one entry at a time."""
     grads = {}
-    for name in PARAM_NAMES:
+    for name in checked_names(params):
         p = params[name]
         g = np.zeros_like(p)
         for i in np.ndindex(p.shape):
             old = p[i]
             p[i] = old + eps
-            plus = mean_loss(params, inputs, targets, mask, keep)
+            plus = mean_loss(params, inputs, targets, mask, keep, styles)
             p[i] = old - eps
-            minus = mean_loss(params, inputs, targets, mask, keep)
+            minus = mean_loss(params, inputs, targets, mask, keep, styles)
             p[i] = old
             g[i] = (plus - minus) / (2 * eps)
         grads[name] = g
@@ -58,16 +63,18 @@ def relative_error(a: np.ndarray, b: np.ndarray, resolution: float = RESOLUTION)
 
 
 def check_gradients(params: Params, inputs, targets, mask=None, truncate: int | None = None,
-                    eps: float = 1e-5, resolution: float = RESOLUTION, backward_fn=backward, keep=None) -> dict[str, float]:
+                    eps: float = 1e-5, resolution: float = RESOLUTION, backward_fn=backward, keep=None,
+                    styles=None) -> dict[str, float]:
     """Max relative error between backprop and finite differences, per parameter.
 
     truncate: check a truncated backward pass instead. backward_fn: the backward pass to check
     (the tests hand in deliberately broken ones). keep: a fixed dropout mask (see forward).
+    styles: each name's style, for a model with styles.
     """
-    _, cache = forward(params, inputs, targets, mask, keep)
+    _, cache = forward(params, inputs, targets, mask, keep, styles)
     analytic = backward_fn(params, cache, truncate=truncate)
-    numeric = numerical_grads(params, inputs, targets, mask, eps, keep)
-    return {name: relative_error(analytic[name], numeric[name], resolution) for name in PARAM_NAMES}
+    numeric = numerical_grads(params, inputs, targets, mask, eps, keep, styles)
+    return {name: relative_error(analytic[name], numeric[name], resolution) for name in checked_names(params)}
 
 
 @dataclass(frozen=True)

@@ -30,32 +30,38 @@ FACTOR_NAMES = ("E", "Wih")  # with an embedding size: Wxh = E Wih (see factor_s
 Params = dict[str, np.ndarray]
 
 
-def param_shapes(vocab_size: int, hidden_size: int) -> dict[str, tuple[int, ...]]:
-    """Shapes in flat-vector order: Whh, bh, Wxh form W_in; Why, by form W_out."""
-    V, H = vocab_size, hidden_size
-    return {"Whh": (H, H), "bh": (H,), "Wxh": (V, H), "Why": (H, V), "by": (V,)}
+def param_shapes(vocab_size: int, hidden_size: int, styles: int = 0, style_size: int = 0) -> dict[str, tuple[int, ...]]:
+    """Shapes in flat-vector order: Whh, bh, Wxh (and B) form W_in; Why, by form W_out.
+
+    With K styles of size D (see the styles section below) the vector also holds B (K, H) in
+    W_in, each style's term of the hidden update, and after W_out the style vectors S (K, D) and
+    Wsh (D, H), of which B = S Wsh is the product."""
+    V, H, K, D = vocab_size, hidden_size, styles, style_size
+    shapes = {"Whh": (H, H), "bh": (H,), "Wxh": (V, H)} | ({"B": (K, H)} if K else {}) | {"Why": (H, V), "by": (V,)}
+    return shapes | ({"S": (K, D), "Wsh": (D, H)} if K else {})
 
 
-def num_params(vocab_size: int, hidden_size: int) -> int:
-    return sum(int(np.prod(s)) for s in param_shapes(vocab_size, hidden_size).values())
+def num_params(vocab_size: int, hidden_size: int, styles: int = 0, style_size: int = 0) -> int:
+    return sum(int(np.prod(s)) for s in param_shapes(vocab_size, hidden_size, styles, style_size).values())
 
 
-def unflatten(flat: np.ndarray, vocab_size: int, hidden_size: int) -> Params:
+def unflatten(flat: np.ndarray, vocab_size: int, hidden_size: int, styles: int = 0, style_size: int = 0) -> Params:
     """Named views into one flat vector, plus the stacked views W_in and W_out.
 
     Training keeps parameters and gradients each in one contiguous vector, so that clipping and an
     optimizer update are a single numpy call, and so that W_in = [Whh; bh; Wxh] and
     W_out = [Why; by] (see stacked_weights) are views rather than copies made for every name.
     """
-    V, H = vocab_size, hidden_size
+    V, H, K = vocab_size, hidden_size, styles
     views, start = {}, 0
-    for name, shape in param_shapes(V, H).items():
+    for name, shape in param_shapes(V, H, K, style_size).items():
         size = int(np.prod(shape))
         views[name] = flat[start : start + size].reshape(shape)
         start += size
     assert start == flat.size, "flat vector does not match the parameter shapes"
-    views["W_in"] = flat[: (H + 1 + V) * H].reshape(H + 1 + V, H)
-    views["W_out"] = flat[(H + 1 + V) * H :].reshape(H + 1, V)
+    rows = H + 1 + V + K
+    views["W_in"] = flat[: rows * H].reshape(rows, H)
+    views["W_out"] = flat[rows * H : rows * H + (H + 1) * V].reshape(H + 1, V)
     return views
 
 
@@ -74,10 +80,13 @@ class Model:
     keep_case: bool  # names are cleaned without lower-casing (data.parse_names decided so)
     capitalize: bool  # names are shown capitalised, as most names of the data were
     names: list[str]  # the cleaned names it was trained on (train and validation), in file order
+    styles: tuple[str, ...] = ()  # one per name list it learned (see the styles section); () for one list
+    style_of: np.ndarray | None = None  # (len(names),) the style of each name, with styles
+    style_size: int = 0  # D, the size of a style vector
 
     @property
     def param_views(self) -> Params:
-        return unflatten(self.params, self.vocab.size, self.hidden_size)
+        return unflatten(self.params, self.vocab.size, self.hidden_size, len(self.styles), self.style_size)
 
     @cached_property
     def fingerprint(self) -> str:
@@ -145,18 +154,22 @@ class Model:
         return [known[i] for i in sorted(picks)]
 
 
-def init_params(vocab_size: int, hidden_size: int, rng: np.random.Generator) -> np.ndarray:
+def init_params(vocab_size: int, hidden_size: int, rng: np.random.Generator, styles: int = 0,
+                style_size: int = 0) -> np.ndarray:
     """Small random weights, zero biases, as one flat float64 vector (see `unflatten`).
 
     Input and output weights start at N(0, 0.01^2) as in the classic recipe; Whh starts at
     N(0, 1/H) so that its singular values sit near 1 and the gradient neither dies nor blows up
-    over the first few dozen steps.
+    over the first few dozen steps. Style vectors, if any, are drawn last (see init_styles), so
+    a model of one list starts as it always did.
     """
-    flat = np.zeros(num_params(vocab_size, hidden_size))
-    p = unflatten(flat, vocab_size, hidden_size)
+    flat = np.zeros(num_params(vocab_size, hidden_size, styles, style_size))
+    p = unflatten(flat, vocab_size, hidden_size, styles, style_size)
     p["Wxh"][:] = rng.standard_normal(p["Wxh"].shape) * 0.01
     p["Whh"][:] = rng.standard_normal(p["Whh"].shape) / np.sqrt(hidden_size)
     p["Why"][:] = rng.standard_normal(p["Why"].shape) * 0.01
+    if styles:
+        init_styles(p, rng)
     return flat
 
 
@@ -206,9 +219,47 @@ def factored_input_(params: Params, factors: Params) -> None:
 def factor_grads_(grads: Params, factors: Params, factor_grads: Params) -> None:
     """The gradient of the factors from that of Wxh = E Wih: dE = dWxh Wih^T, dWih = E^T dWxh.
     dWxh is then zeroed: Wxh is not trained itself, so the optimizer must leave it alone."""
-    np.dot(grads["Wxh"], factors["Wih"].T, out=factor_grads["E"])
-    np.dot(factors["E"].T, grads["Wxh"], out=factor_grads["Wih"])
-    grads["Wxh"][:] = 0.0
+    product_grads_(grads["Wxh"], factors["E"], factors["Wih"], factor_grads["E"], factor_grads["Wih"])
+
+
+def product_grads_(d_product, left, right, d_left, d_right) -> None:
+    """For product = left right: d_left = d_product right^T, d_right = left^T d_product; then
+    d_product is zeroed (the product is rebuilt from its factors, not trained)."""
+    np.dot(d_product, right.T, out=d_left)
+    np.dot(left.T, d_product, out=d_right)
+    d_product[:] = 0.0
+
+
+# ------------------------------------------------------------------------------------ styles
+#
+# A model of several name lists learns one style vector s_k (size D) per list, and the hidden
+# update of every step of a name of style k gains s_k Wsh:
+#     h_t = tanh(x_t Wxh + h_{t-1} Whh + s_k Wsh + bh)
+# It is still a vanilla RNN: s_k Wsh is a per-name constant, B[k] of B = S Wsh, held with the other
+# input weights in W_in and fed by a one-hot of the style (see forward). The optimizer moves S and
+# Wsh (product_grads_ takes dB to them); B is rebuilt after each step. A blend of styles with
+# weights w is the vector w S, whose term is w B.
+
+def init_styles(params: Params, rng: np.random.Generator) -> None:
+    """S ~ N(0, 1) and Wsh ~ U(+-1/sqrt(D)), as input factors are, then B = S Wsh; in place."""
+    params["S"][:] = rng.standard_normal(params["S"].shape)
+    params["Wsh"][:] = rng.uniform(-1.0, 1.0, params["Wsh"].shape) / np.sqrt(params["Wsh"].shape[0])
+    style_terms_(params)
+
+
+def style_terms_(params: Params) -> None:
+    """B = S Wsh, in place."""
+    np.dot(params["S"], params["Wsh"], out=params["B"])
+
+
+def style_grads_(grads: Params, params: Params) -> None:
+    """dS and dWsh from dB (which backward wrote), dB then zeroed."""
+    product_grads_(grads["B"], params["S"], params["Wsh"], grads["S"], grads["Wsh"])
+
+
+def blend_term(params: Params, weights: np.ndarray) -> np.ndarray:
+    """The hidden update's style term for style weights w (K,): (w S) Wsh = w B, (H,)."""
+    return np.asarray(weights, dtype=float) @ params["B"]
 
 
 def exp_shifted(z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -230,9 +281,10 @@ def softmax(z: np.ndarray) -> np.ndarray:
     return exp_z / total
 
 
-def step(params: Params, h: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """One time step for a batch: h (N, H), ids (N,) -> next h (N, H), logits (N, V)."""
-    h = np.tanh(params["Wxh"][ids] + h @ params["Whh"] + params["bh"])
+def step(params: Params, h: np.ndarray, ids: np.ndarray, bias=None) -> tuple[np.ndarray, np.ndarray]:
+    """One time step for a batch: h (N, H), ids (N,) -> next h (N, H), logits (N, V).
+    bias: the style term s Wsh (H,), added to bh, for a model with styles."""
+    h = np.tanh(params["Wxh"][ids] + h @ params["Whh"] + (params["bh"] if bias is None else params["bh"] + bias))
     return h, h @ params["Why"] + params["by"]
 
 
@@ -247,7 +299,7 @@ class Cache(NamedTuple):
     mask: np.ndarray | None  # (N, T)
     keep: np.ndarray | None  # (T, N, H) dropout factors on the way to the output, or None
     out_rows: np.ndarray  # (T*N, H+1) rows [h_t * keep_t, 1] that fed the output
-    u: np.ndarray  # (T+1, N, H+1+V): step inputs [h_{t-1}, 1, onehot(x_t)]
+    u: np.ndarray  # (T+1, N, H+1+V+K): step inputs [h_{t-1}, 1, onehot(x_t), onehot(style)]
     exp_z: np.ndarray  # (T*N, V) exp of each step's shifted logits, rows in (t, n) order
     total: np.ndarray  # (T*N, 1) their sums: softmax = exp_z / total
     picked: np.ndarray  # (T*N,) flat indices of the target entries in probs
@@ -255,7 +307,7 @@ class Cache(NamedTuple):
     @property
     def hidden(self) -> np.ndarray:
         """(T+1, N, H): h_{-1} = 0, then the hidden state after each step."""
-        return self.u[:, :, : self.u.shape[-1] - 1 - self.exp_z.shape[-1]]
+        return self.u[:, :, : self.out_rows.shape[1] - 1]
 
     @property
     def probs(self) -> np.ndarray:
@@ -279,29 +331,33 @@ def stacked_weights(params: Params) -> tuple[np.ndarray, np.ndarray]:
     """
     if "W_in" in params:
         return params["W_in"], params["W_out"]
-    W_in = np.concatenate((params["Whh"], params["bh"][None, :], params["Wxh"]))
+    W_in = np.concatenate((params["Whh"], params["bh"][None, :], params["Wxh"]) + ((params["B"],) if "B" in params else ()))
     W_out = np.concatenate((params["Why"], params["by"][None, :]))
     return W_in, W_out
 
 
-def forward(params: Params, inputs, targets, mask=None, keep=None) -> tuple[np.ndarray, Cache]:
+def forward(params: Params, inputs, targets, mask=None, keep=None, styles=None) -> tuple[np.ndarray, Cache]:
     """Loss of each name and a cache for `backward`.
 
     inputs, targets: (N, T) ids, or (T,) for one name; mask: (N, T) bool or None (all real steps).
     keep: dropout factors (T, N, H), or (T, H) for one name, on the hidden-to-output path; None
     for none (evaluation and sampling never drop).
+    styles: (N,) the style of each name, or an int for one name, for a model with styles (its
+    params hold B); None for one without.
     Returns nll (N,), the summed negative log-likelihood of each name in nats, and the cache.
     """
     inputs, targets = _as_batch(inputs), _as_batch(targets)
     N, T = inputs.shape
-    H = params["Whh"].shape[0]
+    H, V = params["Whh"].shape[0], params["Why"].shape[1]
     W_in, W_out = stacked_weights(params)
     K = W_in.shape[0]
     rows = np.arange(T * N)  # one row per (t, n), time-major
-    # u[t] = [h_{t-1}, 1, onehot(x_t)] (T+1, N, K); the loop fills in h, row T holds h_{T-1}.
+    # u[t] = [h_{t-1}, 1, onehot(x_t), onehot(style)] (T+1, N, K); the loop fills in h, row T holds h_{T-1}.
     u = np.zeros((T + 1, N, K))
     u[:, :, H] = 1.0
     u.reshape((T + 1) * N, K)[rows, H + 1 + inputs.T.ravel()] = 1.0
+    if K > H + 1 + V:  # the style's row of W_in, B[style] = s Wsh, joins every step of the name
+        u[:, np.arange(N), H + 1 + V + np.broadcast_to(np.asarray(styles), (N,))] = 1.0
     # h_{-1} = u[0, :, :H] = 0: every name starts from a zero state, nothing carries over.
     dot, tanh = np.dot, np.tanh
     steps = u[:, 0] if N == 1 else u  # one name: 1-D rows make each call a little cheaper
@@ -330,7 +386,7 @@ def dropout_factors(rng: np.random.Generator, shape: tuple[int, ...], p: float) 
     return (rng.random(shape) >= p) / (1.0 - p)
 
 
-def name_losses(params: Params, inputs, targets, mask=None) -> np.ndarray:
+def name_losses(params: Params, inputs, targets, mask=None, styles=None) -> np.ndarray:
     """forward's nll (N,) without what backward needs, for evaluation: each step's input rows are
     gathered from Wxh instead of multiplied in as one-hot rows, which costs the vocabulary size
     (hundreds for a list of city names) in every product."""
@@ -340,6 +396,8 @@ def name_losses(params: Params, inputs, targets, mask=None) -> np.ndarray:
     V = Why.shape[1]
     hs = params["Wxh"][inputs.T]  # (T, N, H): x_t Wxh for every step, then overwritten by h_t
     hs += params["bh"]
+    if "B" in params:  # each name's style term, s Wsh, at every step
+        hs += params["B"][np.broadcast_to(np.asarray(styles), (N,))]
     dot, tanh = np.dot, np.tanh
     tanh(hs[0], out=hs[0])  # h_{-1} = 0: every name starts from a zero state
     for t in range(1, T):
@@ -367,7 +425,7 @@ def backward(params: Params, cache: Cache, truncate: int | None = None, grads: P
     N = u.shape[1]
     H = params["Whh"].shape[0]
     if grads is None:
-        grads = {name: np.empty_like(params[name]) for name in PARAM_NAMES}
+        grads = {name: np.empty_like(params[name]) for name in PARAM_NAMES + (("B",) if "B" in params else ())}
 
     dz = cache.logit_grads()  # (T*N, V)
     if mask is not None:
@@ -394,23 +452,28 @@ def backward(params: Params, cache: Cache, truncate: int | None = None, grads: P
         if truncate is None or t % truncate:
             da_prev += dot(da_t, WhhT) * dtanh_prev
 
-    # dWhh, dbh and dWxh in one product: u_t = [h_{t-1}, 1, onehot(x_t)] pairs each da_t with
-    # the *previous* hidden state, the constant 1, and the input that fed step t.
+    # dWhh, dbh and dWxh (and dB) in one product: u_t = [h_{t-1}, 1, onehot(x_t), onehot(style)]
+    # pairs each da_t with the *previous* hidden state, the constant 1, the input that fed step t
+    # (and the name's style).
     u_in, da = u[:-1].reshape(T * N, -1).T, da.reshape(T * N, H)
     if "W_in" in grads:
         np.matmul(u_in, da, out=grads["W_in"])
     else:
-        dW_in = u_in @ da  # (H+1+V, H)
-        grads["Whh"][...], grads["bh"][...], grads["Wxh"][...] = dW_in[:H], dW_in[H], dW_in[H + 1 :]
+        dW_in = u_in @ da  # (H+1+V+K, H)
+        V = params["Wxh"].shape[0]
+        grads["Whh"][...], grads["bh"][...], grads["Wxh"][...] = dW_in[:H], dW_in[H], dW_in[H + 1 : H + 1 + V]
+        if "B" in grads:
+            grads["B"][...] = dW_in[H + 1 + V :]
     return grads
 
 
 def loss_and_grads(params: Params, inputs, targets, mask=None, truncate: int | None = None,
-                   grads: Params | None = None, keep=None) -> tuple[float, Params]:
+                   grads: Params | None = None, keep=None, styles=None) -> tuple[float, Params]:
     """Mean per-name loss (nats, summed over each name's steps) and its gradients.
 
     For one name (inputs and targets of shape (T,)) this is the name's total cross-entropy.
-    keep: dropout factors, as for forward.
+    keep, styles: as for forward. With styles, the gradient of B is what the style vectors and
+    Wsh get through B = S Wsh (see factor_grads_); S and Wsh themselves are not written.
     """
-    nll, cache = forward(params, inputs, targets, mask, keep)
+    nll, cache = forward(params, inputs, targets, mask, keep, styles)
     return float(np.add.reduce(nll)) / len(nll), backward(params, cache, truncate, grads)

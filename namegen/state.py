@@ -10,9 +10,9 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from .data import CASES, NameList, fingerprint, split_indices
+from .data import CASES, NameList, fingerprint, split_by_style, split_indices
 from .errors import OptionError, OptionName, TrainingError, plural
-from .model import Model, factored_input_, init_factors, init_params, unflatten, unflatten_factors
+from .model import Model, factored_input_, init_factors, init_params, unflatten_factors
 from .optim import OPTIMIZERS, ClipStats, Optimizer, make_optimizer
 from .options import check, check_values, option
 from .vocab import Vocab
@@ -39,6 +39,8 @@ class TrainConfig:
     clip: float = option(5.0, "Clip each gradient entry to [-clip, clip]; 0 turns clipping off", at_least=0)
     clip_norm: float = option(0.0, "Scale the whole gradient down to this norm when it is longer, keeping its "
                                    "direction (before --clip); 0 turns it off", at_least=0)
+    style_size: int = option(8, "With several --data lists: the size of the vector learned for each list's "
+                                "style", at_least=1, at_most=MAX_HIDDEN)
     embedding_size: int = option(0, "Train the input weights as a product Wxh = E Wih, a vector of this size per "
                                     "character times an input layer (PyTorch's Embedding then RNN); the network is "
                                     "the same. 0 trains Wxh directly", at_least=0, at_most=MAX_HIDDEN)
@@ -162,15 +164,19 @@ class TrainState:
 def new_state(config: TrainConfig, data: NameList) -> TrainState:
     """A fresh run: build the vocabulary, split the names, and initialise the parameters."""
     rng = np.random.default_rng(config.seed)
-    train_idx, val_idx = split_indices(len(data.names), config.val_fraction, rng)
+    if data.styles:
+        train_idx, val_idx = split_by_style(data.style_of, config.val_fraction, rng)
+    else:
+        train_idx, val_idx = split_indices(len(data.names), config.val_fraction, rng)
     vocab = Vocab.from_names(data.names)
-    params = init_params(vocab.size, config.hidden_size, rng)
+    K, D = len(data.styles), config.style_size if data.styles else 0
+    params = init_params(vocab.size, config.hidden_size, rng, K, D)
+    model = Model(vocab, params, config.hidden_size, data.keep_case, data.capitalize, data.names, data.styles,
+                  data.style_of, D)
     factors = None
     if config.embedding_size:
         factors = init_factors(vocab.size, config.hidden_size, config.embedding_size, rng)
-        factored_input_(unflatten(params, vocab.size, config.hidden_size),
-                        unflatten_factors(factors, vocab.size, config.hidden_size))
-    model = Model(vocab, params, config.hidden_size, data.keep_case, data.capitalize, data.names)
+        factored_input_(model.param_views, unflatten_factors(factors, vocab.size, config.hidden_size))
     optimizer = make_optimizer(config.optimizer, params.size + (0 if factors is None else factors.size),
                                config.learning_rate)
     return TrainState(config, model, data.source, train_idx, val_idx, optimizer, rng, factors=factors)

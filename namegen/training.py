@@ -23,7 +23,8 @@ from .data import default_data_path, pad_batch, read_names
 from .errors import CheckpointError, OptionError, OptionName, SamplingError, TrainingError
 from .evaluation import evaluate
 from .files import Locked, exclusive, remove_stale_temporaries
-from .model import dropout_factors, factor_grads_, factored_input_, loss_and_grads, unflatten, unflatten_factors
+from .model import (dropout_factors, factor_grads_, factored_input_, loss_and_grads, style_grads_, style_terms_, unflatten,
+                    unflatten_factors)
 from .optim import clip_, decay_weights_
 from .options import check, check_values, option
 from .sampling import SampleConfig, sample
@@ -150,9 +151,10 @@ class Speed:
         check(self)
 
 
-def choose_engine(config: TrainConfig, wanted: str = "auto") -> tuple[str, str | None]:
-    """The path that trains this run, "numba" or "numpy", and a note when numba is installed (or
-    asked for) but does not cover the run's options, so it falls back to numpy."""
+def choose_engine(config: TrainConfig, wanted: str = "auto", styles: int = 0) -> tuple[str, str | None]:
+    """The path that trains this run (of a model of `styles` name lists, 0 for one), "numba" or
+    "numpy", and a note when numba is installed (or asked for) but does not cover the run's
+    options, so it falls back to numpy."""
     Speed(engine=wanted)  # an unknown engine is an OptionError
     if wanted == "numpy":
         return "numpy", None
@@ -161,7 +163,7 @@ def choose_engine(config: TrainConfig, wanted: str = "auto") -> tuple[str, str |
             raise OptionError(OptionName("engine"), " numba needs numba installed: pip install 'namegen[fast]' "
                               "(or leave out ", OptionName("engine"), ")")
         return "numpy", None
-    why = fast.uncovered(config.batch_size, config.optimizer, config.embedding_size)
+    why = fast.uncovered(config.batch_size, config.optimizer, config.embedding_size, styles)
     if why:
         return "numpy", f"training on the numpy path: the compiled one does not cover this run ({why})"
     return "numba", None
@@ -236,7 +238,7 @@ def train(state: TrainState, checkpoint: str | Path | None = None, callbacks: Ca
     are then those last saved. Temporary files left by killed runs are removed first.
     """
     checkpoint = None if checkpoint is None else Path(checkpoint)
-    engine, _ = choose_engine(state.config, engine)
+    engine, _ = choose_engine(state.config, engine, len(state.model.styles))
     if engine == "numba":
         fast.kernel()  # loaded (or compiled) before the thread limit below, so it limits what numba loads too
     with contextlib.nullcontext() if checkpoint is None else exclusive_run(checkpoint):
@@ -269,7 +271,8 @@ class _Loop:
             model.params, state.factors = self.weights[: model.params.size], self.weights[model.params.size :]
         self.params = model.param_views
         self.grad = np.empty_like(self.weights)  # flat gradient, rewritten by every update
-        self.grads = unflatten(self.grad[: model.params.size], model.vocab.size, model.hidden_size)
+        self.grads = unflatten(self.grad[: model.params.size], model.vocab.size, model.hidden_size, len(model.styles),
+                               model.style_size)
         if state.factors is not None:
             self.factors = unflatten_factors(state.factors, model.vocab.size, model.hidden_size)
             self.factor_grads = unflatten_factors(self.grad[model.params.size :], model.vocab.size, model.hidden_size)
@@ -309,9 +312,12 @@ class _Loop:
             inputs, targets, mask = pad_batch([self.names.ids(i) for i in batch])
             chars, shape = int(mask.sum()), (inputs.shape[1], len(batch), state.model.hidden_size)
         keep = dropout_factors(state.rng, shape, config.dropout) if config.dropout else None
-        loss, _ = loss_and_grads(self.params, inputs, targets, mask, grads=self.grads, keep=keep)
+        styles = state.model.style_of[batch] if state.model.styles else None
+        loss, _ = loss_and_grads(self.params, inputs, targets, mask, grads=self.grads, keep=keep, styles=styles)
         if state.factors is not None:
             factor_grads_(self.grads, self.factors, self.factor_grads)
+        if styles is not None:
+            style_grads_(self.grads, self.params)
         clipping = clip_(self.grad, config.clip, config.clip_norm)
         if not (math.isfinite(loss) and math.isfinite(clipping.norm)):
             raise self.diverged(loss)
@@ -323,6 +329,8 @@ class _Loop:
         state.optimizer.step(self.weights, self.grad)
         if state.factors is not None:
             factored_input_(self.params, self.factors)
+        if styles is not None:
+            style_terms_(self.params)
         state.position += len(batch)
         state.step += 1
         state.epoch_stats.add(loss, len(batch), chars, clipping)

@@ -5,8 +5,8 @@ import pytest
 
 from namegen.data import pad_batch
 from namegen.gradcheck import check_gradients
-from namegen.model import (PARAM_NAMES, backward, dropout_factors, factor_grads_, factored_input_, forward, loss_and_grads,
-                           name_losses, softmax, step)
+from namegen.model import (PARAM_NAMES, backward, dropout_factors, factor_grads_, factored_input_, forward, init_params,
+                           loss_and_grads, name_losses, num_params, softmax, step, style_grads_, style_terms_, unflatten)
 from namegen.vocab import BOUNDARY, Vocab
 
 V, H = 7, 5
@@ -251,3 +251,50 @@ def test_factored_input_gradients_pass_finite_differences(random_params, rng, ba
             f[i] = old
             numeric[i] = (plus - minus) / 2e-5
         np.testing.assert_allclose(analytic[name], numeric, rtol=1e-6, atol=1e-9)
+
+
+def test_style_gradients_pass_finite_differences_through_b_and_its_factors(rng):
+    """h_t = tanh(x_t Wxh + h_{t-1} Whh + s Wsh + bh): backward's dB, and dS, dWsh through B = S Wsh,
+    against central differences of the loss of a padded batch of names of two styles."""
+    K, D = 2, 3
+    flat = init_params(V, H, rng, K, D) + rng.standard_normal(num_params(V, H, K, D)) * 0.5
+    params = unflatten(flat, V, H, K, D)
+    style_terms_(params)
+    inputs, targets, mask = pad_batch([rng.integers(1, V, size=n) for n in (3, 6, 2, 5)])
+    styles = np.array([0, 1, 1, 0])
+    errors = check_gradients(params, inputs, targets, mask, styles=styles, resolution=0)
+    assert set(errors) == set(PARAM_NAMES) | {"B"} and max(errors.values()) < 1e-6, errors
+
+    def loss():
+        style_terms_(params)
+        return loss_and_grads(params, inputs, targets, mask, styles=styles)[0]
+
+    _, grads = loss_and_grads(params, inputs, targets, mask, styles=styles)
+    assert np.abs(grads["B"]).min(axis=1).max() > 1e-4  # both styles' rows: each style reached the loss
+    grads |= {"S": np.empty_like(params["S"]), "Wsh": np.empty_like(params["Wsh"])}
+    style_grads_(grads, params)
+    assert not grads["B"].any()
+    for name in ("S", "Wsh"):
+        p, numeric = params[name], np.zeros_like(params[name])
+        for i in np.ndindex(p.shape):
+            old = p[i]
+            p[i] = old + 1e-5
+            plus = loss()
+            p[i] = old - 1e-5
+            minus = loss()
+            p[i] = old
+            numeric[i] = (plus - minus) / 2e-5
+        np.testing.assert_allclose(grads[name], numeric, rtol=1e-6, atol=1e-9)
+
+
+def test_a_style_changes_only_its_own_names_losses(rng):
+    K, D = 2, 3
+    params = unflatten(init_params(V, H, rng, K, D) + rng.standard_normal(num_params(V, H, K, D)) * 0.5, V, H, K, D)
+    style_terms_(params)
+    inputs, targets, mask = pad_batch([rng.integers(1, V, size=n) for n in (3, 6)])
+    before = name_losses(params, inputs, targets, mask, np.array([0, 1]))
+    np.testing.assert_allclose(before, forward(params, inputs, targets, mask, styles=np.array([0, 1]))[0])
+    params["S"][1] += 1.0
+    style_terms_(params)
+    after = name_losses(params, inputs, targets, mask, np.array([0, 1]))
+    assert after[0] == before[0] and after[1] != before[1]
