@@ -20,17 +20,17 @@ from pathlib import Path
 
 import numpy as np
 
-from .data import MAX_NAMES_BYTES
+from .data import MAX_NAMES_BYTES, MAX_STYLES
 from .errors import CheckpointError, OptionName
 from .files import atomic_link, atomic_write, probe_writable
 from .model import FACTOR_NAMES, PARAM_NAMES, Model, factor_shapes, param_shapes, unflatten_factors
 from .optim import OPTIMIZERS, Optimizer, make_optimizer
 from .options import conforms, field_kinds
-from .state import EpochRecord, EpochStats, TrainConfig, TrainState
+from .state import MAX_HIDDEN, EpochRecord, EpochStats, TrainConfig, TrainState
 from .vocab import Vocab
 
 FORMAT = "namegen-checkpoint"
-VERSION = 1
+VERSION = 2  # 2 added styles (several name lists); a version 1 file is a model of one list
 
 
 # ------------------------------------------------------------------------------------------ save
@@ -49,6 +49,7 @@ def _meta(state: TrainState) -> dict:
         "data": {"source": state.source, "fingerprint": model.fingerprint, "case": model.case,
                  "names": len(model.names), "train": len(state.train_idx), "val": len(state.val_idx)},
         "names": model.names,
+        **({"styles": {"names": list(model.styles), "size": model.style_size}} if model.styles else {}),
         "epoch": state.epoch,
         "position": state.position,
         "step": state.step,
@@ -63,7 +64,11 @@ def _meta(state: TrainState) -> dict:
 def to_bytes(state: TrainState) -> bytes:
     """The checkpoint file's content."""
     views = state.model.param_views
-    arrays = {f"params/{name}": views[name] for name in PARAM_NAMES}
+    model = state.model
+    arrays = {f"params/{name}": views[name]
+              for name in param_shapes(model.vocab.size, model.hidden_size, len(model.styles), model.style_size)}
+    if model.styles:
+        arrays["styles/of"] = model.style_of
     if state.factors is not None:
         factors = unflatten_factors(state.factors, state.model.vocab.size, state.model.hidden_size)
         arrays |= {f"factors/{name}": value for name, value in factors.items()}
@@ -125,7 +130,8 @@ def check_checkpoint_dir(directory: str | Path) -> None:
 # read; the metadata is capped; and each array's .npy header is checked against the shape and
 # type the metadata implies before its data is read, exactly that many bytes.
 
-ENTRIES = ({"meta", "split/train", "split/val", "order"} | {f"params/{name}" for name in PARAM_NAMES}
+ENTRIES = ({"meta", "split/train", "split/val", "order", "styles/of"}
+           | {f"params/{name}" for name in PARAM_NAMES + ("B", "S", "Wsh")}
            | {f"factors/{name}" for name in FACTOR_NAMES}
            | {f"optimizer/{key}" for cls in OPTIMIZERS.values() for key in cls.state_names})
 MAX_DIRECTORY_BYTES = 2**16  # a checkpoint's zip directory lists a dozen entries in about 1 KB
@@ -339,15 +345,35 @@ class _Reader:
             raise self.damaged("names are not a list of names")
         if vocab.unknown(self.text("".join(names), "a name")):
             raise self.damaged("the vocabulary does not cover the saved names")
-        params = np.concatenate([self.floats(f"params/{name}", shape).ravel()
-                                 for name, shape in param_shapes(vocab.size, config.hidden_size).items()])
+        styles, style_of, style_size = self.styles(len(names))
+        params = np.concatenate([self.floats(f"params/{name}", shape).ravel() for name, shape in
+                                 param_shapes(vocab.size, config.hidden_size, len(styles), style_size).items()])
         capitalize = self.meta["capitalize"]
         if type(capitalize) is not bool:
             raise self.damaged("capitalize is not true or false")
-        model = Model(vocab, params, config.hidden_size, self.keep_case(config), capitalize, names)
+        model = Model(vocab, params, config.hidden_size, self.keep_case(config), capitalize, names, styles, style_of,
+                      style_size)
         if self.meta["data"]["fingerprint"] != model.fingerprint:
             raise self.damaged("the saved names do not match their fingerprint")
         return model
+
+    def styles(self, n: int) -> tuple[tuple[str, ...], np.ndarray | None, int]:
+        """The style names, the style of each of the n names, and the style size; ((), None, 0)
+        for a model of one list (every version 1 file)."""
+        saved = self.meta.get("styles")
+        if saved is None:
+            return (), None, 0
+        names = saved["names"]
+        if (not isinstance(names, list) or not 2 <= len(names) <= MAX_STYLES
+                or not all(isinstance(s, str) and s for s in names) or len(set(names)) != len(names)):
+            raise self.damaged("styles.names is not a list of distinct style names")
+        size = self.whole(saved["size"], "styles.size", 1, MAX_HIDDEN)
+        style_of = self.array("styles/of", (n,), kind="i")
+        if style_of is None or style_of.min() < 0 or style_of.max() >= len(names):
+            raise self.damaged(f"styles/of does not give each name one of the {len(names)} styles")
+        if len(np.unique(style_of)) != len(names):
+            raise self.damaged("a style has no names")
+        return tuple(self.text(s, "a style name") for s in names), style_of.astype(np.int64), size
 
     def factors(self, config: TrainConfig, model: Model) -> np.ndarray | None:
         """E and Wih, flat, for a run with an embedding size; None without one."""

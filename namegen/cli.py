@@ -279,9 +279,12 @@ TRAIN = TrainConfig()
 @command("train")
 def train_command(
     ctx: typer.Context,
-    data: Annotated[Optional[Path], typer.Option(help="Names file, one name per line (UTF-8).",
-                                                 show_default="the bundled dinos.txt")] = None,
+    data: Annotated[Optional[list[Path]], typer.Option(
+        help="Names file, one name per line (UTF-8). Give it more than once to learn several lists in one "
+             "model, each a style named after its file (see `sample --style`).",
+        show_default="the bundled dinos.txt")] = None,
     hidden_size: Annotated[int, setting(TrainConfig, "hidden_size")] = TRAIN.hidden_size,
+    style_size: Annotated[int, setting(TrainConfig, "style_size")] = TRAIN.style_size,
     learning_rate: Annotated[float, setting(TrainConfig, "learning_rate")] = TRAIN.learning_rate,
     lr_schedule: Annotated[str, setting(TrainConfig, "lr_schedule")] = TRAIN.lr_schedule,
     warmup: Annotated[float, setting(TrainConfig, "warmup")] = TRAIN.warmup,
@@ -425,6 +428,7 @@ def sample_command(
     max_length: Annotated[Optional[int], setting(SampleConfig, "max_length")] = SAMPLE.max_length,
     novel: Annotated[bool, setting(SampleConfig, "novel")] = SAMPLE.novel,
     unique: Annotated[bool, setting(SampleConfig, "unique")] = SAMPLE.unique,
+    style: Annotated[str, setting(SampleConfig, "style")] = SAMPLE.style,
     seed: Annotated[Optional[int], setting(SampleConfig, "seed")] = SAMPLE.seed,
     threads: ThreadsOption = SPEED.threads,
     as_json: JsonOption = False,

@@ -63,12 +63,12 @@ def name_nll(model: Model, encoded: Encoded, indices=None, chunk: int = 128, sty
     return out
 
 
-def evaluate(model: Model, encoded: Encoded, indices=None) -> Evaluation:
-    """Loss over the encoded names (all, or those at `indices`)."""
+def evaluate(model: Model, encoded: Encoded, indices=None, styles=None) -> Evaluation:
+    """Loss over the encoded names (all, or those at `indices`); styles as for name_nll."""
     indices = np.arange(len(encoded)) if indices is None else np.asarray(indices)
     if not len(indices):
         return Evaluation(0.0, 0, 0)
-    nll = name_nll(model, encoded, indices)
+    nll = name_nll(model, encoded, indices, styles=styles)
     return Evaluation(float(nll.sum()), int(encoded.lengths[indices].sum()) + len(indices), len(indices))
 
 
@@ -78,8 +78,13 @@ def evaluate_sets(state: TrainState, data: str | Path | None = None) -> dict[str
     model = state.model
     if data is not None:
         names = read_names(data, model.case).names
-        return {str(data): evaluate(model, model.vocab.encode_names(names, str(data)))}
+        encoded = model.vocab.encode_names(names, str(data))
+        if model.styles:  # a model of several lists reads the file in each of its styles
+            return {f"{data} as {style}": evaluate(model, encoded, styles=k) for k, style in enumerate(model.styles)}
+        return {str(data): evaluate(model, encoded)}
     sets = {"train": state.train_idx, "validation": state.val_idx}
+    for k, style in enumerate(model.styles):
+        sets[f"validation: {style}"] = state.val_idx[model.style_of[state.val_idx] == k]
     return {label: evaluate(model, model.encoded, idx) for label, idx in sets.items() if len(idx)}
 
 
@@ -88,14 +93,25 @@ class Score:
     name: str  # as given
     loss: Evaluation  # of this one name: nll, chars = its letters + the end of name, names = 1
     known: bool  # one of the model's own names
+    by_style: dict[str, Evaluation] | None = None  # a model of several lists: the loss in each style
+    style: str | None = None  # ... and the style it fits best, the one of lowest loss (`loss` is that one's)
 
 
 def score(model: Model, names: list[str]) -> list[Score]:
-    """How plausible each name is to the model, cleaned the way its data was (lower is likelier)."""
+    """How plausible each name is to the model, cleaned the way its data was (lower is likelier).
+    A model of several lists scores each name in every style and says which it fits best."""
     cleaned = [model.clean(name) for name in names]
     if not all(cleaned):  # blank once cleaned: spaces, or invisible characters only
         raise DataError("every name must have at least one non-space character")
     encoded = model.vocab.encode_names(cleaned)
-    nll = name_nll(model, encoded)
-    return [Score(given, Evaluation(float(total), len(name) + 1, 1), model.knows(name))
-            for given, name, total in zip(names, cleaned, nll)]
+    if not model.styles:
+        nll = name_nll(model, encoded)
+        return [Score(given, Evaluation(float(total), len(name) + 1, 1), model.knows(name))
+                for given, name, total in zip(names, cleaned, nll)]
+    nll = np.array([name_nll(model, encoded, styles=k) for k in range(len(model.styles))])  # (K, names)
+    best = np.argmin(nll, axis=0)
+    scores = []
+    for i, (given, name) in enumerate(zip(names, cleaned)):
+        by_style = {style: Evaluation(float(nll[k, i]), len(name) + 1, 1) for k, style in enumerate(model.styles)}
+        scores.append(Score(given, by_style[model.styles[best[i]]], model.knows(name), by_style, model.styles[best[i]]))
+    return scores

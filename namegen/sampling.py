@@ -5,6 +5,7 @@ Sampling draws from its own numpy Generator, so the same seed always gives the s
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from dataclasses import dataclass
 from typing import Iterator
@@ -12,7 +13,7 @@ from typing import Iterator
 import numpy as np
 
 from .errors import DataError, OptionError, OptionName, SamplingError, plural
-from .model import Model, Params, exp_shifted, step
+from .model import Model, Params, blend_term, exp_shifted, step
 from .options import check, option
 from .threads import limited
 from .vocab import BOUNDARY
@@ -34,6 +35,9 @@ class SampleConfig:
                                     at_most=MAX_LENGTH, default_text="twice the longest training name, at least 20")
     novel: bool = option(False, "Only names that are not in the training list")
     unique: bool = option(False, "Never the same name twice")
+    style: str = option("", "For a model of several lists: the style to sample in, by name ('elves'), or a blend "
+                            "('elves=0.7,dwarves=0.3'); without it each name takes one list's style, as often as "
+                            "that list's names", default_text="each list's in turn")
     max_tries: int | None = option(None, "Names drawn before giving up on the filters", at_least=1,
                                    default_text="100 per name asked, at least 10,000")
     seed: int | None = option(None, "Seed for repeatable names", at_least=0, default_text="fresh each run")
@@ -50,18 +54,21 @@ class SampleConfig:
 
 @limited
 def generate(params: Params, n: int, rng: np.random.Generator, *, temperature: float = 1.0,
-             top_k: int = 0, prefix_ids=(), min_length: int = 1, max_length: int = 20) -> list[list[int] | None]:
+             top_k: int = 0, prefix_ids=(), min_length: int = 1, max_length: int = 20,
+             bias=None) -> list[list[int] | None]:
     """Draw n names at once; each is a list of ids, or None if it ran past max_length.
 
     Rows that end are dropped from the batch, so each step costs in proportion to the names
-    still growing.
+    still growing. bias: a model with styles' style term (see model.blend_term), (H,) for all
+    names or (n, H), one per name.
     """
     V, H = params["Why"].shape[1], params["Whh"].shape[0]
     prefix_ids = list(prefix_ids)
     h = np.zeros((n, H))
-    h, logits = step(params, h, np.full(n, BOUNDARY))
+    per_row = bias is not None and np.ndim(bias) == 2
+    h, logits = step(params, h, np.full(n, BOUNDARY), bias)
     for c in prefix_ids:
-        h, logits = step(params, h, np.full(n, c))
+        h, logits = step(params, h, np.full(n, c), bias)
     out: list[list[int] | None] = [None] * n
     rows = np.arange(n)  # the names still growing
     drawn = np.empty((n, max(max_length - len(prefix_ids), 0)), dtype=np.int64)
@@ -88,10 +95,12 @@ def generate(params: Params, n: int, rng: np.random.Generator, *, temperature: f
         if length == max_length:
             break  # the rest ran too long: they stay None
         rows, ids, h = rows[~ended], ids[~ended], h[~ended]
+        if per_row:
+            bias = bias[~ended]
         if not len(rows):
             break
         drawn[rows, length - len(prefix_ids)] = ids
-        h, logits = step(params, h, ids)
+        h, logits = step(params, h, ids, bias)
     return out
 
 
@@ -121,6 +130,32 @@ def sample(model: Model, config: SampleConfig, rng: np.random.Generator | None =
     return found
 
 
+def style_weights(model: Model, text: str) -> np.ndarray | None:
+    """The style weights --style asks for: 'elves' is 1 on elves; 'elves=0.7,dwarves=0.3' a blend,
+    scaled to sum to 1. None for no --style. An OptionError names what is wrong and the styles."""
+    if not text:
+        return None
+    if not model.styles:
+        raise OptionError(OptionName("style"), " needs a model trained on several name lists (train with ",
+                          OptionName("data"), " given once per list); this one learned one")
+    known = ", ".join(model.styles)
+    weights = np.zeros(len(model.styles))
+    for part in text.split(","):
+        name, _, value = part.strip().partition("=")
+        if name.strip() not in model.styles:
+            raise OptionError(OptionName("style"), f" {name.strip()!r} is not one of this model's styles: {known}")
+        try:
+            weight = float(value) if value else 1.0
+        except ValueError:
+            weight = math.nan
+        if not (math.isfinite(weight) and weight >= 0):
+            raise OptionError(OptionName("style"), f" weight {value!r} of {name.strip()} must be a number of at least 0")
+        weights[model.styles.index(name.strip())] += weight
+    if not weights.sum() > 0:
+        raise OptionError(OptionName("style"), f" weights must not all be 0 (styles: {known})")
+    return weights / weights.sum()
+
+
 def stream(model: Model, config: SampleConfig, rng: np.random.Generator | None = None,
            rejected: Counter | None = None) -> Iterator[str]:
     """The names of `sample`, each as soon as it is drawn, keeping none of them (but with
@@ -141,12 +176,19 @@ def stream(model: Model, config: SampleConfig, rng: np.random.Generator | None =
     max_length = config.max_length or max(default_max_length(model), len(prefix), config.min_length)
     budget = config.max_tries or max(10_000, 100 * config.count)
     params = model.param_views
+    weights = style_weights(model, config.style)
     taken: set[str] = set()
     found = tries = 0
     while found < config.count and tries < budget:
         batch = min(budget - tries, max(64, 2 * (config.count - found)), max(1, DRAW_BUFFER // max_length))
+        bias = None
+        if weights is not None:
+            bias = blend_term(params, weights)
+        elif model.styles:  # each name in one list's style, as often as the list's names
+            shares = np.bincount(model.style_of, minlength=len(model.styles)) / len(model.style_of)
+            bias = params["B"][rng.choice(len(model.styles), size=batch, p=shares)]
         for drawn in generate(params, batch, rng, temperature=config.temperature, top_k=config.top_k,
-                              prefix_ids=ids, min_length=config.min_length, max_length=max_length):
+                              prefix_ids=ids, min_length=config.min_length, max_length=max_length, bias=bias):
             tries += 1
             name = None if drawn is None else model.vocab.decode(drawn)
             why = "too_long" if name is None else model.unlike_data(name) or (

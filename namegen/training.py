@@ -19,7 +19,7 @@ import numpy as np
 
 from . import fast, threads
 from .checkpoint import check_checkpoint_dir, load_checkpoint, save_checkpoint, save_checkpoint_copy
-from .data import default_data_path, pad_batch, read_names
+from .data import default_data_path, pad_batch, read_name_lists
 from .errors import CheckpointError, OptionError, OptionName, SamplingError, TrainingError
 from .evaluation import evaluate
 from .files import Locked, exclusive, remove_stale_temporaries
@@ -52,9 +52,16 @@ def best_path(checkpoint: Path) -> Path:
     return checkpoint.with_name(run_name(checkpoint) + BEST)
 
 
-def checkpoint_path(data: str | Path | None, out_dir: str | Path | None) -> Path:
-    """Where a new run saves: <out_dir, default checkpoints>/<the data file's name>.latest.npz."""
-    return Path(out_dir or "checkpoints") / f"{Path(data or default_data_path()).stem}{LATEST}"
+def checkpoint_path(data: str | Path | list | None, out_dir: str | Path | None) -> Path:
+    """Where a new run saves: <out_dir, default checkpoints>/<the data file's name>.latest.npz;
+    for several lists, their names joined by '+' (dinos+firstnames.latest.npz)."""
+    stem = "+".join(Path(p).stem for p in data_paths(data)) or default_data_path().stem
+    return Path(out_dir or "checkpoints") / f"{stem}{LATEST}"
+
+
+def data_paths(data: str | Path | list | None) -> list:
+    """The names files a run is given: none (the bundled list), one, or several."""
+    return [] if data is None else [data] if isinstance(data, (str, Path)) else list(data)
 
 
 @contextlib.contextmanager
@@ -83,10 +90,11 @@ class Run:
         return best_path(self.checkpoint)
 
 
-def start_run(data: str | Path | None = None, *, out_dir: str | Path | None = None,
+def start_run(data: str | Path | list | None = None, *, out_dir: str | Path | None = None,
               resume: str | Path | None = None, **options) -> Run:
-    """A new run on the names in `data` (None: the bundled dinosaur names) that saves to
-    <out_dir>/<data name>.latest.npz and .best.npz; or, with `resume`, the run saved there.
+    """A new run on the names in `data` (None: the bundled dinosaur names; several files: a style
+    each, see data.read_name_lists) that saves to <out_dir>/<data name>.latest.npz and .best.npz;
+    or, with `resume`, the run saved there.
 
     options: TrainConfig fields to set. On resume, only those that do not change what is being
     trained may differ from the checkpoint (see resume_state), and `data`, if given, must hold
@@ -95,7 +103,7 @@ def start_run(data: str | Path | None = None, *, out_dir: str | Path | None = No
     """
     if resume is None:
         config = TrainConfig(**options)
-        state = new_state(config, read_names(data, config.case))
+        state = new_state(config, read_name_lists(data_paths(data), config.case))
         checkpoint = checkpoint_path(data, out_dir)
     else:
         if out_dir is not None:
@@ -103,7 +111,7 @@ def start_run(data: str | Path | None = None, *, out_dir: str | Path | None = No
                               " or ", OptionName("resume"))
         check_values(TrainConfig, options)  # resume_state checks them too; this reports them before any file is read
         saved = load_checkpoint(resume)
-        names = read_names(data, saved.config.case) if data is not None else None
+        names = read_name_lists(data_paths(data), saved.config.case) if data is not None else None
         state, checkpoint = resume_state(saved, options, names), resumed_checkpoint(Path(resume), saved)
     check_checkpoint_dir(checkpoint.parent)
     for target in (checkpoint, best_path(checkpoint)):

@@ -209,12 +209,20 @@ def evaluation(path: Path, results: dict[str, Evaluation]) -> View:
 
 
 def scores(path: Path, scored: list[Score]) -> View:
+    """Each name's loss; for a model of several lists, in every style, and the style it fits best."""
     rows = [{"name": s.name, "nats": s.loss.nll, "nats_per_char": s.loss.per_char,
-             "perplexity": s.loss.perplexity, "known": s.known} for s in scored]
-    table = folding_table("name", "nats", "nats/char", "perplexity", "in the data", title=f"score ({path})")
+             "perplexity": s.loss.perplexity, "known": s.known}
+            | ({"style": s.style, "nats_per_char_by_style": {k: e.per_char for k, e in s.by_style.items()}}
+               if s.by_style else {}) for s in scored]
+    styles = list(scored[0].by_style) if scored and scored[0].by_style else []
+    table = folding_table("name", "nats", "nats/char", "perplexity", "in the data",
+                          *(f"nats/char as {shown(style)}" for style in styles), *(["fits best"] if styles else []),
+                          title=f"score ({path})" + (" in the style each name fits best" if styles else ""))
     for r in rows:
         table.add_row(shown(r["name"]), fixed(r["nats"], 3), fixed(r["nats_per_char"], 3),
-                      fixed(r["perplexity"], 2), "yes" if r["known"] else "no")
+                      fixed(r["perplexity"], 2), "yes" if r["known"] else "no",
+                      *(fixed(r["nats_per_char_by_style"][style], 3) for style in styles),
+                      *([shown(r["style"])] if styles else []))
     return View({"checkpoint": str(path), "scores": rows}, [table])
 
 

@@ -71,7 +71,7 @@ class Payload:
 
 HOSTILE = {  # name -> (change of the arrays, given the marker file; what the message says)
     "newer version": (lambda a, m: with_meta(a, version=99), "newer namegen"),
-    "future version 2": (lambda a, m: with_meta(a, version=2), "newer namegen"),
+    "future version 3": (lambda a, m: with_meta(a, version=3), "newer namegen"),
     "another format": (lambda a, m: with_meta(a, format="something-else"), "not a namegen checkpoint"),
     "no metadata": (lambda a, m: {"meta": None}, "no metadata"),
     "metadata not JSON": (lambda a, m: {"meta": np.frombuffer(b"{not json", dtype=np.uint8)}, "not valid JSON"),
