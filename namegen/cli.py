@@ -282,7 +282,7 @@ def train_command(
     data: Annotated[Optional[list[Path]], typer.Option(
         help="Names file, one name per line (UTF-8). Give it more than once to learn several lists in one "
              "model, each a style named after its file (see `sample --style`).",
-        show_default="the bundled dinos.txt")] = None,
+        show_default="the bundled dinos.txt", metavar="<path>")] = None,
     hidden_size: Annotated[int, setting(TrainConfig, "hidden_size")] = TRAIN.hidden_size,
     style_size: Annotated[int, setting(TrainConfig, "style_size")] = TRAIN.style_size,
     learning_rate: Annotated[float, setting(TrainConfig, "learning_rate")] = TRAIN.learning_rate,
