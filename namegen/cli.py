@@ -578,7 +578,7 @@ def diagnose_command(
         path, state = load_run(checkpoint, as_json)
         return show(views.surface(path, surface_of(state)), as_json)
     path, model = load_model_at(checkpoint, as_json)
-    show(views.diagnosis(path, diagnose(model, config, names)), as_json)
+    show(views.diagnosis(path, diagnose(model.in_style(), config, names)), as_json)  # several lists: blended
 
 
 DEMOS = ("gradients", "counting")
@@ -616,7 +616,7 @@ def plot_command(
         return out.print(f"wrote {escape(str(out_file))}")
     if not state.history:
         raise NamegenError(f"{path} has no completed epoch to plot yet")
-    flow = diagnose(state.model, config).flow
+    flow = diagnose(state.model.in_style(), config).flow
     if out_file is None:
         for line in views.curves(path, state.history, flow):
             out.print(line)

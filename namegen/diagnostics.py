@@ -316,10 +316,11 @@ def loss_surface(model: Model, indices: np.ndarray, which: str, a=SURFACE_A, r=S
     (in one padded batch: a model's validation names, a few hundred, take well under a second a point)."""
     encoded = model.encoded
     inputs, targets, mask = pad_batch([encoded.ids(i) for i in indices])
+    styles = model.style_of[indices] if model.styles else None  # each name in its own list's style
     chars = int(mask.sum())
     base = model.param_views
     flat = model.params.copy()
-    params = unflatten(flat, model.vocab.size, model.hidden_size)
+    params = unflatten(flat, model.vocab.size, model.hidden_size, len(model.styles), model.style_size)
     loss = np.empty((len(r), len(a)))
     grad_norm = np.empty(len(r))
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
@@ -327,8 +328,8 @@ def loss_surface(model: Model, indices: np.ndarray, which: str, a=SURFACE_A, r=S
             params["Whh"][:] = rs * base["Whh"]
             for j, scale in enumerate(a):
                 params["Wxh"][:] = scale * base["Wxh"]
-                loss[i, j] = float(name_losses(params, inputs, targets, mask).sum()) / chars
+                loss[i, j] = float(name_losses(params, inputs, targets, mask, styles).sum()) / chars
             params["Wxh"][:] = base["Wxh"]
-            _, grads = loss_and_grads(params, inputs, targets, mask)
-            grad_norm[i] = float(np.sqrt(sum(np.sum(grads[name] ** 2) for name in PARAM_NAMES)))
+            _, grads = loss_and_grads(params, inputs, targets, mask, styles=styles)
+            grad_norm[i] = float(np.sqrt(sum(np.sum(grads[name] ** 2) for name in grads)))
     return Surface(np.asarray(a), np.asarray(r), loss, grad_norm, len(indices), which)

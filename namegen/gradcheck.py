@@ -115,9 +115,12 @@ def gradient_check(model: Model, config: GradcheckConfig, names: list[str] | Non
     the data) or config.count names of the model's own, drawn with config.seed."""
     picked = model.chosen_names(names, config.count, config.seed)
     encoded = model.vocab.encode_names(picked)
-    worst = {name: 0.0 for name in PARAM_NAMES}
-    for i in range(len(encoded)):
-        for name, error in check_gradients(model.param_views, *encoded.pair(i), truncate=config.truncate).items():
+    params = model.param_views
+    worst = {name: 0.0 for name in checked_names(params)}
+    own_style = dict(zip(model.names, model.style_of)) if model.styles else {}
+    for i in range(len(encoded)):  # a model of several lists: each name in its own list's style (else the first)
+        style = own_style.get(picked[i], 0) if model.styles else None
+        for name, error in check_gradients(params, *encoded.pair(i), truncate=config.truncate, styles=style).items():
             worst[name] = max(worst[name], error)
     return GradientCheck(picked, worst, config)
 

@@ -93,6 +93,19 @@ class Model:
         """A short hash of its names (see data.fingerprint), computed once: the names never change."""
         return fingerprint(self.names)
 
+    def in_style(self, weights=None) -> Model:
+        """This model with a style's term folded into bh: a model of one list that reads and writes
+        names in that style (weights over the styles; by default each list's share of the names).
+        The tools made for one list (diagnose, the loss surface) look at a model of several this way."""
+        if not self.styles:
+            return self
+        p = self.param_views
+        if weights is None:
+            weights = np.bincount(self.style_of, minlength=len(self.styles)) / len(self.style_of)
+        flat = np.concatenate([p["Whh"].ravel(), p["bh"] + blend_term(p, weights), p["Wxh"].ravel(), p["Why"].ravel(),
+                               p["by"]])
+        return Model(self.vocab, flat, self.hidden_size, self.keep_case, self.capitalize, self.names)
+
     @cached_property
     def longest_name(self) -> int:
         """Characters in its longest name, counted once (every epoch's preview asks)."""

@@ -239,6 +239,7 @@ def info(path: Path, state: TrainState) -> View:
         "parameters": int(model.params.size), "epoch": state.epoch, "position": state.position,
         "updates": state.step, "best_val_loss": state.best_val_loss,
         "history": [asdict(record) for record in state.history],
+        "styles": [{"name": style, "names": int(np.sum(model.style_of == k))} for k, style in enumerate(model.styles)],
     }
     progress = f"{state.epoch} of {plural(c.epochs, 'epoch')}, {plural(state.step, 'update')}"
     if state.position:
@@ -250,6 +251,9 @@ def info(path: Path, state: TrainState) -> View:
         f"vocabulary  {model.vocab.size} tokens: boundary + {shown(repr(''.join(model.vocab.chars)))}"
         + ("; names shown capitalised" if model.capitalize else ""),
         f"model       hidden {c.hidden_size}, {model.params.size} parameters",
+        *([f"styles      {len(model.styles)} of size {model.style_size}: " + ", ".join(
+            f"{shown(style)} ({plural(int(np.sum(model.style_of == k)), 'name')})" for k, style in enumerate(model.styles))]
+          if model.styles else []),
         "training    " + ", ".join(f"{f.name}={getattr(c, f.name)}" for f in fields(c)),
         f"progress    {progress}",
     ]
@@ -291,7 +295,7 @@ def gradient_check(label: str, model: Model, checked: GradientCheck) -> View:
     backward_kind = f"backward truncated every {config.truncate} steps" if config.truncate else "full BPTT"
     table = folding_table("parameter", "shape", "max relative error", "", title=f"gradcheck: {backward_kind} vs finite differences")
     views = model.param_views
-    for name in PARAM_NAMES:
+    for name in checked.max_error:
         table.add_row(name, str(views[name].shape), f"{checked.max_error[name]:.2e}",
                       "[green]ok[/]" if checked.ok(name) else "[red]FAIL[/]")
     lines = [f"model {shown(label)}; names: {shown(', '.join(checked.names))}", table]

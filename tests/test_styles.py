@@ -158,3 +158,9 @@ def test_the_cli_trains_samples_and_scores_styles(cli, lists, tmp_path):
     assert set(scored["nats_per_char_by_style"]) == {"elves", "dwarves"} and scored["style"] in ("elves", "dwarves")
     evaluated = cli("evaluate", "-c", checkpoint, "--json").json()["results"]
     assert [r["set"] for r in evaluated] == ["train", "validation", "validation: elves", "validation: dwarves"]
+    checked = cli("gradcheck", "-c", checkpoint, "--json").json()
+    assert checked["passed"] and "B" in checked["max_relative_error"]
+    for args in (["diagnose"], ["diagnose", "--surface"], ["info"]):
+        ran = cli(*args, *([checkpoint] if args == ["info"] else ["-c", checkpoint]))
+        assert ran.code == 0, (args, ran.stderr)
+    assert "styles      2 of size 8: elves (19 names), dwarves (20 names)" in cli("info", checkpoint).stdout
