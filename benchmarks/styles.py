@@ -43,7 +43,7 @@ def main():
     result = train(state)
     model = state.model
     a, b = model.styles
-    print(f"{' + '.join(map(str, paths))}: {len(state.train_idx)} train / {len(state.val_idx)} validation names, "
+    print(f"{' + '.join(Path(p).name for p in paths)}: {len(state.train_idx)} train / {len(state.val_idx)} validation names, "
           f"{result.seconds:.1f}s ({result.engine})")
     val = state.val_idx
     encoded = model.encoded
