@@ -241,16 +241,21 @@ def test_factored_input_gradients_pass_finite_differences(random_params, rng, ba
     factor_grads_(grads, factors, analytic)
     assert not grads["Wxh"].any()  # Wxh itself is not trained
     for name, f in factors.items():
-        numeric = np.zeros_like(f)
-        for i in np.ndindex(f.shape):
-            old = f[i]
-            f[i] = old + 1e-5
-            plus = loss()
-            f[i] = old - 1e-5
-            minus = loss()
-            f[i] = old
-            numeric[i] = (plus - minus) / 2e-5
-        np.testing.assert_allclose(analytic[name], numeric, rtol=1e-6, atol=1e-9)
+        np.testing.assert_allclose(analytic[name], central_differences(loss, f), rtol=1e-6, atol=1e-9)
+
+
+def central_differences(loss, array, eps=1e-5):
+    """d loss() / d array, entry by entry, by (loss(a + eps) - loss(a - eps)) / 2 eps; loss reads array."""
+    numeric = np.zeros_like(array)
+    for i in np.ndindex(array.shape):
+        old = array[i]
+        array[i] = old + eps
+        plus = loss()
+        array[i] = old - eps
+        minus = loss()
+        array[i] = old
+        numeric[i] = (plus - minus) / (2 * eps)
+    return numeric
 
 
 def test_style_gradients_pass_finite_differences_through_b_and_its_factors(rng):
@@ -275,16 +280,7 @@ def test_style_gradients_pass_finite_differences_through_b_and_its_factors(rng):
     style_grads_(grads, params)
     assert not grads["B"].any()
     for name in ("S", "Wsh"):
-        p, numeric = params[name], np.zeros_like(params[name])
-        for i in np.ndindex(p.shape):
-            old = p[i]
-            p[i] = old + 1e-5
-            plus = loss()
-            p[i] = old - 1e-5
-            minus = loss()
-            p[i] = old
-            numeric[i] = (plus - minus) / 2e-5
-        np.testing.assert_allclose(grads[name], numeric, rtol=1e-6, atol=1e-9)
+        np.testing.assert_allclose(grads[name], central_differences(loss, params[name]), rtol=1e-6, atol=1e-9)
 
 
 def test_a_style_changes_only_its_own_names_losses(rng):
