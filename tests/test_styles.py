@@ -71,9 +71,11 @@ def test_a_run_with_styles_saves_loads_and_resumes_exactly(lists, tmp_path):
     np.testing.assert_array_equal(resumed.model.params, straight.model.params)
 
 
-def test_a_model_of_one_list_has_no_styles_and_old_files_load_unchanged(tmp_path):
+def test_a_model_of_one_list_has_no_styles_and_old_files_load_unchanged(tmp_path, damaged):
     shipped = load_model(bundled_path("checkpoints", "dinos.npz"))
     assert shipped.styles == () and shipped.params.size == 5277
+    version_1 = load_model(damaged(bundled_path("checkpoints", "dinos.npz"), lambda a: with_meta(a, version=1)))
+    np.testing.assert_array_equal(version_1.params, shipped.params)
     names = sample(shipped, SampleConfig(count=5, seed=3))
     assert names == sample(load_model(bundled_path("checkpoints", "dinos.npz")), SampleConfig(count=5, seed=3))
     with pytest.raises(OptionError, match="needs a model trained on several name lists"):
