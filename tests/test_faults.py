@@ -28,8 +28,12 @@ def tiny(names_file):
 
 
 def start(*args):
+    """namegen in a subprocess that takes Ctrl-C as a terminal's foreground command does: a shell
+    starts background jobs with SIGINT ignored, and Python keeps an ignored SIGINT ignored, so a
+    suite run in the background would otherwise wait in vain for `sample` to stop."""
     return subprocess.Popen([sys.executable, "-m", "namegen", *map(str, args)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def modified(path: Path):
