@@ -141,11 +141,11 @@ def style_weights(model: Model, text: str) -> np.ndarray | None:
     known = ", ".join(model.styles)
     weights = np.zeros(len(model.styles))
     for part in text.split(","):
-        name, _, value = part.strip().partition("=")
+        name, equals, value = part.strip().partition("=")
         if name.strip() not in model.styles:
             raise OptionError(OptionName("style"), f" {name.strip()!r} is not one of this model's styles: {known}")
         try:
-            weight = float(value) if value else 1.0
+            weight = float(value) if equals else 1.0
         except ValueError:
             weight = math.nan
         if not (math.isfinite(weight) and weight >= 0):

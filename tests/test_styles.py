@@ -102,7 +102,8 @@ def test_style_weights_read_a_name_or_a_blend(lists):
     np.testing.assert_allclose(style_weights(model, "dwarves"), [0, 1])
     np.testing.assert_allclose(style_weights(model, "elves=3,dwarves=1"), [0.75, 0.25])
     for bad, message in (("orcs", "not one of this model's styles: elves, dwarves"), ("elves=-1", "at least 0"),
-                         ("elves=x", "at least 0"), ("elves=0", "must not all be 0")):
+                         ("elves=x", "at least 0"), ("elves=", "at least 0"), ("elves=0", "must not all be 0"),
+                         ("elves=inf", "at least 0")):
         with pytest.raises(OptionError, match=message):
             style_weights(model, bad)
 
