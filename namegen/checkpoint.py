@@ -23,7 +23,7 @@ import numpy as np
 from .data import MAX_NAMES_BYTES, MAX_STYLES
 from .errors import CheckpointError, OptionName
 from .files import atomic_link, atomic_write, probe_writable
-from .model import FACTOR_NAMES, PARAM_NAMES, Model, factor_shapes, param_shapes, unflatten_factors
+from .model import FACTOR_NAMES, PARAM_NAMES, STYLE_NAMES, Model, factor_shapes, param_shapes, unflatten_factors
 from .optim import OPTIMIZERS, Optimizer, make_optimizer
 from .options import conforms, field_kinds
 from .state import MAX_HIDDEN, EpochRecord, EpochStats, TrainConfig, TrainState
@@ -131,7 +131,7 @@ def check_checkpoint_dir(directory: str | Path) -> None:
 # type the metadata implies before its data is read, exactly that many bytes.
 
 ENTRIES = ({"meta", "split/train", "split/val", "order", "styles/of"}
-           | {f"params/{name}" for name in PARAM_NAMES + ("B", "S", "Wsh")}
+           | {f"params/{name}" for name in PARAM_NAMES + STYLE_NAMES}
            | {f"factors/{name}" for name in FACTOR_NAMES}
            | {f"optimizer/{key}" for cls in OPTIMIZERS.values() for key in cls.state_names})
 MAX_DIRECTORY_BYTES = 2**16  # a checkpoint's zip directory lists a dozen entries in about 1 KB

@@ -26,6 +26,7 @@ from .vocab import Encoded, Vocab
 
 PARAM_NAMES = ("Wxh", "Whh", "bh", "Why", "by")
 FACTOR_NAMES = ("E", "Wih")  # with an embedding size: Wxh = E Wih (see factor_shapes)
+STYLE_NAMES = ("B", "S", "Wsh")  # with several name lists: B = S Wsh (see the styles section)
 
 Params = dict[str, np.ndarray]
 
@@ -93,15 +94,19 @@ class Model:
         """A short hash of its names (see data.fingerprint), computed once: the names never change."""
         return fingerprint(self.names)
 
+    @property
+    def style_shares(self) -> np.ndarray:
+        """Each style's share of the names (K,), for a model of several lists."""
+        return np.bincount(self.style_of, minlength=len(self.styles)) / len(self.style_of)
+
     def in_style(self, weights=None) -> Model:
         """This model with a style's term folded into bh: a model of one list that reads and writes
-        names in that style (weights over the styles; by default each list's share of the names).
-        The tools made for one list (diagnose, the loss surface) look at a model of several this way."""
+        names in that style (weights over the styles; by default style_shares). The tools made for
+        one list's gradient flow (diagnose, plot) look at a model of several this way."""
         if not self.styles:
             return self
         p = self.param_views
-        if weights is None:
-            weights = np.bincount(self.style_of, minlength=len(self.styles)) / len(self.style_of)
+        weights = self.style_shares if weights is None else weights
         flat = np.concatenate([p["Whh"].ravel(), p["bh"] + blend_term(p, weights), p["Wxh"].ravel(), p["Why"].ravel(),
                                p["by"]])
         return Model(self.vocab, flat, self.hidden_size, self.keep_case, self.capitalize, self.names)
@@ -219,9 +224,15 @@ def init_factors(vocab_size: int, hidden_size: int, embedding_size: int, rng: np
     """E ~ N(0, 1) and Wih ~ U(+-1/sqrt(D)), PyTorch's defaults for the two layers, as one flat vector."""
     flat = np.empty(embedding_size * (vocab_size + hidden_size))
     f = unflatten_factors(flat, vocab_size, hidden_size)
-    f["E"][:] = rng.standard_normal(f["E"].shape)
-    f["Wih"][:] = rng.uniform(-1.0, 1.0, f["Wih"].shape) / np.sqrt(embedding_size)
+    init_pair_(f["E"], f["Wih"], rng)
     return flat
+
+
+def init_pair_(left: np.ndarray, right: np.ndarray, rng: np.random.Generator) -> None:
+    """The two factors of a product, in place, as PyTorch starts an embedding and the layer after
+    it: left ~ N(0, 1), then right ~ U(+-1/sqrt(D)), D its number of rows."""
+    left[:] = rng.standard_normal(left.shape)
+    right[:] = rng.uniform(-1.0, 1.0, right.shape) / np.sqrt(right.shape[0])
 
 
 def factored_input_(params: Params, factors: Params) -> None:
@@ -254,9 +265,8 @@ def product_grads_(d_product, left, right, d_left, d_right) -> None:
 # weights w is the vector w S, whose term is w B.
 
 def init_styles(params: Params, rng: np.random.Generator) -> None:
-    """S ~ N(0, 1) and Wsh ~ U(+-1/sqrt(D)), as input factors are, then B = S Wsh; in place."""
-    params["S"][:] = rng.standard_normal(params["S"].shape)
-    params["Wsh"][:] = rng.uniform(-1.0, 1.0, params["Wsh"].shape) / np.sqrt(params["Wsh"].shape[0])
+    """S and Wsh as input factors start (init_pair_), then B = S Wsh; in place."""
+    init_pair_(params["S"], params["Wsh"], rng)
     style_terms_(params)
 
 

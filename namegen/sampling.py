@@ -185,8 +185,7 @@ def stream(model: Model, config: SampleConfig, rng: np.random.Generator | None =
         if weights is not None:
             bias = blend_term(params, weights)
         elif model.styles:  # each name in one list's style, as often as the list's names
-            shares = np.bincount(model.style_of, minlength=len(model.styles)) / len(model.style_of)
-            bias = params["B"][rng.choice(len(model.styles), size=batch, p=shares)]
+            bias = params["B"][rng.choice(len(model.styles), size=batch, p=model.style_shares)]
         for drawn in generate(params, batch, rng, temperature=config.temperature, top_k=config.top_k,
                               prefix_ids=ids, min_length=config.min_length, max_length=max_length, bias=bias):
             tries += 1

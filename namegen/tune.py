@@ -99,10 +99,11 @@ class TuneResult:
 
 @dataclass
 class TuneCallbacks:
-    """How tune reports; every hook is optional. should_stop: a user's request to stop."""
+    """How tune reports; every hook is optional. on_tick: a time.perf_counter() reading, at every
+    update; should_stop: a user's request to stop."""
 
     on_trial_end: Callable[[Trial], None] = lambda trial: None
-    on_tick: Callable[[float], None] = lambda elapsed: None
+    on_tick: Callable[[float], None] = lambda now: None
     should_stop: Callable[[], bool] = lambda: False
 
 

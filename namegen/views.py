@@ -23,7 +23,7 @@ from .diagnostics import TANH_DERIVATIVE_BOUND, Demo, Diagnosis, Flow, Surface
 from .errors import plural
 from .evaluation import Evaluation, Score
 from .gradcheck import GradientCheck
-from .model import PARAM_NAMES, Model
+from .model import Model
 from .state import EpochRecord, TrainState
 from .training import Run, TrainResult, best_path
 from .tune import Trial, TuneResult
@@ -422,7 +422,7 @@ def counting(d: CountingDemo) -> View:
         f"no nonlinearity; it should output s_{n} = the number of ones. Data: {N} sequences of {n} random bits "
         f"(the first: {example}, count {int(d.data.t[0])}); cost: mean squared error of s_{n}. The answer is "
         "w_x = w_rec = 1.",
-        f"Cost over (w_x, w_rec) from −3 to 3, darker is higher (log scale), X at (1, 1):",
+        "Cost over (w_x, w_rec) from −3 to 3, darker is higher (log scale), X at (1, 1):",
         *heat_map(rows, labels, ("w_x=-3", "w_x=+3"), mark),
         f"For |w_rec| < 1 the surface is flat; past |w_rec| = 1 the cost grows as w_rec^{2 * n}: a cliff. "
         f"The gradient reaching step k is dC/ds_{n}·w_rec^({n}−k), so it vanishes or explodes back in time:",
