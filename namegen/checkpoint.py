@@ -114,13 +114,15 @@ WRITE_ADVICE = {errno.ENOSPC: "free some space, or ", errno.EDQUOT: "free some s
                 errno.EISDIR: "move the directory that stands there, or "}
 
 
-def check_checkpoint_dir(directory: str | Path) -> None:
-    """Make sure checkpoints can be written to `directory` before any work is done."""
+def check_checkpoint_dir(directory: str | Path, resuming: bool = False) -> None:
+    """Make sure checkpoints can be written to `directory` before any work is done (a resumed run
+    writes beside the checkpoint it resumes, so the advice differs)."""
     try:
         probe_writable(directory)
     except OSError as e:
-        raise CheckpointError(f"cannot write checkpoints to {directory}: {e.strerror or e}; "
-                              "choose another place with ", OptionName("out_dir")) from None
+        advice = (("make it writable, or copy the checkpoint to a directory you can write and resume the copy",)
+                  if resuming else ("choose another place with ", OptionName("out_dir")))
+        raise CheckpointError(f"cannot write checkpoints to {directory}: {e.strerror or e}; ", *advice) from None
 
 
 # ------------------------------------------------------------------------------------------ load
@@ -151,6 +153,39 @@ def load_model(path: str | Path) -> Model:
     """The model of a checkpoint: what sampling, scoring and diagnostics need. The whole file is
     validated all the same, so every command refuses a damaged checkpoint alike."""
     return load_checkpoint(path).model
+
+
+@dataclasses.dataclass(frozen=True)
+class Summary:
+    """What a checkpoint's metadata says of how good its model is, and on which validation names."""
+
+    best_val_loss: float | None
+    fingerprint: str
+    seed: int
+    val_fraction: float
+    styles: tuple[str, ...]
+
+    def comparable(self, other: Summary) -> bool:
+        """Whether the two were judged on the same validation names: the same names, split alike."""
+        return (self.best_val_loss is not None and (self.fingerprint, self.seed, self.val_fraction, self.styles)
+                == (other.fingerprint, other.seed, other.val_fraction, other.styles))
+
+
+def read_summary(path: str | Path) -> Summary | None:
+    """The summary of a checkpoint from its metadata alone (bounded as load_checkpoint is), or None
+    if it cannot be read. For choosing among checkpoints; the one chosen is loaded in full."""
+    path = Path(path)
+    try:
+        with _open_archive(path) as archive:
+            meta = _Reader(path, archive).meta
+        best, config, styles = meta["best_val_loss"], meta["config"], meta.get("styles", {}).get("names", [])
+        summary = Summary(best, meta["data"]["fingerprint"], config["seed"], config["val_fraction"], tuple(styles))
+    except (CheckpointError, KeyError, TypeError, AttributeError, ValueError):
+        return None
+    if (best is not None and not (conforms(best, float) and best >= 0)) or not isinstance(summary.fingerprint, str) \
+            or not all(isinstance(s, str) for s in summary.styles):
+        return None
+    return summary
 
 
 def _fail(path: Path, why: str) -> CheckpointError:

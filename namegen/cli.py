@@ -21,7 +21,6 @@ from typing import Annotated, Any, Optional
 import numpy as np
 import typer
 from rich.console import Console
-from rich.markup import escape
 from tqdm import tqdm
 from typer.core import TyperCommand, TyperGroup
 
@@ -32,16 +31,17 @@ from .diagnostics import ACTIVATIONS, FlowConfig, demo, diagnose, loss_surface, 
 from .errors import NamegenError, OptionError, OptionName, TrainingError
 from .evaluation import evaluate_sets, score
 from .gradcheck import GradcheckConfig, gradient_check, random_model
-from .data import default_data_path, read_names
+from .data import read_names
 from .model import Model
 from .options import check, option, spec_of
 from .plot import write_png, write_surface_png
 from .recent import default_checkpoint, record_run
+from .runs import RunFiles
 from .sampling import SampleConfig, sample, stream
 from .state import EpochRecord, TrainConfig, TrainState
 from .threads import blas_threads
 from .training import Callbacks, Speed, choose_engine, preview_names, start_run, train
-from .tune import ROUND_SIZE, RUNG_EPOCHS, TuneCallbacks, parse_duration, reproduce_command, tune
+from .tune import ROUND_SIZE, RUNG_EPOCHS, TuneCallbacks, duration_text, parse_duration, reproduce_command, tune
 
 EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130  # 130 = 128 + SIGINT: the shell's code for Ctrl-C
 
@@ -56,7 +56,7 @@ def flag(name: str) -> str:
 
 def fail(message: str, code: int = EXIT_ERROR) -> typer.Exit:
     """Print one error line on stderr and return the Exit to raise."""
-    err.print(f"[bold red]error:[/] {escape(message)}")
+    err.print(f"[bold red]error:[/] {views.shown(message)}")
     return typer.Exit(code)
 
 
@@ -162,7 +162,7 @@ def checkpoint_or_default(path: Path | None, as_json: bool = False) -> Path:
         return path
     path, which = default_checkpoint()
     if not as_json:
-        err.print(f"using {escape(str(path))}: {which}")
+        err.print(f"using {views.shown(path)}: {views.shown(which)}")
     return path
 
 
@@ -183,6 +183,13 @@ def show(view: views.View, as_json: bool) -> None:
     else:
         for line in view.lines:
             out.print(line)
+
+
+def show_note(problem: str | None) -> None:
+    """A run could not be recorded for the other commands: say so, with what to do instead."""
+    if problem:
+        err.print(f"note: this run could not be recorded, so other commands will not use it without -c "
+                  f"({views.shown(problem)})")
 
 
 def version_callback(value: bool):
@@ -320,11 +327,11 @@ def train_command(
     display, speed = TrainDisplay(preview), Speed(engine, threads)
     run = start_run(data, out_dir=out_dir, resume=resume, **values_of(ctx, TrainConfig, given_only=True))
     engine, note = choose_engine(run.state.config, speed.engine, len(run.state.model.styles))
-    record_run(run.checkpoint)
+    show_note(record_run(run.checkpoint))
     if not as_json:
         out.print(views.run_header(run, engine))
-        if note:
-            err.print(escape(note))
+        if note and speed.engine != "auto":  # asked for numba: say why it is not used (the header names the path)
+            err.print(views.shown(note))
     progress = Progress(quiet=as_json, preview=display.preview)
     with blas_threads(speed.threads), progress.stop_on_signals():
         result = train(run.state, run.checkpoint, progress.callbacks(), engine)
@@ -378,7 +385,7 @@ def tune_command(
     seed: Annotated[int, setting(TrainConfig, "seed")] = TRAIN.seed,
     case: Annotated[str, setting(TrainConfig, "case")] = TRAIN.case,
     out_dir: Annotated[Optional[Path], typer.Option(
-        help="Where the best model goes: <data name>.tuned.best.npz (and .tuned.latest.npz, its last state).",
+        help="Where the best model goes: <data name>~tuned.best.npz, unless a better one is there already.",
         show_default="checkpoints", file_okay=False)] = None,
     engine: Annotated[str, setting(Speed, "engine")] = SPEED.engine,
     threads: ThreadsOption = SPEED.threads,
@@ -392,20 +399,26 @@ def tune_command(
     seconds, speed = parse_duration(budget), Speed(engine, threads)
     base = TrainConfig(val_fraction=val_fraction, seed=seed, case=case)
     names = read_names(data, case)
-    target = Path(out_dir or "checkpoints")
-    check_checkpoint_dir(target)
-    stem = Path(data or default_data_path()).stem
+    files = RunFiles.for_data(data, out_dir).tuned()
+    check_checkpoint_dir(files.directory)
     if not as_json:
-        out.print(f"tuning on [bold]{escape(names.source)}[/] for {budget}: rounds of {ROUND_SIZE} settings, "
-                  f"the best third of each kept at {', '.join(map(str, RUNG_EPOCHS))} epochs")
+        out.print(f"tuning on [bold]{views.shown(names.source)}[/] for {duration_text(seconds)}: rounds of {ROUND_SIZE} "
+                  f"settings, the best third of each kept at {', '.join(map(str, RUNG_EPOCHS))} epochs")
     progress = TuneProgress(as_json, seconds)
     with blas_threads(speed.threads), progress.stop_on_signals():
-        result = tune(names, base, seconds, target, stem, progress.callbacks(), speed.engine)
+        result = tune(names, base, seconds, files, progress.callbacks(), speed.engine)
     if result.best is None:
+        if progress.stopped_by:
+            err.print("interrupted before any trial finished an epoch; nothing was saved")
+            raise typer.Exit(128 + progress.stopped_by)
+        if result.problem:
+            raise result.problem
         raise TrainingError(f"no trial finished an epoch in {result.seconds:.0f}s; give tune a longer ",
                             OptionName("budget"))
-    record_run(result.checkpoint)
+    show_note(record_run(result.checkpoint))
     show(views.tune_summary(result, reproduce_command(str(data) if data else None, result.best)), as_json)
+    if result.problem:
+        raise result.problem
     if progress.stopped_by:
         raise typer.Exit(128 + progress.stopped_by)
 
@@ -613,7 +626,7 @@ def plot_command(
         if out_file is None:
             return show(views.surface(path, surface), False)
         write_surface_png(out_file, surface, f"namegen: {state.source}, loss surface")
-        return out.print(f"wrote {escape(str(out_file))}")
+        return out.print(f"wrote {views.shown(out_file)}")
     if not state.history:
         raise NamegenError(f"{path} has no completed epoch to plot yet")
     flow = diagnose(state.model.in_style(), config).flow
@@ -622,7 +635,7 @@ def plot_command(
             out.print(line)
         return
     write_png(out_file, state.history, flow, f"namegen: {state.source}")
-    out.print(f"wrote {escape(str(out_file))}")
+    out.print(f"wrote {views.shown(out_file)}")
 
 
 def main():

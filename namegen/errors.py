@@ -17,6 +17,19 @@ class OptionName(str):
     """
 
 
+def shortened(value, limit: int = 60) -> str:
+    """A value a user gave, quoted for a message and cut to `limit` characters: an error line never
+    echoes a 130 KB argument back in full."""
+    text = value if isinstance(value, str) else str(value)
+    return repr(text) if len(text) <= limit else repr(text[:limit]) + f"… ({len(text):,} characters)"
+
+
+def fixed(x: float, digits: int) -> str:
+    """A figure for people: fixed point, or where it is huge (a diverged model's 5.7e+200 nats, a
+    σmax of 1e300), the exponent form instead of hundreds of digits."""
+    return f"{x:.{digits}f}" if abs(x) < 1e6 else f"{x:.{digits}g}"
+
+
 def plural(count: int, word: str) -> str:
     """1 epoch, 2 epochs; 1 name, 0 names: messages and output count in words that agree."""
     return f"{count} {word}" + ("" if count == 1 else "s")

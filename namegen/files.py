@@ -10,11 +10,24 @@ can tell the leftovers of a dead process from the work of a live one.
 from __future__ import annotations
 
 import contextlib
-import fcntl
+import errno
 import glob
 import os
+import re
+import stat
+import sys
 import tempfile
+import time
 from pathlib import Path
+
+try:  # POSIX: flock(2)
+    import fcntl
+except ImportError:
+    fcntl = None
+try:  # Windows: LockFile
+    import msvcrt
+except ImportError:
+    msvcrt = None
 
 TEMP_SUFFIX = ".tmp"
 
@@ -25,13 +38,30 @@ def temp_prefix(path: Path, pid: int | None = None) -> str:
 
 
 def process_alive(pid: int) -> bool:
+    """Whether a process of this pid runs (when in doubt, yes: its files are then left alone)."""
+    if sys.platform == "win32":  # os.kill(pid, 0) would send Ctrl-C there: ask for the process instead
+        return _windows_process_alive(pid)
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:  # someone else's process: alive
+    except (PermissionError, OverflowError):  # someone else's process: alive; a pid too large to ask about
         return True
     return True
+
+
+def _windows_process_alive(pid: int) -> bool:
+    import ctypes
+
+    kernel32 = ctypes.windll.kernel32
+    handle = kernel32.OpenProcess(0x1000, False, pid)  # PROCESS_QUERY_LIMITED_INFORMATION
+    if not handle:
+        return ctypes.GetLastError() == 5  # access denied: it exists; anything else: it does not
+    try:
+        code = ctypes.c_ulong()
+        return not kernel32.GetExitCodeProcess(handle, ctypes.byref(code)) or code.value == 259  # STILL_ACTIVE
+    finally:
+        kernel32.CloseHandle(handle)
 
 
 def remove_stale_temporaries(path: str | Path) -> list[Path]:
@@ -85,6 +115,10 @@ def atomic_write(path: str | Path, content: bytes) -> None:
 
 
 def fsync_directory(directory: Path) -> None:
+    """Make a rename in `directory` durable where the platform can: POSIX syncs a directory opened
+    for reading; Windows cannot open one, and its file systems keep their own journal of renames."""
+    if sys.platform == "win32":
+        return
     try:
         dir_fd = os.open(directory, os.O_RDONLY)
     except OSError:
@@ -125,24 +159,106 @@ class Locked(Exception):
         self.pid = pid
 
 
-@contextlib.contextmanager
-def exclusive(path: str | Path):
-    """Hold an exclusive lock on `path` (created if needed) while the block runs; raise Locked if
-    another process holds it.
+class NotALock(Exception):
+    """What stands where a lock file goes is not one namegen may use (a symbolic link, a directory,
+    a FIFO, a file of someone else's, a second name of another file); the message says which."""
 
-    The lock is flock(2)'s: the operating system releases it when its holder ends, however it
-    ends, so the lock of a killed process is simply taken over. The file stays behind: removing
-    it could let two processes lock two different files of the same name.
-    """
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666 & ~current_umask())
+
+# A lock file holds the pid of its holder and nothing else: anything more was not written by namegen.
+LOCK_CONTENT = re.compile(rb"\d{0,20}\n?")
+LOCK_BYTE = 2**20  # the byte Windows locks: beyond the pid, which stays readable to a second process
+
+
+def _lock_flags() -> int:
+    """Open flags of a lock file: read-write, created if missing; never through a symbolic link, never
+    waiting on a FIFO, never inherited by a child process. Flags a platform lacks are left out."""
+    flags = os.O_RDWR | os.O_CREAT
+    for name in ("O_NOFOLLOW", "O_NONBLOCK", "O_CLOEXEC", "O_BINARY", "O_NOINHERIT"):
+        flags |= getattr(os, name, 0)
+    return flags
+
+
+def _open_lock(path: Path) -> int:
+    """The lock file open for reading and writing, refused (NotALock) unless it is a regular file of
+    one name holding a pid or nothing; OSError if it cannot be opened or created."""
+    if path.is_symlink():  # where O_NOFOLLOW does not exist, and for a clearer message where it does
+        raise NotALock(f"{path} is a symbolic link where namegen keeps a lock file; remove it")
     try:
+        fd = os.open(path, _lock_flags(), 0o666)
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise NotALock(f"{path} is a symbolic link where namegen keeps a lock file; remove it") from None
+        if e.errno == errno.EISDIR or path.is_dir():
+            raise NotALock(f"{path} is a directory where namegen keeps a lock file; move it") from None
+        raise
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise NotALock(f"{path} is not a regular file (a FIFO, a socket or a device) where namegen keeps a "
+                           "lock file; remove it")
+        if info.st_nlink > 1:
+            raise NotALock(f"{path} has more than one name (a hard link to another file) where namegen keeps a lock "
+                           "file; remove it")
+        if info.st_size > 32 or not LOCK_CONTENT.fullmatch(_read_start(fd, 32)):
+            raise NotALock(f"{path} is not a namegen lock file (it holds something other than a pid); move it")
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _read_start(fd: int, size: int) -> bytes:
+    os.lseek(fd, 0, os.SEEK_SET)
+    return os.read(fd, size)
+
+
+if fcntl is not None:
+    def _try_lock(fd: int) -> bool:
+        """Take the lock without waiting: flock(2), released by the OS when its holder ends, however it ends."""
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            held_by = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
-            raise Locked(int(held_by) if held_by.isdigit() else None) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        except OSError as e:
+            if e.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                return False
+            raise
+        return True
+elif msvcrt is not None:
+    def _try_lock(fd: int) -> bool:
+        """Take the lock without waiting: one byte locked with msvcrt.locking (LockFile), released by
+        Windows when the file is closed or its holder ends."""
+        os.lseek(fd, LOCK_BYTE, os.SEEK_SET)
+        try:
+            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+        except OSError:
+            return False
+        return True
+else:
+    def _try_lock(fd: int) -> bool:
+        raise OSError(errno.ENOSYS, "this platform has no file locking namegen knows")
+
+
+@contextlib.contextmanager
+def exclusive(path: str | Path, wait: float = 0.0):
+    """Hold an exclusive lock on `path` (created if needed) while the block runs; raise Locked if
+    another process holds it for longer than `wait` seconds, NotALock if what stands at `path` is not
+    a lock file (nothing is written to it then), OSError if it cannot be opened or created.
+
+    The OS releases the lock when its holder ends, however it ends, so the lock of a killed
+    process is simply taken over. The file stays behind: removing it could let two processes lock
+    two different files of the same name. It holds the holder's pid, for the message of the next.
+    """
+    path = Path(path)
+    fd = _open_lock(path)
+    try:
+        deadline = time.monotonic() + wait
+        while not _try_lock(fd):
+            if time.monotonic() >= deadline:
+                held_by = _read_start(fd, 32).decode("ascii", "replace").strip()
+                raise Locked(int(held_by) if held_by.isdigit() else None)
+            time.sleep(0.01)
+        os.ftruncate(fd, 0)  # a pid or nothing (checked above): namegen's own file
+        os.lseek(fd, 0, os.SEEK_SET)
+        os.write(fd, f"{os.getpid()}\n".encode())
         yield
     finally:
         os.close(fd)  # releases the lock

@@ -19,62 +19,19 @@ import numpy as np
 
 from . import fast, threads
 from .checkpoint import check_checkpoint_dir, load_checkpoint, save_checkpoint, save_checkpoint_copy
-from .data import default_data_path, pad_batch, read_name_lists
+from .data import pad_batch, read_name_lists
 from .errors import CheckpointError, OptionError, OptionName, SamplingError, TrainingError
 from .evaluation import evaluate
-from .files import Locked, exclusive, remove_stale_temporaries
-from .model import (dropout_factors, factor_grads_, factored_input_, loss_and_grads, style_grads_, style_terms_, unflatten,
+from .files import remove_stale_temporaries
+from .model import (computable, dropout_factors, factor_grads_, factored_input_, loss_and_grads, style_grads_, style_terms_, unflatten,
                     unflatten_factors)
 from .optim import clip_, decay_weights_
 from .options import check, check_values, option
+from .runs import RunFiles, best_path, data_paths, exclusive_run, resume_target
 from .sampling import SampleConfig, sample
 from .state import EpochRecord, EpochStats, TrainConfig, TrainState, new_state, resume_state
 
 # ------------------------------------------------------------------------------ starting a run
-
-# A run saves <name>.latest.npz after every epoch and <name>.best.npz whenever validation improves,
-# and trains under the lock <name>.lock. The two suffixes differ, so the files of two runs never
-# share a name (the runs on a.txt and on a.best.txt: a.latest.npz and a.best.latest.npz).
-LATEST, BEST, LOCK = ".latest.npz", ".best.npz", ".lock"
-
-
-def run_name(checkpoint: Path) -> str:
-    """x.latest.npz and x.best.npz belong to run x; so does any other checkpoint x.npz (from an
-    earlier namegen, the shipped model, or a copy)."""
-    for suffix in (LATEST, BEST):
-        if checkpoint.name.endswith(suffix):
-            return checkpoint.name.removesuffix(suffix)
-    return checkpoint.stem
-
-
-def best_path(checkpoint: Path) -> Path:
-    """checkpoints/dinos.latest.npz -> checkpoints/dinos.best.npz"""
-    return checkpoint.with_name(run_name(checkpoint) + BEST)
-
-
-def checkpoint_path(data: str | Path | list | None, out_dir: str | Path | None) -> Path:
-    """Where a new run saves: <out_dir, default checkpoints>/<the data file's name>.latest.npz;
-    for several lists, their names joined by '+' (dinos+firstnames.latest.npz)."""
-    stem = "+".join(Path(p).stem for p in data_paths(data)) or default_data_path().stem
-    return Path(out_dir or "checkpoints") / f"{stem}{LATEST}"
-
-
-def data_paths(data: str | Path | list | None) -> list:
-    """The names files a run is given: none (the bundled list), one, or several."""
-    return [] if data is None else [data] if isinstance(data, (str, Path)) else list(data)
-
-
-@contextlib.contextmanager
-def exclusive_run(checkpoint: Path):
-    """Hold the run's lock while the block runs: a second run saving to the same files is refused."""
-    try:
-        with exclusive(checkpoint.with_name(run_name(checkpoint) + LOCK)):
-            yield
-    except Locked as e:
-        who = f"another namegen run (pid {e.pid})" if e.pid else "another namegen run"
-        raise TrainingError(f"{who} is saving to {checkpoint}; wait for it to end, or choose another place with ",
-                            OptionName("out_dir")) from None
-
 
 @dataclass
 class Run:
@@ -104,7 +61,7 @@ def start_run(data: str | Path | list | None = None, *, out_dir: str | Path | No
     if resume is None:
         config = TrainConfig(**options)
         state = new_state(config, read_name_lists(data_paths(data), config.case))
-        checkpoint = checkpoint_path(data, out_dir)
+        checkpoint = RunFiles.for_data(data, out_dir).latest
     else:
         if out_dir is not None:
             raise OptionError("a resumed run writes back to its checkpoint; drop ", OptionName("out_dir"),
@@ -112,8 +69,8 @@ def start_run(data: str | Path | list | None = None, *, out_dir: str | Path | No
         check_values(TrainConfig, options)  # resume_state checks them too; this reports them before any file is read
         saved = load_checkpoint(resume)
         names = read_name_lists(data_paths(data), saved.config.case) if data is not None else None
-        state, checkpoint = resume_state(saved, options, names), resumed_checkpoint(Path(resume), saved)
-    check_checkpoint_dir(checkpoint.parent)
+        state, checkpoint = resume_state(saved, options, names), resume_target(Path(resume), saved.step)
+    check_checkpoint_dir(checkpoint.parent, resuming=resume is not None)
     for target in (checkpoint, best_path(checkpoint)):
         if target.is_dir():
             raise CheckpointError(f"{target} is a directory where the run would save a checkpoint; move it, "
@@ -121,23 +78,6 @@ def start_run(data: str | Path | list | None = None, *, out_dir: str | Path | No
     with exclusive_run(checkpoint):
         pass
     return Run(state, checkpoint, resumed=resume is not None)
-
-
-def resumed_checkpoint(resume: Path, saved: TrainState) -> Path:
-    """Where a resumed run saves its latest state: back to the checkpoint it resumes, unless that
-    is a best checkpoint, which the run replaces only with a better model. Its latest state goes
-    to the run's .latest.npz, which is refused if it is further along than the best."""
-    if not resume.name.endswith(BEST):
-        return resume
-    latest = resume.with_name(run_name(resume) + LATEST)
-    try:
-        ahead = load_checkpoint(latest).step > saved.step if latest.exists() else False
-    except CheckpointError:  # a damaged latest checkpoint holds nothing to keep
-        ahead = False
-    if ahead:
-        raise TrainingError(f"{resume} is the best checkpoint of a run whose latest, {latest}, is further along; "
-                            f"resume {latest}, or copy {resume} to a new file and resume the copy to go on from the best")
-    return latest
 
 
 # ------------------------------------------------------------------------- how a run computes
@@ -328,7 +268,7 @@ class _Loop:
             style_grads_(self.grads, self.params)
         clipping = clip_(self.grad, config.clip, config.clip_norm)
         if not (math.isfinite(loss) and math.isfinite(clipping.norm)):
-            raise self.diverged(loss)
+            raise self.diverged(f"the loss became {loss}")
         state.optimizer.learning_rate = learning_rate_at(config, state.epoch, state.position, len(state.order))
         if config.weight_decay:
             decay_weights_(self.params, state.optimizer.learning_rate * config.weight_decay)
@@ -369,15 +309,20 @@ class _Loop:
         if done:
             state.optimizer.learning_rate = float(rates[done - 1])
         if done < len(names):
-            raise self.diverged(float(losses[done]))
+            raise self.diverged(f"the loss became {float(losses[done])}")
         self.callbacks.on_step(state.position, state.epoch_stats.running_loss)
 
     def end_epoch(self) -> None:
         """Record the epoch, keep the best model, save, and report."""
         state = self.state
         record = epoch_record(state, self.since)
-        if not (math.isfinite(record.running_loss) and np.all(np.isfinite(state.model.params))):
-            raise self.diverged(record.running_loss)
+        if not math.isfinite(record.running_loss):
+            raise self.diverged(f"the loss became {record.running_loss}")
+        if not (np.all(np.isfinite(state.model.params)) and computable(state.model.param_views)):
+            raise self.diverged("the weights grew too large for probabilities to be computed")
+        if not record.finite:  # checked before anything is written: a checkpoint holds finite figures only
+            raise self.diverged(f"the validation loss became {record.val_loss}" if record.val_loss is not None
+                                and not math.isfinite(record.val_loss) else "an epoch's figures stopped being finite")
         self.since = time.perf_counter()
         state.history.append(record)
         state.epoch += 1
@@ -403,7 +348,7 @@ class _Loop:
         self.save()
         return reason
 
-    def diverged(self, loss: float) -> TrainingError:
+    def diverged(self, what: str) -> TrainingError:
         state, checkpoint = self.state, self.checkpoint
         if checkpoint is None:
             kept = ""
@@ -411,7 +356,7 @@ class _Loop:
             kept = f"{checkpoint} was not touched by this run; " if checkpoint.exists() else "nothing was saved; "
         else:
             kept = f"{checkpoint} is unchanged, as saved at update {self.saved_step}; "
-        return TrainingError(f"training diverged: the loss became {loss} at epoch {state.epoch + 1}, update "
+        return TrainingError(f"training diverged: {what} at epoch {state.epoch + 1}, update "
                              f"{state.step}; {kept}try a smaller ", OptionName("learning_rate"), " or a ",
                              OptionName("clip"))
 

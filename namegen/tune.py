@@ -9,31 +9,40 @@ Rounds repeat until the budget is spent; the trial running when it runs out stop
 epochs so far count.
 
 Every trial trains on the same split (the same seed) and is judged by its best validation loss.
-Trials save to a scratch directory beside the output; the winner's checkpoints are copied into
-place at the end and the scratch deleted, so an interrupted search keeps its best model too.
+Trials save to a scratch directory of this search's own beside the output, and only the live
+ones and the best so far keep their files and their state: memory and disk stay bounded however
+many trials a budget allows. The winner's best checkpoint is moved into place at the end (a rename:
+no space needed, so a full disk keeps it too), and replaces the tuned model there only if it is
+better on the same validation names; otherwise it is saved beside it (see runs.RunFiles.spare).
 """
 
 from __future__ import annotations
 
+import glob
 import math
+import os
 import re
 import shutil
+import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
+from enum import Enum
 from pathlib import Path
 
 import numpy as np
 
+from .checkpoint import load_checkpoint
 from .data import NameList
-from .errors import OptionError, OptionName
-from .files import atomic_write
+from .errors import CheckpointError, NamegenError, OptionError, OptionName, TrainingError, shortened
+from .files import fsync_directory, process_alive
+from .runs import LATEST, RunFiles, best_path, exclusive_run
 from .state import TrainConfig, TrainState, new_state
-from .training import LATEST, Callbacks, best_path, exclusive_run, train
+from .training import Callbacks, train
 
 RUNG_EPOCHS = (3, 9, 27)  # each rung trains the best third of the one before for three times the epochs
 ROUND_SIZE = 9  # settings drawn per round: 9 -> 3 -> 1
-TUNED = ".tuned"  # dinos.txt -> dinos.tuned.latest.npz and dinos.tuned.best.npz
+LEADERS = 100  # trials a result ranks, best first; it counts the others
 
 # What a trial draws. Per-name SGD is the default recipe; Adam gets a short warm-up; dropout is
 # what lets a larger hidden state help instead of memorising the names. No batches of 64: in 27
@@ -51,50 +60,99 @@ def parse_duration(text: str) -> float:
     """Seconds in '90', '90s', '3m', '1h', '2m30s' or '1.5h'."""
     match = DURATION.fullmatch(text.strip().lower())
     if not text.strip() or match is None or not any(match.groups()):
-        raise OptionError(OptionName("budget"), f" must be a duration such as 90s, 3m or 1h30m, not {text!r}")
+        raise OptionError(OptionName("budget"), f" must be a duration such as 90s, 3m or 1h30m, not {shortened(text)}")
     hours, minutes, seconds = (float(part or 0) for part in match.groups())
     total = hours * 3600 + minutes * 60 + seconds
     if not 0 < total <= 7 * 24 * 3600:
-        raise OptionError(OptionName("budget"), f" must be above 0 and at most a week, not {text!r}")
+        raise OptionError(OptionName("budget"), f" must be above 0 and at most a week, not {shortened(text)}")
     return total
 
 
-def draw_settings(rng: np.random.Generator) -> dict:
-    """One random setting: the TrainConfig fields a trial changes."""
+def duration_text(seconds: float) -> str:
+    """90 -> '1m30s', 5 -> '5s', 3600 -> '1h': a budget as people write it, unit included."""
+    whole = round(seconds)
+    if whole < 60 or abs(seconds - whole) > 1e-9:
+        return f"{seconds:g}s"
+    hours, rest = divmod(whole, 3600)
+    minutes, rest = divmod(rest, 60)
+    return "".join(f"{value}{unit}" for value, unit in ((hours, "h"), (minutes, "m"), (rest, "s")) if value)
+
+
+@dataclass(frozen=True)
+class Setting:
+    """What a trial draws: the TrainConfig fields it changes."""
+
+    hidden_size: int
+    embedding_size: int
+    dropout: float
+    optimizer: str
+    batch_size: int
+    learning_rate: float
+    warmup: float
+
+    def options(self) -> dict:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+def draw_setting(rng: np.random.Generator) -> Setting:
+    """One random setting."""
     optimizer, batch_size = UPDATES[rng.integers(len(UPDATES))]
     low, high = LEARNING_RATES.get((optimizer, batch_size), LEARNING_RATES.get(optimizer))
     learning_rate = float(f"{math.exp(rng.uniform(math.log(low), math.log(high))):.2g}")
     hidden_size = int(rng.choice(HIDDEN_SIZES))
-    return {"hidden_size": hidden_size, "embedding_size": hidden_size if rng.random() < EMBEDDED else 0,
-            "dropout": float(rng.choice(DROPOUTS)), "optimizer": optimizer, "batch_size": batch_size,
-            "learning_rate": learning_rate, "warmup": 0.05 if optimizer == "adam" else 0.0}
+    return Setting(hidden_size=hidden_size, embedding_size=hidden_size if rng.random() < EMBEDDED else 0,
+                   dropout=float(rng.choice(DROPOUTS)), optimizer=optimizer, batch_size=batch_size,
+                   learning_rate=learning_rate, warmup=0.05 if optimizer == "adam" else 0.0)
+
+
+@dataclass(eq=False)
+class Trial:
+    """One setting being tried. Its state and files are dropped once it is out of the search and
+    not the best so far; what it reached stays."""
+
+    number: int  # from 1, in the order drawn
+    setting: Setting
+    checkpoint: Path  # its .latest.npz in the scratch directory
+    state: TrainState | None
+    planned_epochs: int
+    epochs: int = 0  # completed
+    best_val_loss: float = math.inf
+    seconds: float = 0.0
+    diverged: bool = False  # stopped by divergence: its best checkpoint stands, it trains no further
+
+    def reached(self) -> None:
+        """Note what its state has reached, so that it outlives the state."""
+        self.epochs = self.state.epoch
+        self.best_val_loss = math.inf if self.state.best_val_loss is None else self.state.best_val_loss
+
+
+class TuneEnd(str, Enum):
+    """Why a search ended."""
+
+    BUDGET = "budget"
+    INTERRUPTED = "interrupted"
+    WRITE_FAILED = "write-failed"  # a trial could not save (a full disk): the best finished trial is kept
 
 
 @dataclass
-class Trial:
-    number: int  # from 1, in the order drawn
-    settings: dict
-    state: TrainState
-    checkpoint: Path  # its .latest.npz in the scratch directory
-    seconds: float = 0.0
+class Kept:
+    """The tuned model that was already in place and stays, because this search did not beat it."""
 
-    @property
-    def epochs(self) -> int:
-        return self.state.epoch
-
-    @property
-    def best_val_loss(self) -> float:
-        best = self.state.best_val_loss
-        return math.inf if best is None else best
+    checkpoint: Path
+    best_val_loss: float | None  # None: it cannot be compared (other validation names, or unreadable)
+    why: str
 
 
 @dataclass
 class TuneResult:
-    trials: list[Trial]
+    leaders: list[Trial]  # the best trials, best first (at most LEADERS)
+    trials: int  # trials drawn in all
     best: Trial | None
-    reason: str  # "budget" or "interrupted"
+    reason: TuneEnd
     seconds: float
-    checkpoint: Path | None  # the winner's .latest.npz, copied into place; its best beside it
+    checkpoint: Path | None  # where the winner's best checkpoint was saved
+    kept: Kept | None = None  # set when the winner did not replace the tuned model in place
+    problem: NamegenError | None = None  # with WRITE_FAILED: what failed
 
 
 @dataclass
@@ -107,80 +165,159 @@ class TuneCallbacks:
     should_stop: Callable[[], bool] = lambda: False
 
 
-def tuned_path(out_dir: Path, data_stem: str) -> Path:
-    return out_dir / f"{data_stem}{TUNED}{LATEST}"
-
-
-def tune(data: NameList, base: TrainConfig, budget: float, out_dir: Path, data_stem: str,
-         callbacks: TuneCallbacks | None = None, engine: str = "auto",
-         draw: Callable[[np.random.Generator], dict] = draw_settings) -> TuneResult:
+def tune(data: NameList, base: TrainConfig, budget: float, files: RunFiles, callbacks: TuneCallbacks | None = None,
+         engine: str = "auto", draw: Callable[[np.random.Generator], Setting] = draw_setting) -> TuneResult:
     """Successive halving within `budget` seconds (see the module's text).
 
     base: the options every trial shares (seed, split, case, clip...); its epochs are replaced by
-    RUNG_EPOCHS[-1] and the drawn settings. Writes the best trial's checkpoints as
-    <out_dir>/<data_stem>.tuned.latest.npz and .best.npz.
+    RUNG_EPOCHS[-1] and the drawn settings. files: where the tuned model goes (files.best; see
+    RunFiles.tuned); the search holds files.lock while it runs.
     """
     if base.val_fraction == 0:
         raise OptionError(OptionName("val_fraction"), " must be above 0: tune judges each trial on validation names")
-    callbacks = callbacks or TuneCallbacks()
-    final = tuned_path(out_dir, data_stem)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    scratch = out_dir / f".{data_stem}{TUNED}.trials"
-    rng = np.random.default_rng(base.seed)
+    files.directory.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    deadline = started + budget
-    trials: list[Trial] = []
-    with exclusive_run(final):
-        shutil.rmtree(scratch, ignore_errors=True)  # a killed search's leftovers
-        scratch.mkdir()
+    with exclusive_run(files.latest):
+        remove_stale_scratch(files)
+        scratch = Path(tempfile.mkdtemp(dir=files.directory, prefix=f".{files.name}.{os.getpid()}.", suffix=".trials"))
         try:
-            while time.perf_counter() < deadline and not callbacks.should_stop():
-                round_ = [new_trial(len(trials) + k + 1, draw(rng), base, data, scratch) for k in range(ROUND_SIZE)]
-                trials += round_
-                for rung, epochs in enumerate(RUNG_EPOCHS):
-                    if rung:
-                        round_ = sorted(round_, key=lambda t: t.best_val_loss)[: max(1, len(round_) // 3)]
-                    for trial in round_:
-                        if time.perf_counter() >= deadline or callbacks.should_stop():
-                            break
-                        run_trial(trial, epochs, deadline, callbacks, engine)
-            best = min((t for t in trials if t.state.history), key=lambda t: t.best_val_loss, default=None)
-            checkpoint = keep_winner(best, final) if best else None
+            search = _Search(data, base, scratch, callbacks or TuneCallbacks(), engine, draw)
+            reason = search.run(started + budget)
+            saved, kept = keep_winner(search.best, files) if search.best else (None, None)
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
-    reason = "interrupted" if callbacks.should_stop() else "budget"
-    return TuneResult(trials, best, reason, time.perf_counter() - started, checkpoint)
+    return TuneResult(search.ranked(), search.drawn, search.best, reason, time.perf_counter() - started, saved, kept,
+                      search.problem)
 
 
-def new_trial(number: int, settings: dict, base: TrainConfig, data: NameList, scratch: Path) -> Trial:
-    config = replace(base, epochs=RUNG_EPOCHS[-1], **settings)
-    return Trial(number, settings, new_state(config, data), scratch / f"trial-{number}{LATEST}")
+SCRATCH = re.compile(r"\.(\d+)\.[^.]+\.trials")  # .<run name>.<pid>.<random>.trials, after the run name
 
 
-def run_trial(trial: Trial, epochs: int, deadline: float, callbacks: TuneCallbacks, engine: str) -> None:
-    """Train `trial` on to `epochs` epochs (of its planned RUNG_EPOCHS[-1]), or until the deadline
-    or a stop request."""
-    state = trial.state
-
-    def stop() -> bool:
-        now = time.perf_counter()
-        callbacks.on_tick(now)
-        return state.epoch >= epochs or now >= deadline or callbacks.should_stop()
-
-    started = time.perf_counter()
-    train(state, trial.checkpoint, Callbacks(should_stop=stop), engine)
-    trial.seconds += time.perf_counter() - started
-    callbacks.on_trial_end(trial)
+def remove_stale_scratch(files: RunFiles) -> None:
+    """Delete the scratch directories of searches for this model whose process is gone (killed).
+    Only real directories of that name are removed: a file or a symbolic link is never touched."""
+    for path in files.directory.glob(f".{glob.escape(files.name)}.*.trials"):
+        match = SCRATCH.fullmatch(path.name[len(files.name) + 1 :])
+        if match and path.is_dir() and not path.is_symlink() and not process_alive(int(match.group(1))):
+            shutil.rmtree(path, ignore_errors=True)
 
 
-def keep_winner(best: Trial, final: Path) -> Path:
-    """Copy the winning trial's checkpoints to `final` and its best path, replacing earlier ones."""
-    atomic_write(final, best.checkpoint.read_bytes())
-    if best_path(best.checkpoint).exists():
-        atomic_write(best_path(final), best_path(best.checkpoint).read_bytes())
-    else:
-        best_path(final).unlink(missing_ok=True)  # a best from an earlier search would not belong to this model
-    return final
+class _Search:
+    """The trials of one search: the live ones of the current round, the best so far, and the
+    leaders' figures."""
+
+    def __init__(self, data, base, scratch, callbacks, engine, draw):
+        self.data, self.base, self.scratch, self.callbacks, self.engine, self.draw = \
+            data, base, scratch, callbacks, engine, draw
+        self.rng = np.random.default_rng(base.seed)
+        self.drawn = 0
+        self.best: Trial | None = None
+        self.leaders: dict[int, Trial] = {}
+        self.problem: NamegenError | None = None
+
+    def stopping(self, deadline: float) -> bool:
+        return time.perf_counter() >= deadline or self.callbacks.should_stop()
+
+    def run(self, deadline: float) -> TuneEnd:
+        try:
+            while not self.stopping(deadline):
+                round_ = [self.new_trial(self.draw(self.rng)) for _ in range(ROUND_SIZE)]
+                for rung, epochs in enumerate(RUNG_EPOCHS):
+                    if rung:
+                        ranked = sorted((t for t in round_ if t.epochs and not t.diverged), key=lambda t: t.best_val_loss)
+                        for trial in ranked[max(1, len(round_) // 3):] + [t for t in round_ if t not in ranked]:
+                            self.retire(trial)
+                        round_ = ranked[: max(1, len(round_) // 3)]
+                    for trial in round_:
+                        if self.stopping(deadline):
+                            break
+                        self.run_trial(trial, epochs, deadline)
+                for trial in round_:
+                    self.retire(trial)
+        except CheckpointError as e:  # a trial could not save: the search stops, the best finished trial stands
+            self.problem = e
+            return TuneEnd.WRITE_FAILED
+        return TuneEnd.INTERRUPTED if self.callbacks.should_stop() else TuneEnd.BUDGET
+
+    def new_trial(self, setting: Setting) -> Trial:
+        self.drawn += 1
+        config = replace(self.base, epochs=RUNG_EPOCHS[-1], **setting.options())
+        return Trial(self.drawn, setting, self.scratch / f"trial-{self.drawn}{LATEST}", new_state(config, self.data),
+                     RUNG_EPOCHS[-1])
+
+    def run_trial(self, trial: Trial, epochs: int, deadline: float) -> None:
+        """Train `trial` on to `epochs` epochs (of its planned RUNG_EPOCHS[-1]), or until the deadline
+        or a stop request."""
+        state = trial.state
+
+        def stop() -> bool:
+            now = time.perf_counter()
+            self.callbacks.on_tick(now)
+            return state.epoch >= epochs or now >= deadline or self.callbacks.should_stop()
+
+        started = time.perf_counter()
+        try:
+            train(state, trial.checkpoint, Callbacks(should_stop=stop), self.engine)
+        except TrainingError:  # diverged: the epochs it saved stand, and it trains no further
+            trial.diverged = True
+        finally:
+            trial.seconds += time.perf_counter() - started
+        trial.reached()
+        if trial.epochs:
+            self.leaders[trial.number] = trial
+            if len(self.leaders) > LEADERS:
+                del self.leaders[max(self.leaders.values(), key=lambda t: t.best_val_loss).number]
+            if trial.best_val_loss < (self.best.best_val_loss if self.best else math.inf) and \
+                    best_path(trial.checkpoint).exists():
+                previous, self.best = self.best, trial
+                if previous is not None and previous.state is None:
+                    self.remove_files(previous)
+        self.callbacks.on_trial_end(trial)
+
+    def retire(self, trial: Trial) -> None:
+        """A trial out of the search: its state goes, and its files too unless it is the best so far."""
+        if trial is not self.best and trial.state is not None:
+            self.remove_files(trial)
+        if trial is not self.best:
+            trial.state = None
+
+    def remove_files(self, trial: Trial) -> None:
+        run = RunFiles.of(trial.checkpoint)
+        for path in (run.latest, run.best, run.lock):
+            path.unlink(missing_ok=True)
+
+    def ranked(self) -> list[Trial]:
+        return sorted(self.leaders.values(), key=lambda t: (t.best_val_loss, t.number))
+
+
+def keep_winner(best: Trial, files: RunFiles) -> tuple[Path, Kept | None]:
+    """Move the winner's best checkpoint to files.best, or, where a model already there is better on
+    the same validation names or cannot be compared with it, beside it (files.spare()): the
+    checkpoint saved, and the model kept in place, if any. A rename, so a full disk keeps it too."""
+    kept = None
+    if files.best.exists():
+        kept = compare(files.best, best)
+    target = files.spare().best if kept else files.best
+    os.replace(best_path(best.checkpoint), target)
+    fsync_directory(target.parent)
+    return target, kept
+
+
+def compare(existing: Path, winner: Trial) -> Kept | None:
+    """None if `winner` is better than the tuned model at `existing`, on the same validation names;
+    else what stays and why."""
+    try:
+        there = load_checkpoint(existing)
+    except CheckpointError as e:
+        return Kept(existing, None, f"it cannot be read ({shortened(str(e), 120)}), so it is left as it is")
+    state = winner.state
+    same = (there.model.fingerprint == state.model.fingerprint and np.array_equal(there.val_idx, state.val_idx)
+            and there.model.case == state.model.case)
+    if not same or there.best_val_loss is None:
+        return Kept(existing, None, "it was judged on other validation names, so the two cannot be compared")
+    if there.best_val_loss <= winner.best_val_loss:
+        return Kept(existing, there.best_val_loss, "it is better on the same validation names")
+    return None
 
 
 def reproduce_command(data: str | None, trial: Trial) -> list[str]:
@@ -195,5 +332,3 @@ def reproduce_command(data: str | None, trial: Trial) -> list[str]:
     if trial.state.epoch < config.epochs:
         args += ["--max-steps", str(trial.state.step)]
     return args
-
-

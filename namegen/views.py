@@ -20,13 +20,14 @@ from rich.table import Table
 from .charts import heat_map, line_chart, sparkline
 from .counting import CountingDemo
 from .diagnostics import TANH_DERIVATIVE_BOUND, Demo, Diagnosis, Flow, Surface
-from .errors import plural
+from .errors import fixed, plural
 from .evaluation import Evaluation, Score
 from .gradcheck import GradientCheck
 from .model import Model
 from .state import EpochRecord, TrainState
-from .training import Run, TrainResult, best_path
-from .tune import Trial, TuneResult
+from .runs import best_path
+from .training import Run, TrainResult
+from .tune import Setting, Trial, TuneEnd, TuneResult
 
 
 ESCAPED = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
@@ -38,14 +39,25 @@ def visible(text: str) -> str:
     return ESCAPED.sub(lambda m: m.group().encode("unicode_escape").decode(), text)
 
 
-def shown(text: str) -> str:
-    """Text from a file, safe to show and to print through Rich, whose markup it cannot hold."""
-    return escape(visible(text))
+def shown(text) -> str:
+    """Text from a file or a user (a path, a name), safe to show and to print through Rich, whose
+    markup it cannot hold."""
+    return escape(visible(str(text)))
 
 
-def fixed(x: float, digits: int) -> str:
-    """A loss for people: fixed point, or for a diverged model's 5.7e+200, the exponent form."""
-    return f"{x:.{digits}f}" if abs(x) < 1e6 else f"{x:.{digits}g}"
+def shell_word(arg: str) -> str:
+    """One argument of a command a user may copy into a shell: quoted as shlex does, or, where it
+    holds a control character or a bidirectional override (which would make the command display
+    otherwise than it runs), in bash's $'...' with those characters written as escapes."""
+    if not ESCAPED.search(arg):
+        return shlex.quote(arg)
+    body = arg.replace("\\", "\\\\").replace("'", "\\'")
+    return "$'" + ESCAPED.sub(lambda m: m.group().encode("unicode_escape").decode(), body) + "'"
+
+
+def shown_command(args: list[str]) -> str:
+    """A command to copy, as a line safe to show (see shell_word) and to print through Rich."""
+    return escape(" ".join(shell_word(str(arg)) for arg in args))
 
 
 def finite(payload):
@@ -97,8 +109,8 @@ def run_header(run: Run, engine: str = "numpy") -> str:
         + (f", patience {config.patience}" if config.patience else "")
         + f", {ENGINE_NAMES[engine]}"
         + (f"; resuming at epoch {state.epoch + 1}, update {state.step}" if run.resumed else "")
-        + f"\ncheckpoints: {escape(str(run.checkpoint))} (latest)"
-        + (f", {escape(str(run.best_checkpoint))} (best)" if len(state.val_idx) else " (no best: no validation names)")
+        + f"\ncheckpoints: {shown(run.checkpoint)} (latest)"
+        + (f", {shown(run.best_checkpoint)} (best)" if len(state.val_idx) else " (no best: no validation names)")
     )
 
 
@@ -110,10 +122,10 @@ def epoch_line(state: TrainState, record: EpochRecord, preview: list[str]) -> st
     return (
         f"epoch {record.epoch:>3}/{state.config.epochs}  "
         f"train [bold]{fixed(record.running_loss, 3)}[/]{end}  val [bold]{val}[/] nats/char  "
-        f"[dim]|g| {record.grad_norm_mean:.1f} (max {record.grad_norm_max:.1f})  "
+        f"[dim]|g| {fixed(record.grad_norm_mean, 1)} (max {fixed(record.grad_norm_max, 1)})  "
         f"clipped {100 * record.clip_fraction:.3f}%  "
         + (f"rescaled {100 * record.rescale_fraction:.1f}%  " if state.config.clip_norm else "")
-        + f"σmax(Whh) {record.whh_sigma_max:.2f}  "
+        + f"σmax(Whh) {fixed(record.whh_sigma_max, 2)}  "
         f"{record.seconds:.{2 if record.seconds < 10 else 1}f}s[/]  " + shown(", ".join(preview))
     )
 
@@ -122,6 +134,7 @@ def run_summary(run: Run, result: TrainResult, stopped_by: str | None = None) ->
     """How the run ended; a run stopped by a signal (stopped_by: its name) says how to resume it."""
     state = run.state
     last = state.history[-1] if state.history else None
+    sample_args = ["namegen", "sample", "-c", str(run.best_checkpoint if state.best_val_loss is not None else run.checkpoint)]
     payload = {
         "reason": result.reason, "seconds": result.seconds, "engine": result.engine, "epochs": state.epoch, "updates": state.step,
         "running_loss": last and last.running_loss, "train_loss": last and last.train_loss,
@@ -129,14 +142,13 @@ def run_summary(run: Run, result: TrainResult, stopped_by: str | None = None) ->
         "best_val_loss": state.best_val_loss, "checkpoint": str(run.checkpoint),
         "best_checkpoint": str(run.best_checkpoint) if state.best_val_loss is not None else None,
         "history": [asdict(record) for record in state.history], "stopped_by": stopped_by,
-        "sample_command": shlex.join(["namegen", "sample", "-c", str(
-            run.best_checkpoint if state.best_val_loss is not None else run.checkpoint)]),
+        "sample_command": shlex.join(sample_args),
     }
     if result.reason == "interrupted":
         what = "interrupted" if stopped_by in (None, "Ctrl-C") else f"stopped by {stopped_by}"
-        return View(payload, [f"{what}: saved {escape(str(run.checkpoint))} at epoch {state.epoch + 1}, "
+        return View(payload, [f"{what}: saved {shown(run.checkpoint)} at epoch {state.epoch + 1}, "
                               f"name {state.position}/{len(state.train_idx)}; continue with "
-                              f"`namegen train --resume {escape(str(run.checkpoint))}`"])
+                              f"`{shown_command(['namegen', 'train', '--resume', str(run.checkpoint)])}`"])
     what = {"max-steps": "stopped at --max-steps",
             "early-stopped": f"stopped early (validation had not improved for {plural(state.config.patience or 0, 'epoch')})"
             }.get(result.reason, "done")
@@ -144,46 +156,61 @@ def run_summary(run: Run, result: TrainResult, stopped_by: str | None = None) ->
     best = f" (best {fixed(state.best_val_loss, 3)})" if state.best_val_loss is not None else ""
     losses = f"; train {fixed(last.running_loss, 3)}{val}{best} nats/char" if last else ""
     return View(payload, [f"{what}: {plural(state.epoch, 'epoch')}, {plural(state.step, 'update')} in "
-                          f"{result.seconds:.1f}s{losses}; saved {escape(str(run.checkpoint))}",
-                          f"sample from it: {escape(payload['sample_command'])}"])
+                          f"{result.seconds:.1f}s{losses}; saved {shown(run.checkpoint)}",
+                          f"sample from it: {shown_command(sample_args)}"])
 
 
 # ------------------------------------------------------------------------------------------ tune
 
-def settings_text(settings: dict) -> str:
+def setting_text(setting: Setting) -> str:
     """hidden 128 · dropout 0.3 · adam 0.003 · batch 32"""
-    embedding = f" · embedding {settings['embedding_size']}" if settings.get("embedding_size") else ""
-    return (f"hidden {settings['hidden_size']}{embedding} · dropout {settings['dropout']} · {settings['optimizer']} "
-            f"{settings['learning_rate']} · batch {settings['batch_size']}")
+    embedding = f" · embedding {setting.embedding_size}" if setting.embedding_size else ""
+    return (f"hidden {setting.hidden_size}{embedding} · dropout {setting.dropout} · {setting.optimizer} "
+            f"{setting.learning_rate} · batch {setting.batch_size}")
 
 
 def trial_line(trial: Trial, best: float) -> str:
     """One rung of one trial, as `tune` streams them."""
-    val = fixed(trial.best_val_loss, 3) if trial.state.history else "  -  "
-    return (f"trial {trial.number:>3}  {settings_text(trial.settings)}  epoch {trial.epochs:>2}/"
-            f"{trial.state.config.epochs}  best val [bold]{val}[/]  [dim]{trial.seconds:.1f}s · best so far "
-            f"{fixed(best, 3)}[/]")
+    val = fixed(trial.best_val_loss, 3) if trial.epochs else "  -  "
+    return (f"trial {trial.number:>3}  {setting_text(trial.setting)}  epoch {trial.epochs:>2}/"
+            f"{trial.planned_epochs}  best val [bold]{val}[/]{'  diverged' if trial.diverged else ''}  "
+            f"[dim]{trial.seconds:.1f}s · best so far {fixed(best, 3)}[/]")
+
+
+TUNE_ROWS = 10  # trials the table shows; --json gives the leaders (tune.LEADERS)
 
 
 def tune_summary(result: TuneResult, command: list[str]) -> View:
-    """The trials best first, and the winner: where it is saved and how to train it again."""
-    ran = sorted((t for t in result.trials if t.state.history), key=lambda t: t.best_val_loss)
-    rows = [{"trial": t.number, **t.settings, "epochs": t.epochs, "best_val_loss": t.best_val_loss,
-             "seconds": t.seconds} for t in ran]
-    best, saved = result.best, str(best_path(result.checkpoint))
-    payload = {"reason": result.reason, "seconds": result.seconds, "trials": rows, "best": rows[0],
-               "checkpoint": str(result.checkpoint), "best_checkpoint": saved, "command": shlex.join(command)}
+    """The best trials, best first, and the winner: where it is saved, what stayed in place, and how
+    to train it again."""
+    rows = [{"trial": t.number, **t.setting.options(), "epochs": t.epochs, "best_val_loss": t.best_val_loss,
+             "seconds": t.seconds, "diverged": t.diverged} for t in result.leaders]
+    best, saved, kept = result.best, result.checkpoint, result.kept
+    payload = {"reason": result.reason.value, "seconds": result.seconds, "trials_drawn": result.trials, "trials": rows,
+               "best": next(row for row in rows if row["trial"] == best.number), "checkpoint": str(saved),
+               "kept": None if kept is None else {"checkpoint": str(kept.checkpoint), "best_val_loss": kept.best_val_loss,
+                                                  "why": kept.why},
+               "command": shlex.join(command), "sample_command": shlex.join(["namegen", "sample", "-c", str(
+                   kept.checkpoint if kept and kept.best_val_loss is not None else saved)])}
+    shown_rows = rows[:TUNE_ROWS]
     table = folding_table("trial", "hidden", "embedding", "dropout", "optimizer", "lr", "batch", "epochs", "best val",
-                          "seconds", title=f"tune: {plural(len(rows), 'trial')} in {result.seconds:.0f}s, best first")
-    for r in rows:
-        table.add_row(str(r["trial"]), str(r["hidden_size"]), str(r.get("embedding_size") or "-"), str(r["dropout"]),
+                          "seconds", title=f"tune: {plural(result.trials, 'trial')} in {result.seconds:.0f}s, "
+                                           + ("best first" if len(shown_rows) == result.trials else
+                                              f"the best {len(shown_rows)} first"))
+    for r in shown_rows:
+        table.add_row(str(r["trial"]), str(r["hidden_size"]), str(r["embedding_size"] or "-"), str(r["dropout"]),
                       r["optimizer"], str(r["learning_rate"]), str(r["batch_size"]), str(r["epochs"]),
-                      fixed(r["best_val_loss"], 4), f"{r['seconds']:.1f}")
-    what = "interrupted" if result.reason == "interrupted" else "budget spent"
-    return View(payload, [table, f"{what}: best validation {fixed(best.best_val_loss, 4)} nats/char, trial "
-                                 f"{best.number} ({settings_text(best.settings)}); saved {escape(saved)}",
-                          f"train it again: {escape(payload['command'])}",
-                          f"sample from it: namegen sample -c {escape(shlex.quote(saved))}"])
+                      fixed(r["best_val_loss"], 4) + (" (diverged)" if r["diverged"] else ""), f"{r['seconds']:.1f}")
+    what = {TuneEnd.INTERRUPTED: "interrupted", TuneEnd.WRITE_FAILED: "stopped: a trial could not save"
+            }.get(result.reason, "budget spent")
+    lines = [table, f"{what}: best validation {fixed(best.best_val_loss, 4)} nats/char, trial {best.number} "
+                    f"({setting_text(best.setting)}); saved {shown(saved)}"]
+    if kept is not None:
+        against = f" ({fixed(kept.best_val_loss, 4)})" if kept.best_val_loss is not None else ""
+        lines.append(f"kept {shown(kept.checkpoint)}{against} in place: {escape(kept.why)}")
+    lines += [f"train it again: {shown_command(command)}",
+              f"sample from it: {shown_command(['namegen', 'sample', '-c', str(saved)])}"]
+    return View(payload, lines)
 
 
 # ---------------------------------------------------------------------------------------- sample
@@ -201,9 +228,9 @@ def names(path: Path, model: Model, found: list[str], seed: int | None, rejected
 def evaluation(path: Path, results: dict[str, Evaluation]) -> View:
     rows = [{"set": label, "names": e.names, "chars": e.chars, "nats_per_char": e.per_char,
              "nats_per_name": e.per_name, "perplexity": e.perplexity} for label, e in results.items()]
-    table = folding_table("set", "names", "chars", "nats/char", "nats/name", "perplexity", title=f"evaluate {path}")
+    table = folding_table("set", "names", "chars", "nats/char", "nats/name", "perplexity", title=f"evaluate {shown(path)}")
     for r in rows:
-        table.add_row(escape(r["set"]), str(r["names"]), str(r["chars"]), fixed(r["nats_per_char"], 4),
+        table.add_row(shown(r["set"]), str(r["names"]), str(r["chars"]), fixed(r["nats_per_char"], 4),
                       fixed(r["nats_per_name"], 3), fixed(r["perplexity"], 3))
     return View({"checkpoint": str(path), "results": rows}, [table])
 
@@ -217,7 +244,7 @@ def scores(path: Path, scored: list[Score]) -> View:
     styles = list(scored[0].by_style) if scored and scored[0].by_style else []
     table = folding_table("name", "nats", "nats/char", "perplexity", "in the data",
                           *(f"nats/char as {shown(style)}" for style in styles), *(["fits best"] if styles else []),
-                          title=f"score ({path})" + (" in the style each name fits best" if styles else ""))
+                          title=f"score ({shown(path)})" + (" in the style each name fits best" if styles else ""))
     for r in rows:
         table.add_row(shown(r["name"]), fixed(r["nats"], 3), fixed(r["nats_per_char"], 3),
                       fixed(r["perplexity"], 2), "yes" if r["known"] else "no",
@@ -245,7 +272,7 @@ def info(path: Path, state: TrainState) -> View:
     if state.position:
         progress += f", {state.position}/{plural(len(state.train_idx), 'name')} into epoch {state.epoch + 1}"
     lines = [
-        f"[bold]{escape(str(path))}[/]",
+        f"[bold]{shown(path)}[/]",
         f"data        {shown(state.source)}: {plural(len(model.names), 'name')} "
         f"({len(state.train_idx)} train, {len(state.val_idx)} validation), fingerprint {model.fingerprint}",
         f"vocabulary  {model.vocab.size} tokens: boundary + {shown(repr(''.join(model.vocab.chars)))}"
@@ -258,7 +285,7 @@ def info(path: Path, state: TrainState) -> View:
         f"progress    {progress}",
     ]
     if state.best_val_loss is not None:
-        lines.append(f"best        validation {state.best_val_loss:.4f} nats/char")
+        lines.append(f"best        validation {fixed(state.best_val_loss, 4)} nats/char")
     if state.history:
         lines.append(history_table(state.history))
     return View(payload, lines)
@@ -281,8 +308,8 @@ def history_table(history: list[EpochRecord]) -> Table:
             continue
         at_end = ["-" if r.train_loss is None else fixed(r.train_loss, 4)] if ended else []
         table.add_row(str(r.epoch), fixed(r.running_loss, 4), *at_end, "-" if r.val_loss is None else fixed(r.val_loss, 4),
-                      f"{r.grad_norm_mean:.2f}", f"{r.grad_norm_max:.2f}", f"{100 * r.clip_fraction:.4f}",
-                      f"{r.whh_sigma_max:.3f}", f"{r.seconds:.2f}")
+                      fixed(r.grad_norm_mean, 2), fixed(r.grad_norm_max, 2), f"{100 * r.clip_fraction:.4f}",
+                      fixed(r.whh_sigma_max, 3), f"{r.seconds:.2f}")
     return table
 
 
@@ -324,9 +351,9 @@ def diagnosis(path: Path, d: Diagnosis) -> View:
         table.add_row(str(row["distance"]), str(row["pairs"]), f"{row['grad_norm']:.4g}", f"{row['relative']:.3g}",
                       f"{row['jacobian_norm']:.4g}")
     return View(payload, [
-        f"[bold]{escape(str(path))}[/]: gradient flow over {plural(len(d.names), 'name')}",
-        f"Whh singular values: max {sv[0]:.3f}, min {sv[-1]:.3f}, {int(np.sum(sv > 1))} of {len(sv)} above 1; "
-        f"spectral radius {d.spectrum.spectral_radius:.3f}; tanh' ≤ {TANH_DERIVATIVE_BOUND:g}",
+        f"[bold]{shown(path)}[/]: gradient flow over {plural(len(d.names), 'name')}",
+        f"Whh singular values: max {fixed(sv[0], 3)}, min {fixed(sv[-1], 3)}, {int(np.sum(sv > 1))} of {len(sv)} above 1; "
+        f"spectral radius {fixed(d.spectrum.spectral_radius, 3)}; tanh' ≤ {TANH_DERIVATIVE_BOUND:g}",
         f"singular values  {sparkline(sv)}",
         table,
         f"gradient norm    {sparkline(flow.grad_norm, log=True)}  (log scale, m = 0 … {flow.distance[-1]})",
@@ -389,7 +416,7 @@ def surface(path: Path, s: Surface) -> View:
     for k in range(0, len(s.r), max(1, len(s.r) // 10)):
         table.add_row(f"{s.r[k]:g}", fixed(s.loss[k, j1], 3), f"{s.grad_norm[k]:.4g}")
     return View(payload, [
-        f"{escape(str(path))}: loss on its {s.names} {s.which} names with Wxh → a·Wxh (columns, a = {s.a[0]:g} … "
+        f"{shown(path)}: loss on its {s.names} {s.which} names with Wxh → a·Wxh (columns, a = {s.a[0]:g} … "
         f"{s.a[-1]:g}) and Whh → r·Whh (rows); darker is higher (log scale), X is the trained model "
         f"(a = r = 1, {fixed(s.loss[i1, j1], 3)} nats/char)",
         *heat_map(rows, labels, (f"a={s.a[0]:g}", f"a={s.a[-1]:g}"), mark),
@@ -446,11 +473,11 @@ def curves(path: Path, history: list[EpochRecord], flow: Flow) -> list[str]:
         series["validation"] = [r.val_loss for r in h]
     sampled = "" if len(h) == len(history) else f" ({len(h)} of them, evenly spaced)"
     return [
-        f"[bold]{escape(str(path))}[/]: loss (nats/char) by epoch 1 … {len(history)}{sampled}",
+        f"[bold]{shown(path)}[/]: loss (nats/char) by epoch 1 … {len(history)}{sampled}",
         *line_chart(series),
         f"clipped entries  {sparkline([r.clip_fraction for r in h])}  max {100 * max(r.clip_fraction for r in h):.4f}%",
-        f"gradient norm    {sparkline([r.grad_norm_mean for r in h])}  mean {h[0].grad_norm_mean:.1f} → {h[-1].grad_norm_mean:.1f}",
-        f"σmax(Whh)        {sparkline([r.whh_sigma_max for r in h])}  {h[0].whh_sigma_max:.2f} → {h[-1].whh_sigma_max:.2f}",
+        f"gradient norm    {sparkline([r.grad_norm_mean for r in h])}  mean {fixed(h[0].grad_norm_mean, 1)} → {fixed(h[-1].grad_norm_mean, 1)}",
+        f"σmax(Whh)        {sparkline([r.whh_sigma_max for r in h])}  {fixed(h[0].whh_sigma_max, 2)} → {fixed(h[-1].whh_sigma_max, 2)}",
         f"gradient flow    {sparkline(flow.grad_norm, log=True)}  ‖dL_t/dh_(t-m)‖ for m = 0 … {flow.distance[-1]}, "
         f"{flow.grad_norm[0]:.3g} → {flow.grad_norm[-1]:.3g} (log scale)",
     ]

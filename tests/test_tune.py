@@ -1,6 +1,9 @@
 """namegen tune: the successive-halving search, what it keeps, and how it reports."""
 
+import errno
 import itertools
+import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -8,9 +11,12 @@ import pytest
 from namegen.checkpoint import load_checkpoint
 from namegen.data import read_names
 from namegen.errors import OptionError
-from namegen.tune import ROUND_SIZE, RUNG_EPOCHS, TuneCallbacks, parse_duration, reproduce_command, tune, tuned_path
+from namegen.runs import RunFiles
 from namegen.state import TrainConfig
-from namegen.training import best_path
+from namegen.tune import (ROUND_SIZE, RUNG_EPOCHS, Setting, TuneCallbacks, TuneEnd, duration_text, parse_duration,
+                          reproduce_command, tune)
+
+from conftest import TINY
 
 
 @pytest.mark.parametrize("text, seconds", [("90", 90), ("90s", 90), ("3m", 180), ("1h", 3600), ("2m30s", 150),
@@ -25,15 +31,19 @@ def test_a_duration_that_is_not_one_is_refused(text):
         parse_duration(text)
 
 
-def small_draws():
+def small_draws(rates=(0.001, 0.3, 0.03, 0.1, 0.003, 0.01, 0.05, 0.2, 0.02)):
     """Settings a tiny list trains in milliseconds, distinct in step size so that trials differ."""
-    rates = itertools.cycle([0.001, 0.3, 0.03, 0.1, 0.003, 0.01, 0.05, 0.2, 0.02])
+    rates = itertools.cycle(rates)
     embeddings = itertools.cycle([0, 3])
 
     def draw(rng):
-        return {"hidden_size": int(rng.choice([4, 8])), "embedding_size": next(embeddings), "dropout": 0.0,
-                "optimizer": "sgd", "batch_size": 1, "learning_rate": next(rates), "warmup": 0.0}
+        return Setting(hidden_size=int(rng.choice([4, 8])), embedding_size=next(embeddings), dropout=0.0,
+                       optimizer="sgd", batch_size=1, learning_rate=next(rates), warmup=0.0)
     return draw
+
+
+def files_in(directory: Path, name="few") -> RunFiles:
+    return RunFiles(directory, name).tuned()
 
 
 def stop_after(ends: int, seen: list):
@@ -44,7 +54,7 @@ def stop_after(ends: int, seen: list):
 
 def test_each_rung_keeps_the_best_third_of_the_one_before(few_dinos, tmp_path):
     seen = []
-    result = tune(few_dinos, TrainConfig(), 600, tmp_path, "few", stop_after(ROUND_SIZE + 3 + 1, seen),
+    result = tune(few_dinos, TrainConfig(), 600, files_in(tmp_path), stop_after(ROUND_SIZE + 3 + 1, seen),
                   engine="numpy", draw=small_draws())
     first, second, third = seen[:ROUND_SIZE], seen[ROUND_SIZE:ROUND_SIZE + 3], seen[ROUND_SIZE + 3:]
     assert {epochs for _, epochs, _ in first} == {RUNG_EPOCHS[0]}
@@ -52,40 +62,38 @@ def test_each_rung_keeps_the_best_third_of_the_one_before(few_dinos, tmp_path):
     assert sorted(number for number, _, _ in second) == sorted(number for number, _, _ in best_three)
     assert {epochs for _, epochs, _ in second} == {RUNG_EPOCHS[1]}
     assert third[0][0] == min(second, key=lambda row: row[2])[0] and third[0][1] == RUNG_EPOCHS[2]
-    assert result.reason == "interrupted" and len(result.trials) == ROUND_SIZE
+    assert result.reason == TuneEnd.INTERRUPTED and result.trials == ROUND_SIZE
 
 
 def test_the_best_trial_is_kept_as_a_normal_checkpoint_and_the_scratch_is_removed(few_dinos, tmp_path):
     seen = []
-    result = tune(few_dinos, TrainConfig(), 600, tmp_path, "few", stop_after(ROUND_SIZE + 2, seen),
+    result = tune(few_dinos, TrainConfig(), 600, files_in(tmp_path), stop_after(ROUND_SIZE + 2, seen),
                   engine="numpy", draw=small_draws())
     assert result.best.best_val_loss == min(loss for _, _, loss in seen)
-    assert result.checkpoint == tuned_path(tmp_path, "few")
-    saved = load_checkpoint(best_path(result.checkpoint))
+    assert result.checkpoint == files_in(tmp_path).best and result.kept is None
+    saved = load_checkpoint(result.checkpoint)
     assert saved.best_val_loss == result.best.best_val_loss
-    assert saved.config.learning_rate == result.best.settings["learning_rate"]
-    latest = load_checkpoint(result.checkpoint)
-    np.testing.assert_array_equal(latest.model.params, result.best.state.model.params)
-    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.endswith(".lock")) == [
-        "few.tuned.best.npz", "few.tuned.latest.npz"]
+    assert saved.config.learning_rate == result.best.setting.learning_rate
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.endswith(".lock")) == ["few~tuned.best.npz"]
 
 
 def test_the_budget_ends_the_search(few_dinos, tmp_path):
-    result = tune(few_dinos, TrainConfig(), 0.5, tmp_path, "few", engine="numpy", draw=small_draws())
-    assert result.reason == "budget" and 0.5 <= result.seconds < 5
+    result = tune(few_dinos, TrainConfig(), 0.5, files_in(tmp_path), engine="numpy", draw=small_draws())
+    assert result.reason == TuneEnd.BUDGET and 0.5 <= result.seconds < 5
     assert result.best is not None  # a tiny list trains an epoch well within half a second
 
 
 def test_every_trial_is_judged_on_the_same_validation_names(few_dinos, tmp_path):
-    result = tune(few_dinos, TrainConfig(seed=3), 600, tmp_path, "few", stop_after(4, []), engine="numpy",
-                  draw=small_draws())
-    splits = {tuple(t.state.val_idx) for t in result.trials}
-    assert len(splits) == 1
+    splits = []
+    callbacks = TuneCallbacks(on_trial_end=lambda trial: splits.append(tuple(trial.state.val_idx)),
+                              should_stop=lambda: len(splits) >= 4)
+    tune(few_dinos, TrainConfig(seed=3), 600, files_in(tmp_path), callbacks, engine="numpy", draw=small_draws())
+    assert len(splits) >= 4 and len(set(splits)) == 1
 
 
 def test_tune_needs_validation_names(few_dinos, tmp_path):
     with pytest.raises(OptionError, match="val-fraction|val_fraction"):
-        tune(few_dinos, TrainConfig(val_fraction=0), 10, tmp_path, "few")
+        tune(few_dinos, TrainConfig(val_fraction=0), 10, files_in(tmp_path))
 
 
 def test_the_printed_command_trains_the_same_model_again(cli, tmp_path):
@@ -93,14 +101,14 @@ def test_the_printed_command_trains_the_same_model_again(cli, tmp_path):
     names.write_text("\n".join(["Anna", "Bertha", "Carla", "Dora", "Emma", "Frieda", "Greta", "Hanna", "Ida",
                                 "Jutta", "Karla", "Lena", "Marta", "Nora", "Olga", "Paula", "Rosa", "Selma"]))
     seen = []
-    result = tune(read_names(names), TrainConfig(), 600, tmp_path / "tuned", "names",
+    result = tune(read_names(names), TrainConfig(), 600, files_in(tmp_path / "tuned", "names"),
                   stop_after(ROUND_SIZE + 1, seen), engine="numpy", draw=small_draws())
     command = reproduce_command(str(names), result.best)
     assert command[:2] == ["namegen", "train"]
     again = cli("train", *command[2:], "--engine", "numpy", "--out-dir", tmp_path / "again", "--json")
     assert again.code == 0, again.stderr
     retrained = load_checkpoint(tmp_path / "again" / "names.best.npz")
-    kept = load_checkpoint(best_path(result.checkpoint))
+    kept = load_checkpoint(result.checkpoint)
     np.testing.assert_array_equal(retrained.model.params, kept.model.params)
 
 
@@ -118,10 +126,117 @@ def test_the_cli_reports_trials_and_json(cli, tmp_path):
     losses = [row["best_val_loss"] for row in payload["trials"]]
     assert losses == sorted(losses) and payload["best"] == payload["trials"][0]
     assert payload["command"].startswith("namegen train --data")
-    assert load_checkpoint(payload["best_checkpoint"]).best_val_loss == pytest.approx(losses[0])
+    assert load_checkpoint(payload["checkpoint"]).best_val_loss == pytest.approx(losses[0])
 
 
 def test_a_budget_too_short_for_one_epoch_is_one_line_and_writes_nothing(cli, tmp_path, monkeypatch):
-    monkeypatch.setattr("namegen.tune.run_trial", lambda *args: None)  # as if no trial got an epoch in
+    monkeypatch.setattr("namegen.tune._Search.run_trial", lambda *args: None)  # as if no trial got an epoch in
     cli("tune", "--budget", "0.1s", "--out-dir", tmp_path).fails_in_one_line(1, "--budget")
     assert not list(tmp_path.glob("*.npz"))
+
+
+# ------------------------------------------------------------------------------ what a search keeps
+
+def search(names, directory, rates, ends, seed=0):
+    return tune(names, TrainConfig(seed=seed), 600, files_in(directory), stop_after(ends, []), engine="numpy",
+                draw=small_draws(rates))
+
+
+def test_a_search_that_does_not_beat_the_tuned_model_leaves_it_in_place_and_saves_beside_it(few_dinos, tmp_path):
+    good = search(few_dinos, tmp_path, (0.05, 0.03), 4)
+    before = good.checkpoint.read_bytes()
+    worse = search(few_dinos, tmp_path, (0.0001,), 2)  # Ctrl-C after two trials of a hopeless step size
+    assert worse.best.best_val_loss > good.best.best_val_loss
+    assert good.checkpoint.read_bytes() == before
+    assert worse.kept.checkpoint == good.checkpoint and worse.kept.best_val_loss == good.best.best_val_loss
+    assert worse.checkpoint == tmp_path / "few~tuned~2.best.npz"
+    assert load_checkpoint(worse.checkpoint).best_val_loss == worse.best.best_val_loss
+    again = search(few_dinos, tmp_path, (0.0001,), 1)
+    assert again.checkpoint == tmp_path / "few~tuned~3.best.npz"  # nothing is ever overwritten by a worse one
+
+
+def test_a_better_search_replaces_the_tuned_model(few_dinos, tmp_path):
+    worse = search(few_dinos, tmp_path, (0.0001,), 2)
+    better = search(few_dinos, tmp_path, (0.05, 0.03), 4)
+    assert better.kept is None and better.checkpoint == worse.checkpoint
+    assert load_checkpoint(better.checkpoint).best_val_loss == better.best.best_val_loss < worse.best.best_val_loss
+
+
+def test_a_search_on_other_validation_names_never_replaces_the_tuned_model(few_dinos, tmp_path):
+    first = search(few_dinos, tmp_path, (0.0001,), 2, seed=0)
+    other = search(few_dinos, tmp_path, (0.05,), 2, seed=1)  # better by its own names, but other names
+    assert other.kept.checkpoint == first.checkpoint and other.kept.best_val_loss is None
+    assert "other validation names" in other.kept.why and other.checkpoint.name == "few~tuned~2.best.npz"
+
+
+def test_a_full_disk_keeps_the_best_finished_trial(few_dinos, tmp_path, monkeypatch):
+    real_fsync = os.fsync
+
+    def full_from_trial_3(fd):
+        if ".trial-3." in os.readlink(f"/proc/self/fd/{fd}"):  # the disk fills as trial 3 saves
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_fsync(fd)
+
+    monkeypatch.setattr("namegen.files.os.fsync", full_from_trial_3)
+    result = search(few_dinos, tmp_path, (0.05, 0.03, 0.01), 100)
+    assert result.reason == TuneEnd.WRITE_FAILED and "No space left on device" in str(result.problem)
+    assert result.best.number in (1, 2) and result.checkpoint == files_in(tmp_path).best
+    assert load_checkpoint(result.checkpoint).best_val_loss == result.best.best_val_loss
+    assert not list(tmp_path.glob(".*.trials"))  # the scratch is gone all the same
+
+
+def test_a_full_disk_during_tune_is_one_line_after_the_summary(cli, names_file, tmp_path, monkeypatch):
+    real_fsync = os.fsync
+    monkeypatch.setattr("namegen.tune.draw_setting", small_draws((0.05, 0.03, 0.01)))
+
+    def full_from_trial_2(fd):
+        if ".trial-2." in os.readlink(f"/proc/self/fd/{fd}"):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_fsync(fd)
+
+    monkeypatch.setattr("namegen.files.os.fsync", full_from_trial_2)
+    ran = cli("tune", "--data", names_file(TINY, "tiny.txt"), "--budget", "1m", "--out-dir", tmp_path, "--engine", "numpy")
+    ran.fails_in_one_line(1, "No space left on device")
+    assert "trial 1" in ran.stdout and load_checkpoint(tmp_path / "tiny~tuned.best.npz").epoch >= 1
+
+
+def test_scratch_directories_of_killed_searches_are_removed_and_nothing_else(few_dinos, tmp_path):
+    dead = 999_999_999
+    stale = tmp_path / f".few~tuned.{dead}.abc.trials"
+    stale.mkdir()
+    (stale / "trial-1.latest.npz").write_bytes(b"left by a killed search")
+    live = tmp_path / f".few~tuned.{os.getpid()}.abc.trials"
+    live.mkdir()
+    a_file = tmp_path / f".few~tuned.{dead}.def.trials"
+    a_file.write_text("mine")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "keep.txt").write_text("mine too")
+    a_link = tmp_path / f".few~tuned.{dead}.ghi.trials"
+    a_link.symlink_to(elsewhere)
+    result = search(few_dinos, tmp_path, (0.05,), 1)
+    assert result.best is not None
+    assert not stale.exists() and live.is_dir()
+    assert a_file.read_text() == "mine" and a_link.is_symlink() and (elsewhere / "keep.txt").read_text() == "mine too"
+
+
+def test_only_live_trials_and_the_best_keep_their_state_and_files(few_dinos, tmp_path, monkeypatch):
+    monkeypatch.setattr("namegen.tune.LEADERS", 5)
+    files_seen = []
+
+    def count_files(trial):
+        files_seen.append(len([p for p in tmp_path.glob(".*.trials/*.npz")]))
+
+    callbacks = TuneCallbacks(on_trial_end=count_files, should_stop=lambda: len(files_seen) >= 3 * (ROUND_SIZE + 4))
+    result = tune(few_dinos, TrainConfig(), 600, files_in(tmp_path), callbacks, engine="numpy", draw=small_draws())
+    assert result.trials >= 2 * ROUND_SIZE
+    assert max(files_seen) <= 2 * (ROUND_SIZE + 1)  # a latest and a best each, for the live round and the best
+    assert len(result.leaders) == 5 and [t.best_val_loss for t in result.leaders] == sorted(
+        t.best_val_loss for t in result.leaders)
+    assert result.leaders[0] is result.best
+    assert sum(t.state is not None for t in result.leaders) == 1  # only the winner's state is still held
+
+
+@pytest.mark.parametrize("seconds, text", [(5, "5s"), (90, "1m30s"), (180, "3m"), (5400, "1h30m"), (0.5, "0.5s")])
+def test_a_budget_is_shown_with_its_unit(seconds, text):
+    assert duration_text(seconds) == text
