@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .data import pad_batch
+from .errors import fixed
 from .model import PARAM_NAMES, Model, Params, forward, init_params, loss_and_grads, name_losses, unflatten
 from .optim import clip_
 from .options import check, option
@@ -153,26 +154,26 @@ def verdict(flow: Flow, spectrum: Spectrum) -> str:
     bound = TANH_DERIVATIVE_BOUND * spectrum.sigma_max
     lines = []
     if spectrum.sigma_max < 1 / TANH_DERIVATIVE_BOUND:
-        lines.append(f"σmax(Whh) = {spectrum.sigma_max:.2f} < 1: every step's Jacobian shrinks the gradient "
+        lines.append(f"σmax(Whh) = {fixed(spectrum.sigma_max, 2)} < 1: every step's Jacobian shrinks the gradient "
                      f"by at least that factor, so gradients must vanish geometrically with distance.")
     else:
-        lines.append(f"σmax(Whh) = {spectrum.sigma_max:.2f} > 1 (spectral radius {spectrum.spectral_radius:.2f}): "
-                     f"a step may amplify the gradient by up to {bound:.2f}x, so explosion is possible; "
+        lines.append(f"σmax(Whh) = {fixed(spectrum.sigma_max, 2)} > 1 (spectral radius {fixed(spectrum.spectral_radius, 2)}): "
+                     f"a step may amplify the gradient by up to {fixed(bound, 2)}x, so explosion is possible; "
                      f"whether it happens depends on tanh' = 1 - h² along the way.")
     if np.isfinite(factor):
         if factor < 1:
             at10 = factor ** 10
-            lines.append(f"Measured: the gradient norm shrinks by {factor:.3f}x per step of distance "
+            lines.append(f"Measured: the gradient norm shrinks by {fixed(factor, 3)}x per step of distance "
                          f"(after 10 steps {100 * at10:.2g}% remains): vanishing. Letters far back "
                          f"barely influence learning, which is why long-range structure is hard for this model.")
         else:
-            lines.append(f"Measured: the gradient norm grows by {factor:.3f}x per step of distance: exploding. "
+            lines.append(f"Measured: the gradient norm grows by {fixed(factor, 3)}x per step of distance: exploding. "
                          f"Clipping keeps updates bounded.")
         one_step = flow.jacobian_norm[1] if len(flow.jacobian_norm) > 1 else float("nan")
         if np.isfinite(one_step) and one_step > 1 > factor:
             below = flow.distance[(flow.jacobian_norm < 1) & (flow.distance > 0)]
             where = f"; the product of Jacobians itself falls below 1 from distance {below[0]}" if len(below) else ""
-            lines.append(f"A single step's Jacobian has mean norm {one_step:.2f} (under the bound {bound:.2f}, "
+            lines.append(f"A single step's Jacobian has mean norm {fixed(one_step, 2)} (under the bound {fixed(bound, 2)}, "
                          f"since tanh' < 1 wherever h is not 0), yet the gradient shrinks: it does not line up "
                          f"with the few directions that Whh stretches{where}.")
     return " ".join(lines)

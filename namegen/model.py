@@ -285,6 +285,23 @@ def blend_term(params: Params, weights: np.ndarray) -> np.ndarray:
     return np.asarray(weights, dtype=float) @ params["B"]
 
 
+COMPUTABLE = 1e300  # bounds below this leave room for the rounding of the sums they bound
+
+
+def computable(params: Params) -> bool:
+    """Whether every hidden pre-activation and every logit the model can produce is a finite
+    number, so that its probabilities can be computed for any name: since |h| <= 1,
+    |a_j| <= max_x |Wxh[x, j]| + sum_i |Whh[i, j]| + |bh_j| (+ max_k |B[k, j]|) and
+    |z_v| <= sum_j |Why[j, v]| + |by_v|. A diverged model can have finite weights (1e308) whose
+    sums are not: its softmax would be NaN. Bounds, not a forward pass: a few microseconds."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        a = np.abs(params["Wxh"]).max(axis=0) + np.abs(params["Whh"]).sum(axis=0) + np.abs(params["bh"])
+        if "B" in params:
+            a = a + np.abs(params["B"]).max(axis=0)
+        z = np.abs(params["Why"]).sum(axis=0) + np.abs(params["by"])
+        return bool(np.all(a < COMPUTABLE) and np.all(z < COMPUTABLE))
+
+
 def exp_shifted(z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The one stable softmax: shift z in place so each row's largest entry is 0, then return
     exp(z) and its row sums. softmax = exp / sums and log softmax = z - log(sums), over the last

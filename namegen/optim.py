@@ -107,7 +107,8 @@ class Rprop(Optimizer):
     gradient cannot throw a weight further than its step. A step grows by INCREASE while its
     gradient keeps its sign and shrinks by DECREASE when the sign flips; after a flip the entry
     does not move and forgets its gradient, so the next update only grows or moves. The steps
-    start at the learning rate and stay within [MIN_STEP, MAX_STEP], the paper's bounds. Meant
+    start at the learning rate and stay within [MIN_STEP, MAX_STEP], the paper's bounds, the first
+    included (as torch.optim.Rprop clamps it). Meant
     for full-batch training (--batch-size 0): with mini-batches the signs flip with the batch,
     not with the loss surface. The learning-rate schedule does not apply.
     """
@@ -119,7 +120,7 @@ class Rprop(Optimizer):
 
     def __init__(self, size: int, learning_rate: float):
         super().__init__(size, learning_rate)
-        self.state["step"][:] = learning_rate
+        self.state["step"][:] = min(max(learning_rate, self.MIN_STEP), self.MAX_STEP)
 
     def _update(self, params, grad):
         step, previous = self.state["step"], self.state["previous"]

@@ -6,6 +6,7 @@ records that leave the loop (epoch statistics, history rows) are typed here.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -66,6 +67,11 @@ class TrainConfig:
 
     def __post_init__(self):
         check(self)
+        if self.weight_decay * self.learning_rate >= 1:  # the schedule never takes the step above learning_rate
+            raise OptionError(OptionName("weight_decay"), f" {self.weight_decay:g} with ", OptionName("learning_rate"),
+                              f" {self.learning_rate:g} multiplies each weight by 1 - {self.weight_decay:g} x "
+                              f"{self.learning_rate:g} = {1 - self.weight_decay * self.learning_rate:g} at an update, "
+                              "flipping or zeroing it; keep their product below 1")
         if self.patience is not None and self.val_fraction == 0:
             raise OptionError(OptionName("patience"), " needs validation names to watch; set ",
                               OptionName("val_fraction"), " above 0")
@@ -133,6 +139,11 @@ class EpochRecord:
     seconds: float  # wall time since the previous record: the updates, the evaluation, and the previous
     # epoch's checkpoint writes and report, so that the epochs add up to the run
     rescale_fraction: float = 0.0  # share of updates whose whole gradient was scaled down (clip_norm)
+
+    @property
+    def finite(self) -> bool:
+        """Whether every figure is a finite number (or absent): a checkpoint holds no other."""
+        return all(value is None or math.isfinite(value) for value in vars(self).values())
 
 
 @dataclass
@@ -216,7 +227,7 @@ def resume_state(state: TrainState, overrides: dict, data: NameList | None = Non
         )
     if state.epoch >= config.epochs:
         raise TrainingError(
-            f"the checkpoint has already completed {state.epoch} of {plural(config.epochs, 'epoch')}; pass ",
+            f"the checkpoint has already completed {plural(state.epoch, 'epoch')}; pass ",
             OptionName("epochs"), f" above {state.epoch} to train further"
         )
     state.config = config

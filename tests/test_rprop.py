@@ -64,3 +64,11 @@ def test_rprop_resumes_exactly_with_full_and_small_batches(few_dinos, tmp_path, 
     train(straight)
     np.testing.assert_array_equal(resumed.model.params, straight.model.params)
     np.testing.assert_array_equal(resumed.optimizer.state["step"], straight.optimizer.state["step"])
+
+
+def test_the_first_step_is_held_within_the_bounds_as_every_later_one():
+    rprop = Rprop(3, 100.0)
+    weights = np.zeros(3)
+    rprop.step(weights, np.array([1.0, -1.0, 0.0]))
+    assert np.all(rprop.state["step"] == Rprop.MAX_STEP) and np.abs(weights).max() == Rprop.MAX_STEP
+    assert np.all(Rprop(3, 1e-9).state["step"] == Rprop.MIN_STEP)

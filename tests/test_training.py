@@ -157,7 +157,7 @@ def test_a_huge_but_finite_loss_trains_on_and_its_previews_do_not_stop_it(few_di
     ({"optimizer": "adam", "epochs": 5}, "optimizer='adam'"),
     ({"case": "keep", "epochs": 3}, "case='keep'"),
     ({"val_fraction": 0.3, "epochs": 3}, "val_fraction=0.3"),
-    ({"epochs": 1}, "already completed 1 of 1 epoch;"),
+    ({"epochs": 1}, "already completed 1 epoch;"),
 ])
 def test_resume_refuses_options_that_would_make_a_different_run(few_dinos, tmp_path, overrides, message):
     state = new_state(TrainConfig(hidden_size=8, epochs=1), few_dinos)
@@ -351,3 +351,57 @@ def test_every_schedule_warms_up_then_decays_to_its_end(schedule):
     assert np.all(np.diff(rates[:10]) > 0)  # rising during the warm-up
     if schedule != "constant":
         assert np.all(np.diff(rates[10:]) < 0) and rates[-1] < 0.01
+
+
+# ------------------------------------------------------------------------------------- divergence
+
+def test_a_validation_loss_that_is_not_finite_is_divergence_caught_before_anything_is_written(
+        cli, names_file, tmp_path):
+    data = names_file(TINY, "a.txt")
+    assert cli("train", "--data", data, "--out-dir", tmp_path / "good", "--epochs", 2, "--hidden-size", 8,
+               "--preview", 0).code == 0
+    latest, best = tmp_path / "good" / "a.latest.npz", tmp_path / "good" / "a.best.npz"
+    before = latest.read_bytes(), best.read_bytes()
+    cli("train", "--resume", latest, "--batch-size", 0, "--learning-rate", "1e308", "--epochs", 5,
+        "--preview", 0).fails_in_one_line(1, "diverged")
+    assert (latest.read_bytes(), best.read_bytes()) == before
+    cli("train", "--data", data, "--out-dir", tmp_path / "fresh", "--batch-size", 0, "--learning-rate", "1e308",
+        "--hidden-size", 8, "--preview", 0).fails_in_one_line(1, "diverged")
+    for path in (tmp_path / "fresh").glob("*.npz"):
+        load_checkpoint(path)  # whatever was saved loads
+
+
+def test_a_step_times_weight_decay_of_one_or_more_is_refused(cli):
+    with pytest.raises(OptionError, match="weight_decay"):
+        TrainConfig(weight_decay=0.5, learning_rate=2.0)
+    TrainConfig(weight_decay=0.5, learning_rate=1.9)
+    cli("train", "--weight-decay", 2, "--learning-rate", 1).fails_in_one_line(2, "--weight-decay")
+
+
+def test_a_resumed_run_cannot_raise_its_step_past_the_decay_bound(few_dinos, tmp_path):
+    state = new_state(TrainConfig(hidden_size=4, epochs=1, weight_decay=0.5), few_dinos)
+    train(state, tmp_path / "d.latest.npz")
+    with pytest.raises(OptionError, match="weight_decay"):
+        resume_state(load_checkpoint(tmp_path / "d.latest.npz"), {"epochs": 2, "learning_rate": 3.0})
+
+
+def test_a_finished_run_resumed_with_fewer_epochs_says_how_many_it_did(cli, names_file, tmp_path):
+    data = names_file(TINY, "a.txt")
+    cli("train", "--data", data, "--out-dir", tmp_path, "--epochs", 2, "--hidden-size", 4, "--preview", 0)
+    ran = cli("train", "--resume", tmp_path / "a.latest.npz", "--epochs", 1)
+    ran.fails_in_one_line(1, "has already completed 2 epochs; pass --epochs above 2")
+    assert "of 1" not in ran.stderr
+
+
+def test_resuming_in_a_directory_that_cannot_be_written_gives_advice_resume_can_take(cli, names_file, tmp_path,
+                                                                                      monkeypatch):
+    data = names_file(TINY, "a.txt")
+    cli("train", "--data", data, "--out-dir", tmp_path, "--epochs", 1, "--hidden-size", 4, "--preview", 0)
+
+    def cannot_write(directory):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr("namegen.checkpoint.probe_writable", cannot_write)
+    ran = cli("train", "--resume", tmp_path / "a.latest.npz", "--epochs", 2)
+    ran.fails_in_one_line(1, "Permission denied")
+    assert "--out-dir" not in ran.stderr and "copy" in ran.stderr
