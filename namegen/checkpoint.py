@@ -23,7 +23,8 @@ import numpy as np
 from .data import MAX_NAMES_BYTES, MAX_STYLES
 from .errors import CheckpointError, OptionName
 from .files import atomic_link, atomic_write, probe_writable
-from .model import FACTOR_NAMES, PARAM_NAMES, STYLE_NAMES, Model, factor_shapes, param_shapes, unflatten_factors
+from .model import (FACTOR_NAMES, PARAM_NAMES, STYLE_NAMES, Model, computable, factor_shapes, param_shapes,
+                    unflatten_factors)
 from .optim import OPTIMIZERS, Optimizer, make_optimizer
 from .options import conforms, field_kinds
 from .state import MAX_HIDDEN, EpochRecord, EpochStats, TrainConfig, TrainState
@@ -323,10 +324,10 @@ class _Reader:
         model = self.model(config)
         train_idx, val_idx = self.split(len(model.names))
         factors = self.factors(config, model)
+        self.products(model, factors)
         state = TrainState(config=config, model=model, source=self.text(self.meta["data"]["source"], "data.source"),
                            train_idx=train_idx, val_idx=val_idx, factors=factors, rng=self.rng(),
-                           optimizer=self.optimizer(model.params.size + (0 if factors is None else factors.size),
-                                                    config.learning_rate))
+                           optimizer=self.optimizer(config, model.params.size + (0 if factors is None else factors.size)))
         self.progress(state)
         return state
 
@@ -390,6 +391,8 @@ class _Reader:
                       style_size)
         if self.meta["data"]["fingerprint"] != model.fingerprint:
             raise self.damaged("the saved names do not match their fingerprint")
+        if not computable(model.param_views):
+            raise self.damaged("its weights are too large for probabilities to be computed")
         return model
 
     def styles(self, n: int) -> tuple[tuple[str, ...], np.ndarray | None, int]:
@@ -426,15 +429,37 @@ class _Reader:
             raise self.damaged("a name is both a training and a validation name")
         return train_idx, val_idx
 
-    def optimizer(self, size: int, learning_rate: float) -> Optimizer:
+    def optimizer(self, config: TrainConfig, size: int) -> Optimizer:
+        """The optimizer's state: the configuration's optimizer, its arrays of `size` entries within
+        their bounds (see Optimizer.state_problem)."""
         name = self.meta["optimizer"]["name"]
         if name not in OPTIMIZERS:
             raise self.damaged(f"unknown optimizer {str(name)[:40]!r}")
-        optimizer = make_optimizer(name, size, learning_rate)
+        if name != config.optimizer:
+            raise self.damaged(f"its optimizer section is {name}'s, but the run's configuration says {config.optimizer}")
+        optimizer = make_optimizer(name, size, config.learning_rate)
         optimizer.steps = self.whole(self.meta["optimizer"]["steps"], "optimizer.steps")
         for key in optimizer.state_names:
             optimizer.state[key] = self.floats(f"optimizer/{key}", (size,)).copy()
+        problem = optimizer.state_problem()
+        if problem:
+            raise self.damaged(problem)
         return optimizer
+
+    def products(self, model: Model, factors: np.ndarray | None) -> None:
+        """Each weight trained as a product equals the product of its factors: a file that breaks
+        one would sample one model and resume another."""
+        p = model.param_views
+        pairs = [("params/B", p["B"], "params/S", p["S"], "params/Wsh", p["Wsh"])] if model.styles else []
+        if factors is not None:
+            f = unflatten_factors(factors, model.vocab.size, model.hidden_size)
+            pairs.append(("params/Wxh", p["Wxh"], "factors/E", f["E"], "factors/Wih", f["Wih"]))
+        with np.errstate(over="ignore", invalid="ignore"):
+            for name, stored, left_name, left, right_name, right in pairs:
+                product = left @ right
+                scale = max(1.0, float(np.abs(product).max(initial=0.0)))
+                if not np.allclose(stored, product, rtol=1e-9, atol=1e-12 * scale):
+                    raise self.damaged(f"{name} is not {left_name} times {right_name}")
 
     def rng(self) -> np.random.Generator:
         saved = self.meta["rng"]

@@ -28,7 +28,7 @@ from . import __version__, views
 from .checkpoint import check_checkpoint_dir, load_checkpoint, load_model
 from .counting import counting_demo
 from .diagnostics import ACTIVATIONS, FlowConfig, demo, diagnose, loss_surface, sigmoid_demo
-from .errors import NamegenError, OptionError, OptionName, TrainingError
+from .errors import NamegenError, OptionError, OptionName, TrainingError, shortened
 from .evaluation import evaluate_sets, score
 from .gradcheck import GradcheckConfig, gradient_check, random_model
 from .data import read_names
@@ -577,13 +577,13 @@ def diagnose_command(
     """
     config = FlowConfig(**values_of(ctx, FlowConfig))
     if activation not in ACTIVATIONS:
-        raise OptionError(OptionName("activation"), f" must be one of {', '.join(ACTIVATIONS)}, not {activation!r}")
+        raise OptionError(OptionName("activation"), f" must be one of {', '.join(ACTIVATIONS)}, not {shortened(activation)}")
     if activation != "tanh" and not demo_mode:
         raise OptionError(OptionName("activation"), " applies to ", OptionName("demo"), " only: a checkpoint's model is tanh")
     if demo_mode:
         which = (names or ["gradients"])[0]
         if len(names or []) > 1 or which not in DEMOS:
-            raise OptionError(OptionName("demo"), f" takes one of {', '.join(DEMOS)}, not {' '.join(names)!r}")
+            raise OptionError(OptionName("demo"), f" takes one of {', '.join(DEMOS)}, not {shortened(' '.join(names))}")
         if which == "counting":
             return show(views.counting(counting_demo()), as_json)
         return show(views.demo(sigmoid_demo() if activation == "sigmoid" else demo()), as_json)

@@ -9,6 +9,7 @@ import codecs
 import hashlib
 import re
 import unicodedata
+from collections import Counter
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -170,19 +171,36 @@ def read_name_lists(paths: list[str | Path] | None, case: str = "auto") -> NameL
     for all the lists together: one vocabulary, one way to show names."""
     if not paths or len(paths) == 1:
         return read_names(paths[0] if paths else None, case)
+    if len(paths) > MAX_STYLES:
+        raise DataError(f"{len(paths)} name lists: at most {MAX_STYLES} can be learned at once")
     styles = tuple(Path(p).stem for p in paths)
-    for style in styles:
-        if styles.count(style) > 1:
+    for path, style in zip(paths, styles):
+        why = unnameable(style)
+        if why:
+            raise DataError(f"{path}: its file name makes the style {style!r}, which --style could not name ({why}); "
+                            "rename the file")
+    for style, count in Counter(styles).items():
+        if count > 1:
             same = ", ".join(str(p) for p in paths if Path(p).stem == style)
             raise DataError(f"{same} would all be the style {style!r}: each list is a style named after its "
                             "file, so give each a file of its own name")
-    if len(paths) > MAX_STYLES:
-        raise DataError(f"{len(paths)} name lists: at most {MAX_STYLES} can be learned at once")
     lists = [read_names(p, "keep") for p in paths]
     source = " + ".join(names.source for names in lists)
     joint = parse_names("\n".join(name for names in lists for name in names.names), source, case)
     style_of = np.repeat(np.arange(len(lists)), [len(names.names) for names in lists])
     return replace(joint, styles=styles, style_of=style_of)
+
+
+def unnameable(style: str) -> str | None:
+    """Why `sample --style` could not name a style of this name ('elves=0.7,dwarves=0.3' is split at
+    ',' and '=' and trimmed), or None."""
+    if "=" in style or "," in style:
+        return "it holds '=' or ','"
+    if style != style.strip():
+        return "it begins or ends with a space"
+    if not style.isprintable():
+        return "it holds a character that cannot be printed"
+    return None
 
 
 def fingerprint(names: list[str]) -> str:

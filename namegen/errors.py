@@ -18,10 +18,10 @@ class OptionName(str):
 
 
 def shortened(value, limit: int = 60) -> str:
-    """A value a user gave, quoted for a message and cut to `limit` characters: an error line never
+    """A value a user gave, as repr shows it, cut to about `limit` characters: an error line never
     echoes a 130 KB argument back in full."""
-    text = value if isinstance(value, str) else str(value)
-    return repr(text) if len(text) <= limit else repr(text[:limit]) + f"… ({len(text):,} characters)"
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}… ({len(text):,} characters)"
 
 
 def fixed(x: float, digits: int) -> str:

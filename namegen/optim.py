@@ -65,6 +65,11 @@ class Optimizer:
     def _update(self, params: np.ndarray, grad: np.ndarray) -> None:
         raise NotImplementedError
 
+    def state_problem(self) -> str | None:
+        """What is impossible in the state (as a checkpoint may hold it), or None: only the
+        optimizers whose state has bounds say anything."""
+        return None
+
 
 class SGD(Optimizer):
     name = "sgd"
@@ -88,6 +93,9 @@ class Adam(Optimizer):
         step_size = self.learning_rate * np.sqrt(1 - self.beta2**self.steps) / (1 - self.beta1**self.steps)
         params -= step_size * m / (np.sqrt(v) + self.eps)
 
+    def state_problem(self):
+        return "optimizer/v holds a negative mean square" if np.any(self.state["v"] < 0) else None
+
 
 class Adagrad(Optimizer):
     name = "adagrad"
@@ -98,6 +106,9 @@ class Adagrad(Optimizer):
         sum_sq = self.state["sum_sq"]
         sum_sq += grad * grad
         params -= self.learning_rate * grad / (np.sqrt(sum_sq) + self.eps)
+
+    def state_problem(self):
+        return "optimizer/sum_sq holds a negative sum of squares" if np.any(self.state["sum_sq"] < 0) else None
 
 
 class Rprop(Optimizer):
@@ -131,6 +142,12 @@ class Rprop(Optimizer):
         grad[flipped] = 0.0
         params -= np.sign(grad) * step
         previous[:] = grad
+
+    def state_problem(self):
+        step = self.state["step"]
+        if np.any(step < self.MIN_STEP) or np.any(step > self.MAX_STEP):
+            return f"optimizer/step holds steps outside [{self.MIN_STEP:g}, {self.MAX_STEP:g}]"
+        return None
 
 
 OPTIMIZERS: dict[str, type[Optimizer]] = {cls.name: cls for cls in (SGD, Adam, Adagrad, Rprop)}

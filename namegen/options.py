@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, fields
 from functools import cache
 from typing import Any
 
-from .errors import OptionError, OptionName
+from .errors import OptionError, OptionName, shortened
 
 SPEC = "namegen.option"  # the key of a field's Spec in its metadata
 
@@ -85,9 +85,9 @@ def check_values(config: type, values: dict[str, Any]) -> None:
         if value is None and optional:
             continue
         if not conforms(value, kind):
-            raise OptionError(OptionName(name), f" must be {KIND_WORDS[kind]}, not {value!r}")
+            raise OptionError(OptionName(name), f" must be {KIND_WORDS[kind]}, not {shortened(value)}")
         if not spec.allows(value):
-            raise OptionError(OptionName(name), f" must be {spec.describe()}, not {value!r}")
+            raise OptionError(OptionName(name), f" must be {spec.describe()}, not {shortened(value)}")
 
 
 def check(config) -> None:

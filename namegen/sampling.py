@@ -12,7 +12,7 @@ from typing import Iterator
 
 import numpy as np
 
-from .errors import DataError, OptionError, OptionName, SamplingError, plural
+from .errors import DataError, OptionError, OptionName, SamplingError, plural, shortened
 from .model import Model, Params, blend_term, exp_shifted, step
 from .options import check, option
 from .threads import limited
@@ -48,7 +48,7 @@ class SampleConfig:
             raise OptionError(OptionName("min_length"), f" {self.min_length} is greater than ",
                               OptionName("max_length"), f" {self.max_length}")
         if self.max_length is not None and len(self.prefix) > self.max_length:
-            raise OptionError(OptionName("prefix"), f" {self.prefix!r} is longer than ",
+            raise OptionError(OptionName("prefix"), f" {shortened(self.prefix)} is longer than ",
                               OptionName("max_length"), f" {self.max_length}")
 
 
@@ -132,27 +132,35 @@ def sample(model: Model, config: SampleConfig, rng: np.random.Generator | None =
 
 def style_weights(model: Model, text: str) -> np.ndarray | None:
     """The style weights --style asks for: 'elves' is 1 on elves; 'elves=0.7,dwarves=0.3' a blend,
-    scaled to sum to 1. None for no --style. An OptionError names what is wrong and the styles."""
+    scaled to sum to 1 (each weight divided by the largest first, so no sum overflows). None for no
+    --style. An OptionError names what is wrong and the styles."""
     if not text:
         return None
     if not model.styles:
         raise OptionError(OptionName("style"), " needs a model trained on several name lists (train with ",
                           OptionName("data"), " given once per list); this one learned one")
-    known = ", ".join(model.styles)
-    weights = np.zeros(len(model.styles))
+    known = ", ".join(style if len(style) <= 40 else style[:40] + "…" for style in model.styles)
+    parts = []
     for part in text.split(","):
-        name, equals, value = part.strip().partition("=")
-        if name.strip() not in model.styles:
-            raise OptionError(OptionName("style"), f" {name.strip()!r} is not one of this model's styles: {known}")
+        name, equals, value = (piece.strip() for piece in part.partition("="))
+        if name not in model.styles:
+            raise OptionError(OptionName("style"), f" {shortened(name)} is not one of this model's styles: {known}")
         try:
             weight = float(value) if equals else 1.0
         except ValueError:
             weight = math.nan
+        if math.isinf(weight) and weight > 0:
+            raise OptionError(OptionName("style"), f" weight {shortened(value)} of {name} is not a finite number "
+                              "(weights are relative: 1 and 3 blend as 1e300 and 3e300 do)")
         if not (math.isfinite(weight) and weight >= 0):
-            raise OptionError(OptionName("style"), f" weight {value!r} of {name.strip()} must be a number of at least 0")
-        weights[model.styles.index(name.strip())] += weight
-    if not weights.sum() > 0:
+            raise OptionError(OptionName("style"), f" weight {shortened(value)} of {name} must be a number of at least 0")
+        parts.append((model.styles.index(name), weight))
+    largest = max(weight for _, weight in parts)
+    if not largest > 0:
         raise OptionError(OptionName("style"), f" weights must not all be 0 (styles: {known})")
+    weights = np.zeros(len(model.styles))
+    for k, weight in parts:
+        weights[k] += weight / largest  # at most 1 each: the sum stays finite
     return weights / weights.sum()
 
 

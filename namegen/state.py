@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from .data import CASES, NameList, fingerprint, split_by_style, split_indices
-from .errors import OptionError, OptionName, TrainingError, plural
+from .errors import OptionError, OptionName, TrainingError, plural, shortened
 from .model import Model, factored_input_, init_factors, init_params, unflatten_factors
 from .optim import OPTIMIZERS, ClipStats, Optimizer, make_optimizer
 from .options import check, check_values, option
@@ -201,7 +201,7 @@ def resume_state(state: TrainState, overrides: dict, data: NameList | None = Non
     """
     check_values(TrainConfig, overrides)
     conflicts = [
-        f"{k}={v!r} (checkpoint has {getattr(state.config, k)!r})"
+        f"{k}={shortened(v)} (checkpoint has {getattr(state.config, k)!r})"
         for k, v in overrides.items()
         if k not in RESUMABLE_OPTIONS and v != getattr(state.config, k)
     ]

@@ -309,7 +309,7 @@ def compare(existing: Path, winner: Trial) -> Kept | None:
     try:
         there = load_checkpoint(existing)
     except CheckpointError as e:
-        return Kept(existing, None, f"it cannot be read ({shortened(str(e), 120)}), so it is left as it is")
+        return Kept(existing, None, f"it cannot be read ({str(e)[:160]}), so it is left as it is")
     state = winner.state
     same = (there.model.fingerprint == state.model.fingerprint and np.array_equal(there.val_idx, state.val_idx)
             and there.model.case == state.model.case)

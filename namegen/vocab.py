@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .errors import DataError
+from .errors import DataError, shortened
 
 BOUNDARY = 0  # id of the start/end-of-name token
 ENCODE_CHUNK = 65536  # names encoded per step: bounds the temporary arrays
@@ -83,7 +83,7 @@ class Vocab:
         known = "".join(c for c in self.chars if c.isprintable() and not c.isspace())
         if len(known) > 60:
             known = known[:60] + "…"
-        return DataError(f"{source}: {name!r} uses {''.join(self.unknown(name))!r}, which the model never saw; "
+        return DataError(f"{source}: {shortened(name)} uses {''.join(self.unknown(name))!r}, which the model never saw; "
                          f"it knows {known!r}")
 
     def encode_names(self, names: list[str], source: str = "the names given") -> Encoded:

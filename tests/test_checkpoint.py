@@ -94,6 +94,17 @@ HOSTILE = {  # name -> (change of the arrays, given the marker file; what the me
     "split out of range": (lambda a, m: {"split/val": np.r_[a["split/val"][:-1], 10**6]}, "out of range"),
     "an impossible option": (lambda a, m: with_meta(a, config={"hidden_size": 0}), "hidden_size must be"),
     "a pickled object array": (lambda a, m: {"params/Whh": np.array([Payload(str(m))], dtype=object)}, "pickled"),
+    "the optimizer section of another optimizer": (
+        lambda a, m: with_meta(a, optimizer={"name": "adagrad", "steps": 3}) | {
+            "optimizer/m": None, "optimizer/v": None, "optimizer/sum_sq": np.abs(a["optimizer/v"])},
+        "optimizer section is adagrad's, but the run's configuration says adam"),
+    "the optimizer section of plain SGD": (
+        lambda a, m: with_meta(a, optimizer={"name": "sgd", "steps": 3}) | {"optimizer/m": None, "optimizer/v": None},
+        "optimizer section is sgd's, but the run's configuration says adam"),
+    "a negative second moment": (lambda a, m: {"optimizer/v": -1.0 - np.abs(a["optimizer/v"])}, "optimizer/v"),
+    "weights too large to compute with": (
+        lambda a, m: {"params/Why": np.where(np.arange(a["params/Why"].size).reshape(a["params/Why"].shape) % 2,
+                                             1e308, -1e308)}, "too large for probabilities to be computed"),
 }
 
 
@@ -377,3 +388,50 @@ def test_a_file_system_without_hard_links_gets_the_best_written_out(few_dinos, t
     train(state, tmp_path / "r.latest.npz")
     assert best_path(tmp_path / "r.latest.npz").read_bytes() == (tmp_path / "r.latest.npz").read_bytes()
     assert not list(tmp_path.glob(".*.tmp"))
+
+
+@pytest.fixture(scope="module")
+def checkpoints_of(few_dinos, tmp_path_factory):
+    """One small trained checkpoint per kind of run asked for, made once."""
+    made = {}
+
+    def make(**options):
+        key = tuple(sorted(options.items()))
+        options = dict(options)
+        if key not in made:
+            from namegen.data import NameList
+
+            data = few_dinos
+            if options.pop("styles", False):
+                half = len(few_dinos.names) // 2
+                data = NameList(few_dinos.names, True, "two.txt", styles=("a", "b"),
+                                style_of=np.repeat([0, 1], [half, len(few_dinos.names) - half]))
+            state = new_state(TrainConfig(hidden_size=4, epochs=1, **options), data)
+            train(state)
+            made[key] = tmp_path_factory.mktemp("kinds") / "run.npz"
+            save_checkpoint(made[key], state)
+        return made[key]
+
+    return make
+
+
+@pytest.mark.parametrize("options, change, said", [
+    ({"styles": True}, lambda a: {"params/B": a["params/B"] + 0.5}, "params/B is not params/S times params/Wsh"),
+    ({"embedding_size": 3, "optimizer": "adam"}, lambda a: {"params/Wxh": a["params/Wxh"] * 2},
+     "params/Wxh is not factors/E times factors/Wih"),
+    ({"optimizer": "adagrad"}, lambda a: {"optimizer/sum_sq": -a["optimizer/sum_sq"] - 1}, "optimizer/sum_sq"),
+    ({"optimizer": "rprop", "batch_size": 0}, lambda a: {"optimizer/step": -a["optimizer/step"]}, "optimizer/step"),
+    ({"optimizer": "rprop", "batch_size": 0}, lambda a: {"optimizer/step": a["optimizer/step"] * 0 + 1e9}, "optimizer/step"),
+])
+def test_sections_that_contradict_each_other_are_refused(checkpoints_of, damaged, options, change, said):
+    path = damaged(checkpoints_of(**options), change)
+    with pytest.raises(CheckpointError, match=said):
+        load_checkpoint(path)
+
+
+@pytest.mark.parametrize("command", [["sample", "-n", 3], ["diagnose", "--count", 2], ["plot", "--count", 2],
+                                     ["score", "Rex"], ["evaluate"]])
+def test_weights_too_large_to_compute_with_are_one_line_in_every_command(cli, adam_checkpoint, damaged, command):
+    change, _ = HOSTILE["weights too large to compute with"]
+    path = damaged(adam_checkpoint, lambda arrays: change(arrays, None))
+    cli(command[0], "-c", path, *command[1:]).fails_in_one_line(1, "too large for probabilities to be computed")

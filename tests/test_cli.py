@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from namegen.checkpoint import load_checkpoint
@@ -424,3 +425,53 @@ def test_an_early_stop_says_why_and_points_at_the_best_model(cli, names_file, tm
     assert ran.code == 0
     assert "stopped early (validation had not improved for 1 epoch): 3 epochs" in ran.stdout
     assert f"namegen sample -c {tmp_path / 'names.best.npz'}" in ran.stdout
+
+
+# ------------------------------------------------------------------ what reaches the terminal
+
+CONTROL = set("\x1b\x07\u202e")
+
+
+def test_markup_in_a_path_is_shown_as_written(cli, trained_checkpoint, tmp_path):
+    odd = tmp_path / "m" / "[" / "x].npz"
+    red = tmp_path / "[red]x[bold].npz"
+    odd.parent.mkdir(parents=True)
+    for path in (odd, red):
+        path.write_bytes(trained_checkpoint.read_bytes())
+        for args in (["score", "Rex", "-c", path], ["evaluate", "-c", path], ["info", path]):
+            ran = cli(*args)
+            assert ran.code == 0, (args, ran.stderr)
+            assert str(path) in " ".join(ran.stdout.split()), (args, ran.stdout)
+
+
+def test_style_names_from_a_checkpoint_cannot_drive_the_terminal(cli, tmp_path):
+    from namegen.checkpoint import save_checkpoint
+    from namegen.data import NameList
+    from namegen.state import TrainConfig, new_state
+
+    names = [n.lower() for n in TINY]
+    data = NameList(names, True, "two", styles=("ok\x1b[2J", "b\u202eq"), style_of=np.repeat([0, 1], [12, 12]))
+    save_checkpoint(tmp_path / "styled.npz", new_state(TrainConfig(hidden_size=4), data))
+    evaluated = cli("evaluate", "-c", tmp_path / "styled.npz")
+    assert evaluated.code == 0 and not CONTROL & set(evaluated.stdout) and "\\x1b" in evaluated.stdout
+    refused = cli("sample", "-c", tmp_path / "styled.npz", "--style", "orcs")
+    refused.fails_in_one_line(2, "orcs")
+    assert not CONTROL & set(refused.stderr)
+    for args in (["info", tmp_path / "styled.npz"], ["score", "-c", tmp_path / "styled.npz", "Rex"]):
+        ran = cli(*args)
+        assert ran.code == 0 and not CONTROL & set(ran.stdout + ran.stderr), args
+
+
+@pytest.mark.parametrize("command", ["train", "tune"])
+def test_a_data_file_name_cannot_drive_the_terminal_and_printed_commands_run_as_shown(cli, tmp_path, command):
+    evil = tmp_path / "evil\x1b[2J\u202etxt.exe.txt"
+    evil.write_text("\n".join(TINY))
+    args = ["--budget", "1s"] if command == "tune" else ["--epochs", 1, "--hidden-size", 4]
+    ran = cli(command, "--data", evil, "--out-dir", tmp_path / "out", *args)
+    assert ran.code == 0, ran.stderr
+    assert not CONTROL & set(ran.stdout + ran.stderr)
+    line = next(line for line in ran.stdout.splitlines() if line.startswith("sample from it:"))
+    assert "$'" in line and "\\x1b" in line and "\\u202e" in line
+    word = line.split("-c ", 1)[1]
+    shown = subprocess.run(["bash", "-c", f"printf %s {word}"], capture_output=True, text=True).stdout
+    assert Path(shown).exists()  # the command as shown names the very file

@@ -103,7 +103,7 @@ def test_style_weights_read_a_name_or_a_blend(lists):
     np.testing.assert_allclose(style_weights(model, "elves=3,dwarves=1"), [0.75, 0.25])
     for bad, message in (("orcs", "not one of this model's styles: elves, dwarves"), ("elves=-1", "at least 0"),
                          ("elves=x", "at least 0"), ("elves=", "at least 0"), ("elves=0", "must not all be 0"),
-                         ("elves=inf", "at least 0")):
+                         ("elves=inf", "not a finite number")):
         with pytest.raises(OptionError, match=message):
             style_weights(model, bad)
 
@@ -167,3 +167,49 @@ def test_the_cli_trains_samples_and_scores_styles(cli, lists, tmp_path):
         ran = cli(*args, *([checkpoint] if args == ["info"] else ["-c", checkpoint]))
         assert ran.code == 0, (args, ran.stderr)
     assert "styles      2 of size 8: elves (19 names), dwarves (20 names)" in cli("info", checkpoint).stdout
+
+
+# ------------------------------------------------------------------------------- hostile blends
+
+@pytest.mark.parametrize("text, expected", [
+    ("elves=1e308,elves=1e308", [1.0, 0.0]), ("elves=1e308,dwarves=1e308", [0.5, 0.5]),
+    ("elves=1e-320,dwarves=3e-320", [0.25, 0.75]), (" elves = 2 , dwarves = 6 ", [0.25, 0.75]),
+])
+def test_blend_weights_are_normalised_without_overflow_or_underflow(lists, text, expected):
+    model = new_state(TrainConfig(hidden_size=8, style_size=3), read_name_lists(lists)).model
+    np.testing.assert_allclose(style_weights(model, text), expected)
+    assert len(sample(model, SampleConfig(count=3, style=text, seed=0))) == 3
+
+
+def test_a_weight_beyond_a_float_is_called_what_it_is(lists):
+    model = new_state(TrainConfig(hidden_size=8, style_size=3), read_name_lists(lists)).model
+    with pytest.raises(OptionError, match="'1e400' of elves is not a finite number"):
+        style_weights(model, "elves=1e400")
+
+
+def test_a_long_style_request_is_not_echoed_in_full(cli, lists, tmp_path):
+    cli("train", "--data", lists[0], "--data", lists[1], "--epochs", 1, "--hidden-size", 4, "--out-dir", tmp_path,
+        "--preview", 0)
+    ran = cli("sample", "-c", tmp_path / "elves+dwarves.latest.npz", "--style", "x" * 130_000)
+    ran.fails_in_one_line(2, "is not one of this model's styles")
+    assert len(ran.stderr) < 400
+    ran = cli("tune", "--budget", "9" * 130_000)
+    ran.fails_in_one_line(2, "--budget")
+    assert len(ran.stderr) < 400
+
+
+@pytest.mark.parametrize("file_name", ["x=1.txt", "p,q.txt", " sp.txt", "tab\t.txt"])
+def test_a_list_whose_style_could_not_be_named_is_refused_before_training(lists, tmp_path, file_name):
+    odd = tmp_path / file_name
+    odd.write_text("\n".join(DWARVES))
+    with pytest.raises(DataError, match="rename the file"):
+        read_name_lists([lists[0], odd])
+
+
+def test_many_lists_are_refused_at_once_however_many(tmp_path):
+    import time
+
+    started = time.perf_counter()
+    with pytest.raises(DataError, match="at most 64"):
+        read_name_lists([tmp_path / f"list{k}.txt" for k in range(40_000)])
+    assert time.perf_counter() - started < 0.5
