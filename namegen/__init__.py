@@ -1,31 +1,42 @@
 """namegen: a character-level vanilla RNN that learns a list of names and invents new ones.
 
 The public API: every command of the CLI is a function here, and namegen.cli is a thin layer over them.
+Its names are imported on first use (PEP 562), so that `import namegen.entry` loads no numpy: the
+command catches Ctrl-C during start-up before anything heavy is imported.
 """
+
+import importlib
 
 __version__ = "0.1.0"
 
-from .checkpoint import load_checkpoint, load_model, save_checkpoint
-from .data import NameList, parse_names, read_names
-from .diagnostics import Demo, Diagnosis, Flow, FlowConfig, demo, diagnose, gradient_flow
-from .errors import CheckpointError, DataError, NamegenError, OptionError, SamplingError, TrainingError
-from .evaluation import Evaluation, Score, evaluate, evaluate_sets, score
-from .gradcheck import GradcheckConfig, GradientCheck, check_gradients, gradient_check, random_model
-from .model import Model, backward, forward, init_params, loss_and_grads, unflatten
-from .plot import write_png
-from .recent import default_checkpoint, record_run
-from .sampling import SampleConfig, generate, sample
-from .state import EpochRecord, TrainConfig, TrainState, new_state, resume_state
-from .threads import blas_threads
-from .training import Callbacks, Run, TrainResult, start_run, train
-from .vocab import BOUNDARY, Encoded, Vocab
+_EXPORTS = {
+    "checkpoint": ("load_checkpoint", "load_model", "save_checkpoint"),
+    "data": ("NameList", "parse_names", "read_names"),
+    "diagnostics": ("Demo", "Diagnosis", "Flow", "FlowConfig", "demo", "diagnose", "gradient_flow"),
+    "errors": ("CheckpointError", "DataError", "NamegenError", "OptionError", "SamplingError", "TrainingError"),
+    "evaluation": ("Evaluation", "Score", "evaluate", "evaluate_sets", "score"),
+    "gradcheck": ("GradcheckConfig", "GradientCheck", "check_gradients", "gradient_check", "random_model"),
+    "model": ("Model", "backward", "forward", "init_params", "loss_and_grads", "unflatten"),
+    "plot": ("write_png",),
+    "recent": ("default_checkpoint", "record_run"),
+    "sampling": ("SampleConfig", "generate", "sample"),
+    "state": ("EpochRecord", "TrainConfig", "TrainState", "new_state", "resume_state"),
+    "threads": ("blas_threads",),
+    "training": ("Callbacks", "Run", "TrainResult", "start_run", "train"),
+    "vocab": ("BOUNDARY", "Encoded", "Vocab"),
+}
+_MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
 
-__all__ = [
-    "BOUNDARY", "Callbacks", "CheckpointError", "DataError", "Demo", "Diagnosis", "Encoded", "EpochRecord",
-    "Evaluation", "Flow", "FlowConfig", "GradcheckConfig", "GradientCheck", "Model", "NameList", "NamegenError",
-    "OptionError", "Run", "SampleConfig", "SamplingError", "Score", "TrainConfig", "TrainResult", "TrainState",
-    "TrainingError", "Vocab", "backward", "check_gradients", "default_checkpoint", "demo", "diagnose", "evaluate",
-    "blas_threads", "evaluate_sets", "forward", "generate", "gradient_check", "gradient_flow", "init_params", "load_checkpoint",
-    "load_model", "loss_and_grads", "new_state", "parse_names", "random_model", "read_names", "record_run", "resume_state",
-    "sample", "save_checkpoint", "score", "start_run", "train", "unflatten", "write_png",
-]
+__all__ = sorted(_MODULE_OF)
+
+
+def __getattr__(name: str):
+    if name not in _MODULE_OF:
+        raise AttributeError(f"module 'namegen' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{_MODULE_OF[name]}", __name__), name)
+    globals()[name] = value  # once looked up, a plain attribute
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

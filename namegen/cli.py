@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import os
 import signal
 import sys
 import time
@@ -44,6 +45,7 @@ from .training import Callbacks, Speed, choose_engine, preview_names, start_run,
 from .tune import ROUND_SIZE, RUNG_EPOCHS, TuneCallbacks, duration_text, parse_duration, reproduce_command, tune
 
 EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130  # 130 = 128 + SIGINT: the shell's code for Ctrl-C
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE: what `yes | head -1` reports for yes
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -90,6 +92,17 @@ class Commands(TyperGroup):
         except KeyboardInterrupt:  # Ctrl-C outside training (which saves, says where, and exits 130 itself)
             err.print("interrupted")
             raise typer.Exit(EXIT_INTERRUPTED) from None
+        except BrokenPipeError:  # the reader of the output has gone (`| head -1`): stop quietly, as `yes` does
+            silence_stdout()
+            raise typer.Exit(EXIT_BROKEN_PIPE) from None
+
+
+def silence_stdout() -> None:
+    """Point stdout at the null device, so that the flush at exit finds no closed pipe to complain of."""
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # not a file descriptor (a test's captured output)
+        pass
 
 
 class Command(TyperCommand):
@@ -494,9 +507,9 @@ def score_command(
 
     Example: namegen score Tyrannosaurus Xyzzy
     """
-    path, model = load_model_at(checkpoint, as_json)
+    path, state = load_run(checkpoint, as_json)
     with blas_threads(Speed(threads=threads).threads):
-        show(views.scores(path, score(model, names)), as_json)
+        show(views.scores(path, score(state.model, names, state.val_idx)), as_json)
 
 
 # -------------------------------------------------------------------------------------------- info
@@ -575,26 +588,43 @@ def diagnose_command(
 
     Example: namegen diagnose --checkpoint checkpoints/dinos.npz
     """
-    config = FlowConfig(**values_of(ctx, FlowConfig))
     if activation not in ACTIVATIONS:
         raise OptionError(OptionName("activation"), f" must be one of {', '.join(ACTIVATIONS)}, not {shortened(activation)}")
-    if activation != "tanh" and not demo_mode:
-        raise OptionError(OptionName("activation"), " applies to ", OptionName("demo"), " only: a checkpoint's model is tanh")
-    if demo_mode:
-        which = (names or ["gradients"])[0]
-        if len(names or []) > 1 or which not in DEMOS:
-            raise OptionError(OptionName("demo"), f" takes one of {', '.join(DEMOS)}, not {shortened(' '.join(names))}")
-        if which == "counting":
-            return show(views.counting(counting_demo()), as_json)
+    which = (names or ["gradients"])[0]
+    if demo_mode and (len(names or []) > 1 or which not in DEMOS):
+        raise OptionError(OptionName("demo"), f" takes one of {', '.join(DEMOS)}, not {shortened(' '.join(names))}")
+    mode = "surface" if surface_mode else f"demo {which}" if demo_mode else "flow"
+    refuse_unused(ctx, DIAGNOSE_MODES[mode], DIAGNOSE_MODE_NAMES[mode])
+    if mode == "demo counting":
+        return show(views.counting(counting_demo()), as_json)
+    if mode == "demo gradients":
         return show(views.demo(sigmoid_demo() if activation == "sigmoid" else demo()), as_json)
-    if surface_mode:
+    if mode == "surface":
         path, state = load_run(checkpoint, as_json)
         return show(views.surface(path, surface_of(state)), as_json)
     path, model = load_model_at(checkpoint, as_json)
+    config = FlowConfig(**values_of(ctx, FlowConfig))
     show(views.diagnosis(path, diagnose(model.in_style(), config, names)), as_json)  # several lists: blended
 
 
 DEMOS = ("gradients", "counting")
+# The options each mode of `diagnose` acts on; any other typed on the command line is refused.
+DIAGNOSE_MODES = {"flow": {"names", "checkpoint", "count", "max_distance", "seed", "as_json"},
+                  "demo gradients": {"names", "demo_mode", "activation", "as_json"},
+                  "demo counting": {"names", "demo_mode", "as_json"},
+                  "surface": {"checkpoint", "surface_mode", "as_json"}}
+DIAGNOSE_MODE_NAMES = {"flow": "`diagnose` of a checkpoint's gradient flow (--demo and --surface show the others)",
+                       "demo gradients": "`diagnose --demo`", "demo counting": "`diagnose --demo counting`",
+                       "surface": "`diagnose --surface`"}
+
+
+def refuse_unused(ctx: typer.Context, used: set[str], mode: str) -> None:
+    """Every option typed on the command line acts or is refused: one that `mode` does not use is an
+    OptionError naming it, never silently ignored."""
+    for param in ctx.command.params:
+        if param.name not in used and ctx.get_parameter_source(param.name).name == "COMMANDLINE":
+            what = max(param.opts, key=len) if param.param_type_name == "option" else "a NAME argument"
+            raise OptionError(f"{what} does not apply to {mode}")
 
 
 def surface_of(state: TrainState):
@@ -619,6 +649,8 @@ def plot_command(
 
     Example: namegen plot --out training.png
     """
+    refuse_unused(ctx, {"checkpoint", "out_file", "surface_mode"} | (set() if surface_mode else {"count", "max_distance"}),
+                  "`plot --surface`")
     config = FlowConfig(**values_of(ctx, FlowConfig))
     path, state = load_run(checkpoint)
     if surface_mode:
@@ -639,4 +671,8 @@ def plot_command(
 
 
 def main():
-    app(prog_name="namegen")
+    try:
+        app(prog_name="namegen")
+    except KeyboardInterrupt:  # Ctrl-C while the command line is parsed, before a command runs
+        err.print("interrupted")
+        raise SystemExit(EXIT_INTERRUPTED) from None

@@ -90,6 +90,9 @@ def read_text(path: Path) -> str:
     with open(path, "rb") as f:
         while chunk := f.read(READ_CHUNK):
             nul = chunk.find(b"\0")
+            if nul >= 0 and not size and utf16(chunk):
+                raise DataError(f"{path}: looks like UTF-16 text, not UTF-8; save it as UTF-8 (for example "
+                                f"`iconv -f UTF-16 -t UTF-8 {path} > names-utf8.txt`, or choose UTF-8 when saving)")
             if nul >= 0:
                 line = lines + chunk.count(b"\n", 0, nul) + 1
                 raise DataError(f"{path}: looks like a binary file (a NUL byte on line {line}); "
@@ -111,6 +114,17 @@ def read_text(path: Path) -> str:
         raise DataError(f"{path}: line {lines + 1} is not valid UTF-8 (it ends inside a character); "
                         "save the file as UTF-8 and try again") from None
     return "".join(parts)
+
+
+def utf16(start: bytes) -> bool:
+    """Whether a file's first bytes are UTF-16: its byte-order mark, or (without one) text whose every
+    other byte is NUL, as ASCII letters are in UTF-16."""
+    if start[:2] in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE):
+        return True
+    sample = start[: min(200, len(start)) // 2 * 2]
+    half = len(sample) // 2
+    return half >= 2 and any(zeros.count(0) == half and not text.count(0)
+                             for zeros, text in ((sample[1::2], sample[0::2]), (sample[0::2], sample[1::2])))
 
 
 def parse_names(text: str, source: str, case: str = "auto") -> NameList:

@@ -91,27 +91,52 @@ def evaluate_sets(state: TrainState, data: str | Path | None = None) -> dict[str
 @dataclass
 class Score:
     name: str  # as given
-    loss: Evaluation  # of this one name: nll, chars = its letters + the end of name, names = 1
+    loss: Evaluation | None  # of this one name (chars = its letters + the end of name); None if it has unknown letters
     known: bool  # one of the model's own names
     by_style: dict[str, Evaluation] | None = None  # a model of several lists: the loss in each style
     style: str | None = None  # ... and the style it fits best, the one of lowest loss (`loss` is that one's)
+    unknown: str = ""  # the letters the model never saw, which keep it from being scored
+    fits: bool = True  # a model of several lists: whether it fits some style as its held-out names do
 
 
-def score(model: Model, names: list[str]) -> list[Score]:
+FIT_QUANTILE = 0.99  # a name fits a style if its nats/char are within this quantile of the style's held-out names'
+
+
+def score(model: Model, names: list[str], held_out=None) -> list[Score]:
     """How plausible each name is to the model, cleaned the way its data was (lower is likelier).
-    A model of several lists scores each name in every style and says which it fits best."""
+    A name with a letter the model never saw gets no loss, and says which letters.
+    A model of several lists scores each name in every style and says which it fits best, and
+    whether it fits any: within FIT_QUANTILE of the nats/char that the names at `held_out` (its
+    validation names; by default all of its names) reach in their own style."""
     cleaned = [model.clean(name) for name in names]
     if not all(cleaned):  # blank once cleaned: spaces, or invisible characters only
         raise DataError("every name must have at least one non-space character")
-    encoded = model.vocab.encode_names(cleaned)
+    unknown = ["".join(model.vocab.unknown(name)) for name in cleaned]
+    scorable = [i for i, letters in enumerate(unknown) if not letters]
+    scores = [Score(given, None, model.knows(name), unknown=letters) for given, name, letters in zip(names, cleaned, unknown)]
+    if not scorable:
+        return scores
+    encoded = model.vocab.encode_names([cleaned[i] for i in scorable])
+    chars = encoded.lengths + 1
     if not model.styles:
-        nll = name_nll(model, encoded)
-        return [Score(given, Evaluation(float(total), len(name) + 1, 1), model.knows(name))
-                for given, name, total in zip(names, cleaned, nll)]
+        for i, total, n in zip(scorable, name_nll(model, encoded), chars):
+            scores[i].loss = Evaluation(float(total), int(n), 1)
+        return scores
     nll = np.array([name_nll(model, encoded, styles=k) for k in range(len(model.styles))])  # (K, names)
-    best = np.argmin(nll, axis=0)
-    scores = []
-    for i, (given, name) in enumerate(zip(names, cleaned)):
-        by_style = {style: Evaluation(float(nll[k, i]), len(name) + 1, 1) for k, style in enumerate(model.styles)}
-        scores.append(Score(given, by_style[model.styles[best[i]]], model.knows(name), by_style, model.styles[best[i]]))
+    limits = style_limits(model, held_out)
+    for row, i in enumerate(scorable):
+        by_style = {style: Evaluation(float(nll[k, row]), int(chars[row]), 1) for k, style in enumerate(model.styles)}
+        best = model.styles[int(np.argmin(nll[:, row]))]
+        scores[i].loss, scores[i].by_style, scores[i].style = by_style[best], by_style, best
+        scores[i].fits = any(by_style[style].per_char <= limits[k] for k, style in enumerate(model.styles))
     return scores
+
+
+def style_limits(model: Model, held_out=None) -> np.ndarray:
+    """(K,) for each style, the FIT_QUANTILE of the nats/char of its names at `held_out` (default:
+    all of the model's names), each read in its own style."""
+    indices = np.arange(len(model.names)) if held_out is None or not len(held_out) else np.asarray(held_out)
+    per_char = name_nll(model, model.encoded, indices) / (model.encoded.lengths[indices] + 1)
+    own = model.style_of[indices]
+    return np.array([np.quantile(per_char[own == k], FIT_QUANTILE) if np.any(own == k) else np.inf
+                     for k in range(len(model.styles))])

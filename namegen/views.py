@@ -236,21 +236,42 @@ def evaluation(path: Path, results: dict[str, Evaluation]) -> View:
 
 
 def scores(path: Path, scored: list[Score]) -> View:
-    """Each name's loss; for a model of several lists, in every style, and the style it fits best."""
-    rows = [{"name": s.name, "nats": s.loss.nll, "nats_per_char": s.loss.per_char,
-             "perplexity": s.loss.perplexity, "known": s.known}
-            | ({"style": s.style, "nats_per_char_by_style": {k: e.per_char for k, e in s.by_style.items()}}
-               if s.by_style else {}) for s in scored]
-    styles = list(scored[0].by_style) if scored and scored[0].by_style else []
+    """Each name's loss; for a model of several lists, in every style, the style it fits best, and
+    whether it fits any; for a name with letters the model never saw, which letters."""
+    def row(s: Score) -> dict:
+        loss = s.loss
+        base = {"name": s.name, "nats": loss and loss.nll, "nats_per_char": loss and loss.per_char,
+                "perplexity": loss and loss.perplexity, "known": s.known, "unknown_letters": s.unknown}
+        if s.by_style:
+            base |= {"style": s.style, "fits_a_style": s.fits,
+                     "nats_per_char_by_style": {k: e.per_char for k, e in s.by_style.items()}}
+        return base
+
+    rows = [row(s) for s in scored]
+    styles = next((list(s.by_style) for s in scored if s.by_style), [])
+    notes = [score_note(s) for s in scored]
     table = folding_table("name", "nats", "nats/char", "perplexity", "in the data",
                           *(f"nats/char as {shown(style)}" for style in styles), *(["fits best"] if styles else []),
+                          *(["note"] if any(notes) else []),
                           title=f"score ({shown(path)})" + (" in the style each name fits best" if styles else ""))
-    for r in rows:
-        table.add_row(shown(r["name"]), fixed(r["nats"], 3), fixed(r["nats_per_char"], 3),
-                      fixed(r["perplexity"], 2), "yes" if r["known"] else "no",
-                      *(fixed(r["nats_per_char_by_style"][style], 3) for style in styles),
-                      *([shown(r["style"])] if styles else []))
+    for r, note in zip(rows, notes):
+        figures = ["-"] * 3 if r["nats"] is None else [fixed(r["nats"], 3), fixed(r["nats_per_char"], 3),
+                                                       fixed(r["perplexity"], 2)]
+        by_style = r.get("nats_per_char_by_style") or {}
+        table.add_row(shown(r["name"]), *figures, "yes" if r["known"] else "no",
+                      *(fixed(by_style[style], 3) if style in by_style else "-" for style in styles),
+                      *([shown(r["style"]) if r.get("fits_a_style") else "-" if r["nats"] is None else "none"]
+                        if styles else []),
+                      *([shown(note)] if any(notes) else []))
     return View({"checkpoint": str(path), "scores": rows}, [table])
+
+
+def score_note(s: Score) -> str:
+    if s.unknown:
+        return f"uses {s.unknown!r}, which the model never saw"
+    if not s.fits:
+        return f"fits no style: above what held-out names reach in each (closest: {s.style})"
+    return ""
 
 
 # -------------------------------------------------------------------------------------------- info
@@ -422,9 +443,19 @@ def surface(path: Path, s: Surface) -> View:
         *heat_map(rows, labels, (f"a={s.a[0]:g}", f"a={s.a[-1]:g}"), mark),
         table,
         f"‖gradient‖ along r  {sparkline(s.grad_norm, log=True)}  (log scale, r = {s.r[0]:g} … {s.r[-1]:g})",
-        f"Past the trained r = 1 the loss climbs and the gradient norm grows {s.grad_norm[-1] / s.grad_norm[i1]:.3g}x "
-        f"by r = {s.r[-1]:g}: the wall where gradients explode, which clipping keeps a step from jumping off.",
+        cliff_sentence(s, i1),
     ])
+
+
+def cliff_sentence(s: Surface, trained: int) -> str:
+    """How much the gradient norm grows from the trained r = 1 to the largest r, in words."""
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        growth = s.grad_norm[-1] / s.grad_norm[trained]
+    if not np.isfinite(growth):
+        return ("The gradient norm is not a finite number at every r here (a model that diverged): its growth past "
+                "r = 1 cannot be measured.")
+    return (f"Past the trained r = 1 the loss climbs and the gradient norm grows {growth:.3g}x by r = {s.r[-1]:g}: the "
+            "wall where gradients explode, which clipping keeps a step from jumping off.")
 
 
 def counting(d: CountingDemo) -> View:

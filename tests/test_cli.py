@@ -165,7 +165,7 @@ def test_evaluate_reports_train_and_validation(cli, trained_checkpoint, trained_
 def test_score_reports_each_name_in_text_and_json(cli, trained_checkpoint):
     real, junk = cli("score", "-c", trained_checkpoint, "Stegosaurus", "Qxqxqxq", "--json").json()["scores"]
     assert (real["name"], real["known"], junk["name"], junk["known"]) == ("Stegosaurus", True, "Qxqxqxq", False)
-    assert set(real) == {"name", "nats", "nats_per_char", "perplexity", "known"}
+    assert set(real) == {"name", "nats", "nats_per_char", "perplexity", "known", "unknown_letters"}
     text = cli("score", "-c", trained_checkpoint, "Stegosaurus")
     assert "Stegosaurus" in text.stdout and "yes" in text.stdout
 
@@ -475,3 +475,29 @@ def test_a_data_file_name_cannot_drive_the_terminal_and_printed_commands_run_as_
     word = line.split("-c ", 1)[1]
     shown = subprocess.run(["bash", "-c", f"printf %s {word}"], capture_output=True, text=True).stdout
     assert Path(shown).exists()  # the command as shown names the very file
+
+
+@pytest.mark.slow
+def test_a_reader_that_stops_reading_ends_the_command_quietly(trained_checkpoint):
+    script = (f"{sys.executable} -m namegen sample -c {trained_checkpoint} -n 100000 | head -1; "
+              'echo "status ${PIPESTATUS[0]}" >&2')
+    ran = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=60)
+    assert ran.stdout.count("\n") == 1
+    assert ran.stderr == "status 141\n"  # 128 + SIGPIPE, as `yes | head -1` ends, and nothing else said
+
+
+def test_the_surface_of_a_diverged_model_says_what_it_cannot_measure(cli, diverged_checkpoint):
+    ran = cli("diagnose", "--surface", "-c", diverged_checkpoint)
+    assert ran.code == 0, ran.stderr
+    assert "nanx" not in ran.stdout and "nan" not in ran.stdout.split("cannot be measured")[0][-200:]
+
+
+def test_score_scores_every_name_it_can_and_names_the_letters_of_the_others(cli, trained_checkpoint):
+    ran = cli("score", "-c", trained_checkpoint, "Stegosaurus", "Zzk9x", "Éowyn!", "--json")
+    assert ran.code == 0, ran.stderr
+    real, digit, accent = ran.json()["scores"]
+    assert real["nats"] > 0 and real["unknown_letters"] == ""
+    assert digit["nats"] is None and digit["unknown_letters"] == "9"
+    assert accent["nats"] is None and accent["unknown_letters"] == "é!"
+    text = cli("score", "-c", trained_checkpoint, "Stegosaurus", "Zzk9x")
+    assert text.code == 0 and "uses '9', which the model never saw" in " ".join(text.stdout.split())

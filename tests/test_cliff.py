@@ -72,3 +72,17 @@ def test_the_surface_in_the_terminal_and_as_a_png(cli, tmp_path):
     pytest.importorskip("matplotlib")
     ran = cli("plot", "--surface", "-c", shipped, "--out", tmp_path / "s.png")
     assert ran.code == 0 and (tmp_path / "s.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize("args, named", [
+    (["diagnose", "--demo", "counting", "--activation", "sigmoid"], "--activation does not apply to `diagnose --demo counting`"),
+    (["diagnose", "--demo", "--surface"], "--demo does not apply to `diagnose --surface`"),
+    (["diagnose", "--demo", "-c", "x.npz"], "--checkpoint does not apply to `diagnose --demo`"),
+    (["diagnose", "--demo", "--count", "3"], "--count does not apply"),
+    (["diagnose", "--surface", "--max-distance", "3"], "--max-distance does not apply to `diagnose --surface`"),
+    (["diagnose", "--surface", "Rex"], "a NAME argument does not apply to `diagnose --surface`"),
+    (["diagnose", "--activation", "sigmoid"], "--activation does not apply to `diagnose`"),
+    (["plot", "--surface", "--count", "3"], "--count does not apply to `plot --surface`"),
+])
+def test_every_flag_acts_or_is_refused(cli, args, named):
+    cli(*args).fails_in_one_line(2, named)

@@ -187,3 +187,17 @@ def test_dinos_lower_cases_although_some_of_its_lines_do_not_come_back(dinos):
 
 def test_runs_of_white_space_inside_a_name_become_one_space():
     assert parse_names("Jean  \t Luc\nMary\u00a0\u00a0Ann", "t", case="keep").names == ["Jean Luc", "Mary Ann"]
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-16-be"])
+def test_a_utf16_file_is_called_utf16_and_the_message_says_how_to_convert(names_file, encoding):
+    path = names_file("Rex\nZuul\nÉowyn\n".encode(encoding))
+    with pytest.raises(DataError, match="UTF-16.*iconv -f UTF-16 -t UTF-8"):
+        read_names(path)
+
+
+def test_a_binary_file_is_still_called_binary(names_file):
+    with pytest.raises(DataError, match="binary file"):
+        read_names(names_file(b"\x00" * 64))
+    with pytest.raises(DataError, match="binary file"):
+        read_names(names_file(b"Rex\nZu\x00ul\n"))

@@ -190,3 +190,22 @@ def test_ctrl_c_twice_during_the_epochs_end_loses_nothing(tiny, tmp_path):
     assert "Ctrl-C: already stopping" in proc.stderr
     saved = load_checkpoint(tmp_path / "tiny.latest.npz")
     assert saved.epoch == 1 and saved.position == 0  # the epoch whose end was interrupted, whole
+
+
+INTERRUPTED_START = """
+import builtins, sys
+real_import = builtins.__import__
+def ctrl_c_while_typer_loads(name, *args, **kwargs):
+    if name == "typer":
+        raise KeyboardInterrupt
+    return real_import(name, *args, **kwargs)
+builtins.__import__ = ctrl_c_while_typer_loads
+sys.argv = ["namegen", "sample"]
+from namegen.entry import main
+main()
+"""
+
+
+def test_ctrl_c_while_namegen_starts_says_interrupted_not_a_traceback():
+    proc = subprocess.run([sys.executable, "-c", INTERRUPTED_START], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 130 and proc.stderr == "interrupted\n"

@@ -213,3 +213,12 @@ def test_many_lists_are_refused_at_once_however_many(tmp_path):
     with pytest.raises(DataError, match="at most 64"):
         read_name_lists([tmp_path / f"list{k}.txt" for k in range(40_000)])
     assert time.perf_counter() - started < 0.5
+
+
+def test_a_name_far_from_every_style_is_said_to_fit_none(two_styles):
+    model, val = two_styles.model, two_styles.val_idx
+    gibberish, dino, first = score(model, ["Xqxzqjxqzvq", "Tyrannosaurus", "Jennifer"], val)
+    assert not gibberish.fits and gibberish.style in ("dinos", "firstnames")
+    assert dino.fits and dino.style == "dinos" and first.fits and first.style == "firstnames"
+    held_out = [model.names[i] for i in val]
+    assert np.mean([s.fits for s in score(model, held_out, val)]) >= 0.98  # what held-out names do, they fit
