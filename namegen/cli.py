@@ -339,15 +339,15 @@ def train_command(
     """
     display, speed = TrainDisplay(preview), Speed(engine, threads)
     run = start_run(data, out_dir=out_dir, resume=resume, **values_of(ctx, TrainConfig, given_only=True))
-    engine, note = choose_engine(run.state.config, speed.engine, len(run.state.model.styles))
+    choice = choose_engine(run.state.config, speed.engine, len(run.state.model.styles))
     show_note(record_run(run.checkpoint))
     if not as_json:
-        out.print(views.run_header(run, engine))
-        if note and speed.engine != "auto":  # asked for numba: say why it is not used (the header names the path)
-            err.print(views.shown(note))
+        out.print(views.run_header(run, choice.engine))
+    if choice.problem or (choice.note and speed.engine != "auto"):  # the header names the path; asked for numba: why not
+        err.print("note: " + views.shown(choice.problem or choice.note))
     progress = Progress(quiet=as_json, preview=display.preview)
     with blas_threads(speed.threads), progress.stop_on_signals():
-        result = train(run.state, run.checkpoint, progress.callbacks(), engine)
+        result = train(run.state, run.checkpoint, progress.callbacks(), choice.engine)
     stopped_by = STOP_SIGNALS.get(progress.stopped_by) if result.reason == "interrupted" else None
     summary = views.run_summary(run, result, stopped_by)
     if stopped_by and not as_json:
@@ -417,6 +417,9 @@ def tune_command(
     if not as_json:
         out.print(f"tuning on [bold]{views.shown(names.source)}[/] for {duration_text(seconds)}: rounds of {ROUND_SIZE} "
                   f"settings, the best third of each kept at {', '.join(map(str, RUNG_EPOCHS))} epochs")
+    problem = choose_engine(base, speed.engine).problem  # the kernel loads once, before the search
+    if problem:
+        err.print("note: " + views.shown(problem))
     progress = TuneProgress(as_json, seconds)
     with blas_threads(speed.threads), progress.stop_on_signals():
         result = tune(names, base, seconds, files, progress.callbacks(), speed.engine)
@@ -540,6 +543,7 @@ def gradcheck_command(
     checkpoint: Annotated[Optional[Path], typer.Option("--checkpoint", "-c", help="Model to check.",
                                                        show_default="a small random model")] = None,
     count: Annotated[int, setting(GradcheckConfig, "count")] = GRADCHECK.count,
+    entries: Annotated[int, setting(GradcheckConfig, "entries")] = GRADCHECK.entries,
     truncate: Annotated[Optional[int], setting(GradcheckConfig, "truncate")] = GRADCHECK.truncate,
     threshold: Annotated[float, setting(GradcheckConfig, "threshold")] = GRADCHECK.threshold,
     seed: Annotated[int, setting(GradcheckConfig, "seed")] = GRADCHECK.seed,
@@ -554,7 +558,12 @@ def gradcheck_command(
     config = GradcheckConfig(**values_of(ctx, GradcheckConfig))
     model = load_model(checkpoint) if checkpoint else random_model(config.seed)
     label = str(checkpoint) if checkpoint else f"a random model (hidden {model.hidden_size})"
-    checked = gradient_check(model, config, names)
+    with tqdm(unit="entry", leave=False, dynamic_ncols=True, desc="gradcheck", disable=True if as_json else None) as bar:
+        def progress(done: int, total: int) -> None:
+            bar.total = total
+            bar.update(done - bar.n)
+
+        checked = gradient_check(model, config, names, progress)
     show(views.gradient_check(label, model, checked), as_json)
     if not checked.passed:
         if as_json:

@@ -10,7 +10,8 @@ code in model.py and optim.py stays the reference.
 
 numba is an optional extra (`pip install 'namegen[fast]'`); `available()` says whether it is
 installed. Compiled code is cached on disk (numba's cache=True, beside this file or in the user's
-cache directory), so only the first run after an install or upgrade pays for compiling.
+cache directory), so only the first run after an install or upgrade pays for compiling; a cache
+that cannot be used costs a compile per run, never the run (see load).
 """
 
 from __future__ import annotations
@@ -45,7 +46,8 @@ def uncovered(batch_size: int, optimizer: str, embedding_size: int = 0, styles: 
 
 
 FASTMATH = {"reassoc", "contract"}  # vectorised sums and fused multiply-adds; no unsafe shortcuts
-_kernel = None
+_kernel = None  # the compiled train_names, once load() has built it
+_problem: str | None = None  # what load() ran into, said once per process
 
 
 # The one signature compiled: the arguments as train_on passes them.
@@ -55,14 +57,43 @@ SIGNATURE = ("int64(int64[::1], float64[::1], int64, int64, int32[::1], int64[::
 
 
 def kernel():
-    """The compiled train_names, compiled (or loaded from the cache) on first use."""
-    global _kernel
+    """The compiled train_names, compiled (or loaded from the cache) on first use; see load()."""
     if _kernel is None:
-        import numba
-
-        _kernel = numba.njit(SIGNATURE, cache=True, nogil=True, fastmath=FASTMATH)(train_names)
-        threads.rescan()  # numba loads SciPy, when it is installed, and with it another BLAS to limit
+        load()
+    if _kernel is None:
+        raise RuntimeError("the compiled kernel could not be built: see fast.load()")
     return _kernel
+
+
+def load() -> str | None:
+    """Compile train_names (or load it from numba's cache); None if that went as it should, else
+    what went wrong, in words. An unusable cache (no writable place for it, a truncated or empty
+    file, a directory where a file goes: numba raises on each) costs a compile without the cache,
+    never the run; if even that fails, kernel() is unavailable and the run trains on numpy."""
+    global _kernel, _problem
+    if _kernel is not None or _problem is not None:
+        return _problem
+    import numba
+
+    def compiled(cache: bool):
+        return numba.njit(SIGNATURE, cache=cache, nogil=True, fastmath=FASTMATH)(train_names)
+
+    try:
+        _kernel = compiled(cache=True)
+    except Exception as e:  # numba raises RuntimeError, UnpicklingError, EOFError, OSError ... for a bad cache
+        cause = f"{type(e).__name__}: {str(e)[:120]}"
+        try:
+            _kernel = compiled(cache=False)
+            _problem = f"numba's cache is unusable ({cause}); compiled without it, which every run pays for again"
+        except Exception as again:
+            _problem = f"numba could not compile the kernel ({type(again).__name__}: {str(again)[:120]}); trained on numpy"
+    threads.rescan()  # numba loads SciPy, when it is installed, and with it another BLAS to limit
+    return _problem
+
+
+def usable() -> bool:
+    """Whether the compiled kernel is there to train with (after load())."""
+    return _kernel is not None
 
 
 def train_on(names: np.ndarray, params: np.ndarray, hidden_size: int, vocab_size: int, seq: np.ndarray,

@@ -13,7 +13,7 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import numpy as np
 
@@ -99,22 +99,30 @@ class Speed:
         check(self)
 
 
-def choose_engine(config: TrainConfig, wanted: str = "auto", styles: int = 0) -> tuple[str, str | None]:
-    """The path that trains this run (of a model of `styles` name lists, 0 for one), "numba" or
-    "numpy", and a note when numba is installed (or asked for) but does not cover the run's
-    options, so it falls back to numpy."""
+class EngineChoice(NamedTuple):
+    """The path that trains a run, and what a user may want to know about the choice."""
+
+    engine: str  # "numba" or "numpy"
+    note: str | None  # why numba, installed or asked for, does not train this run (not covered, or broken)
+    problem: str | None = None  # what went wrong loading the compiled kernel: worth saying even unasked
+
+
+def choose_engine(config: TrainConfig, wanted: str = "auto", styles: int = 0) -> EngineChoice:
+    """The path that trains this run (of a model of `styles` name lists, 0 for one): "numba" when it
+    is installed (or asked for), covers the run's options and compiles (see fast.load), else "numpy"."""
     Speed(engine=wanted)  # an unknown engine is an OptionError
     if wanted == "numpy":
-        return "numpy", None
+        return EngineChoice("numpy", None)
     if not fast.available():
         if wanted == "numba":
             raise OptionError(OptionName("engine"), " numba needs numba installed: pip install 'namegen[fast]' "
                               "(or leave out ", OptionName("engine"), ")")
-        return "numpy", None
+        return EngineChoice("numpy", None)
     why = fast.uncovered(config.batch_size, config.optimizer, config.embedding_size, styles)
     if why:
-        return "numpy", f"training on the numpy path: the compiled one does not cover this run ({why})"
-    return "numba", None
+        return EngineChoice("numpy", f"training on the numpy path: the compiled one does not cover this run ({why})")
+    problem = fast.load()
+    return EngineChoice("numba" if fast.usable() else "numpy", problem, problem)
 
 
 # ---------------------------------------------------------------------------------- the loop
@@ -186,9 +194,8 @@ def train(state: TrainState, checkpoint: str | Path | None = None, callbacks: Ca
     are then those last saved. Temporary files left by killed runs are removed first.
     """
     checkpoint = None if checkpoint is None else Path(checkpoint)
-    engine, _ = choose_engine(state.config, engine, len(state.model.styles))
-    if engine == "numba":
-        fast.kernel()  # loaded (or compiled) before the thread limit below, so it limits what numba loads too
+    # Choosing loads numba's kernel before the thread limit below, so the limit covers the BLAS numba loads too.
+    engine = choose_engine(state.config, engine, len(state.model.styles)).engine
     with contextlib.nullcontext() if checkpoint is None else exclusive_run(checkpoint):
         if checkpoint is not None:
             remove_stale_temporaries(checkpoint)

@@ -191,3 +191,48 @@ def test_a_60000_letter_name_is_traced_in_bounded_work_up_to_the_distance_asked(
     cut = diagnose(model, FlowConfig(max_distance=5), [long_name[:1000]]).flow  # traced over the same 1000 steps
     np.testing.assert_allclose(long_flow.grad_norm, cut.grad_norm, rtol=1e-12)
     np.testing.assert_allclose(long_flow.jacobian_norm, cut.jacobian_norm, rtol=1e-12)
+
+
+@pytest.fixture(scope="module")
+def wide_model(few_dinos):
+    """Hidden 256 trained briefly as the best recipe trains: large losses, and a long tail of
+    gradient entries far smaller than the largest, where central differences round."""
+    from namegen.state import TrainConfig, new_state
+    from namegen.training import train
+
+    state = new_state(TrainConfig(hidden_size=256, embedding_size=256, dropout=0.5, optimizer="adam",
+                                  learning_rate=0.003, batch_size=16, epochs=3), few_dinos)
+    train(state)
+    return state.model
+
+
+def test_a_correct_hidden_256_model_passes_and_a_planted_bug_still_fails(wide_model, monkeypatch):
+    config = GradcheckConfig(count=1, entries=150)
+    checked = gradient_check(wide_model, config)
+    assert checked.passed, checked.max_error
+    monkeypatch.setattr("namegen.gradcheck.backward", backward_with_the_dWhh_bug)
+    broken = gradient_check(wide_model, config)
+    assert not broken.passed and not broken.ok("Whh") and broken.ok("Why") and broken.max_error["Whh"] > 1e-3
+
+
+def test_rounding_alone_stays_below_the_allowance_it_is_judged_by(wide_model):
+    """The allowance (rounding_noise) is an estimate: it must cover what rounding does, and not by
+    so much that a wrong gradient could hide in it."""
+    from namegen.gradcheck import numerical_grads, rounding_noise
+    from namegen.model import backward, forward
+
+    inputs, targets = wide_model.vocab.inputs_and_targets(wide_model.names[0])
+    params = wide_model.param_views
+    nll, cache = forward(params, inputs, targets)
+    analytic = backward(params, cache)
+    entries = {name: np.arange(min(300, params[name].size)) for name in ("Wxh", "Whh", "bh", "Why", "by")}
+    numeric = numerical_grads(params, inputs, targets, entries=entries)
+    seen = max(np.nanmax(np.abs(numeric[name] - analytic[name])) for name in entries)
+    allowance = rounding_noise(float(nll[0]), len(inputs), 1e-5)
+    assert seen < allowance < 1000 * max(seen, 1e-12)
+
+
+def test_a_long_check_shows_its_progress(wide_model):
+    seen = []
+    gradient_check(wide_model, GradcheckConfig(count=1, entries=20), on_progress=lambda done, total: seen.append((done, total)))
+    assert seen and seen[-1][0] == seen[-1][1] and all(b[0] >= a[0] for a, b in zip(seen, seen[1:]))

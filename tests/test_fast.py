@@ -2,6 +2,7 @@
 is chosen as documented, and work runs on one BLAS thread unless asked otherwise."""
 
 import json
+import os
 import time
 import zipfile
 from dataclasses import asdict, replace
@@ -126,9 +127,9 @@ def test_the_compiled_path_stops_at_the_same_divergent_update(few_dinos):
 
 def test_numpy_is_taken_when_asked_or_when_numba_is_missing(monkeypatch):
     config = TrainConfig()
-    assert choose_engine(config, "numpy") == ("numpy", None)
+    assert choose_engine(config, "numpy") == ("numpy", None, None)
     monkeypatch.setattr(fast, "available", lambda: False)
-    assert choose_engine(config, "auto") == ("numpy", None)
+    assert choose_engine(config, "auto") == ("numpy", None, None)
     with pytest.raises(OptionError, match="pip install 'namegen\\[fast\\]'"):
         choose_engine(config, "numba")
     with pytest.raises(OptionError):
@@ -138,10 +139,10 @@ def test_numpy_is_taken_when_asked_or_when_numba_is_missing(monkeypatch):
 @needs_numba
 @pytest.mark.parametrize("wanted", ["auto", "numba"])
 def test_options_the_kernel_does_not_cover_fall_back_to_numpy_with_a_note(wanted):
-    assert choose_engine(TrainConfig(), wanted) == ("numba", None)
-    engine, note = choose_engine(TrainConfig(batch_size=32), wanted)
+    assert choose_engine(TrainConfig(), wanted) == ("numba", None, None)
+    engine, note, _ = choose_engine(TrainConfig(batch_size=32), wanted)
     assert engine == "numpy" and "one name per update" in note
-    engine, note = choose_engine(TrainConfig(embedding_size=8), wanted)
+    engine, note, _ = choose_engine(TrainConfig(embedding_size=8), wanted)
     assert engine == "numpy" and "--embedding-size" in note
 
 
@@ -151,7 +152,7 @@ def test_the_cli_says_in_one_line_when_it_falls_back(cli, names_file, tmp_path):
               "--batch-size", 2, "--engine", "numba", "--out-dir", tmp_path)
     assert ran.code == 0
     assert [line for line in ran.stderr.splitlines() if "numpy path" in line] == [
-        "training on the numpy path: the compiled one does not cover this run (it trains one name per update)"]
+        "note: training on the numpy path: the compiled one does not cover this run (it trains one name per update)"]
 
 
 def blas_threads_now() -> list[int]:
@@ -244,3 +245,61 @@ def test_impossible_speed_options_are_one_line(cli, option, value, tmp_path):
 def test_the_commands_that_compute_take_a_thread_count(cli, trained_checkpoint, command):
     one, two = (cli(*command, "-c", trained_checkpoint, "--threads", n) for n in ("1", "2"))
     assert one.code == two.code == 0 and one.stdout == two.stdout
+
+
+
+NUMBA_CACHE_DAMAGE = {  # what a user's numba cache can hold, and numba raises on each
+    "a truncated .nbc": lambda index, data: data.write_bytes(data.read_bytes()[:100]),
+    "an empty .nbi": lambda index, data: index.write_bytes(b""),
+    "a directory in place of the .nbc": lambda index, data: (data.unlink(), data.mkdir()),
+}
+
+
+@needs_numba
+@pytest.mark.slow
+def test_an_unusable_numba_cache_costs_a_compile_and_one_line_never_the_run(names_file, tmp_path):
+    """Each case in a process of its own, with a cache of its own: numba compiles once per process."""
+    import shutil
+    import subprocess
+    import sys
+
+    data = names_file(["Ab", "Abc", "Bca", "Cab", "Acab", "Bac"] * 4)
+    good = tmp_path / "good-cache"
+    train_command = [sys.executable, "-m", "namegen", "train", "--data", str(data), "--epochs", "1", "--hidden-size", "4",
+                     "--preview", "0", "--engine", "numba"]
+    made = subprocess.run(train_command + ["--out-dir", str(tmp_path / "first")], capture_output=True, text=True,
+                          env={**os.environ, "NUMBA_CACHE_DIR": str(good)})
+    assert made.returncode == 0 and "note" not in made.stderr, made.stderr
+    for case, damage in NUMBA_CACHE_DAMAGE.items():
+        cache = tmp_path / case.replace(" ", "-")
+        shutil.copytree(good, cache)
+        damage(next(cache.rglob("*.nbi")), next(cache.rglob("*.nbc")))
+        ran = subprocess.run(train_command + ["--out-dir", str(cache.with_suffix(".out"))], capture_output=True,
+                             text=True, env={**os.environ, "NUMBA_CACHE_DIR": str(cache)})
+        assert ran.returncode == 0, (case, ran.stderr)
+        notes = [line for line in ran.stderr.splitlines() if line.startswith("note:")]
+        assert len(notes) == 1 and "numba's cache is unusable" in notes[0] and "Traceback" not in ran.stderr, case
+        assert "compiled (numba)" in ran.stdout and load_checkpoint(cache.with_suffix(".out") / f"{data.stem}.latest.npz")
+
+
+@needs_numba
+def test_no_place_for_numba_to_cache_still_compiles(monkeypatch):
+    """A read-only install with an unwritable HOME: numba raises at the decorator. Simulated (the
+    tests may run as root, whom permissions do not stop); the fallback compiles a stand-in."""
+    import numba
+
+    calls = []
+
+    def njit_without_a_locator(*args, cache=False, **kwargs):
+        calls.append(cache)
+        if cache:
+            raise RuntimeError("cannot cache function 'train_names': no locator available for file 'fast.py'")
+        return lambda function: "compiled without a cache"
+
+    monkeypatch.setattr(numba, "njit", njit_without_a_locator)
+    monkeypatch.setattr(fast, "_kernel", None)
+    monkeypatch.setattr(fast, "_problem", None)
+    problem = fast.load()
+    assert calls == [True, False] and fast.kernel() == "compiled without a cache"
+    assert "no locator available" in problem and "compiled without it" in problem
+    assert choose_engine(TrainConfig(), "auto") == ("numba", problem, problem)
