@@ -604,6 +604,7 @@ def diagnose_command(
         raise OptionError(OptionName("demo"), f" takes one of {', '.join(DEMOS)}, not {shortened(' '.join(names))}")
     mode = "surface" if surface_mode else f"demo {which}" if demo_mode else "flow"
     refuse_unused(ctx, DIAGNOSE_MODES[mode], DIAGNOSE_MODE_NAMES[mode])
+    config = FlowConfig(**values_of(ctx, FlowConfig))  # its bounds are checked before any file is read
     if mode == "demo counting":
         return show(views.counting(counting_demo()), as_json)
     if mode == "demo gradients":
@@ -612,7 +613,6 @@ def diagnose_command(
         path, state = load_run(checkpoint, as_json)
         return show(views.surface(path, surface_of(state)), as_json)
     path, model = load_model_at(checkpoint, as_json)
-    config = FlowConfig(**values_of(ctx, FlowConfig))
     show(views.diagnosis(path, diagnose(model.in_style(), config, names)), as_json)  # several lists: blended
 
 
