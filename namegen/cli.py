@@ -231,7 +231,11 @@ class TrainDisplay:
         check(self)
 
 
-STOP_SIGNALS = {signal.SIGINT: "Ctrl-C", signal.SIGTERM: "SIGTERM", signal.SIGHUP: "SIGHUP"}
+# The signals that ask a run to stop and save; Windows has no SIGHUP (a closed console sends SIGBREAK there,
+# which Python maps to SIGINT's handler only for Ctrl-Break): each is taken where the platform has it.
+STOP_SIGNALS = {getattr(signal, name): said for name, said in
+                (("SIGINT", "Ctrl-C"), ("SIGTERM", "SIGTERM"), ("SIGHUP", "SIGHUP"), ("SIGBREAK", "Ctrl-Break"))
+                if hasattr(signal, name)}
 
 
 class Progress:

@@ -52,7 +52,7 @@ _problem: str | None = None  # what load() ran into, said once per process
 
 # The one signature compiled: the arguments as train_on passes them.
 SIGNATURE = ("int64(int64[::1], float64[::1], int64, int64, int32[::1], int64[::1], float64[::1], float64, float64, int64, "
-             "float64[::1], float64[::1], int64, float64, float64, float64, float64[:, ::1], float64, "
+             "float64[::1], float64[::1], int64, float64, float64, float64, float64[:, ::1], float64, int64[:, ::1], "
              "float64[::1], float64[::1], int64[::1])")
 
 
@@ -98,11 +98,13 @@ def usable() -> bool:
 
 def train_on(names: np.ndarray, params: np.ndarray, hidden_size: int, vocab_size: int, seq: np.ndarray,
              bounds: np.ndarray, learning_rates: np.ndarray, clip: float, optimizer: Optimizer,
-             keep: np.ndarray | None = None, weight_decay: float = 0.0, clip_norm: float = 0.0):
+             keep: np.ndarray | None = None, weight_decay: float = 0.0, clip_norm: float = 0.0,
+             decayed: np.ndarray | None = None):
     """Train on `names` (indices into seq/bounds, one update each, in order) in place.
 
     keep: dropout factors (see model.dropout_factors), one row per step of the names in order
-    (a name of length L takes L + 1 rows), or None. weight_decay: as optim.decay_weights_.
+    (a name of length L takes L + 1 rows), or None. weight_decay, decayed: as optim.decay_ (the
+    ranges of model.decayed_ranges; none given, none decay).
     clip_norm, clip: as optim.clip_ (the norm first, then each entry).
 
     Returns (updates, losses, norms, clipped): the updates applied, and for each name given the
@@ -121,13 +123,14 @@ def train_on(names: np.ndarray, params: np.ndarray, hidden_size: int, vocab_size
                     np.array(learning_rates, dtype=np.float64), float(clip), float(clip_norm),
                     OPTIMIZER_KINDS[optimizer.name], first, second, optimizer.steps, float(beta1),
                     float(beta2), float(eps), np.zeros((0, hidden_size)) if keep is None else keep,
-                    float(weight_decay), losses, norms, clipped)
+                    float(weight_decay), np.zeros((0, 2), dtype=np.int64) if decayed is None else decayed,
+                    losses, norms, clipped)
     optimizer.steps += done
     return done, losses, norms, clipped
 
 
 def train_names(names, params, H, V, seq, bounds, lrs, clip, clip_norm, kind, first, second, steps, beta1, beta2, eps,
-                keep, weight_decay, losses, norms, clipped):
+                keep, weight_decay, decayed, losses, norms, clipped):
     """The kernel (compiled by `kernel()`; plain Python, and very slow, without it).
 
     params: the flat vector of model.unflatten: Whh (H, H), bh (H,), Wxh (V, H), Why (H, V), by (V,).
@@ -264,12 +267,11 @@ def train_names(names, params, H, V, seq, bounds, lrs, clip, clip_norm, kind, fi
             clipped[k] = count
 
         lr = lrs[k]
-        if weight_decay > 0.0:  # decoupled: the weights shrink, then the optimizer steps (optim.decay_weights_)
+        if weight_decay > 0.0:  # decoupled: the weights shrink, then the optimizer steps (optim.decay_)
             shrink = 1.0 - lr * weight_decay
-            for p in range(o_bh):
-                params[p] *= shrink
-            for p in range(o_xh, o_by):
-                params[p] *= shrink
+            for r in range(decayed.shape[0]):
+                for p in range(decayed[r, 0], decayed[r, 1]):
+                    params[p] *= shrink
         if kind == 0:
             for p in range(P):
                 params[p] -= grad[p] * lr

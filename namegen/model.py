@@ -220,6 +220,29 @@ def unflatten_factors(flat: np.ndarray, vocab_size: int, hidden_size: int) -> Pa
     return {"E": flat[: V * D].reshape(V, D), "Wih": flat[V * D :].reshape(D, H)}
 
 
+def decayed_ranges(vocab_size: int, hidden_size: int, styles: int = 0, style_size: int = 0,
+                   embedding_size: int = 0) -> np.ndarray:
+    """The weight-decay rule, in its one place: the [start, end) ranges, (k, 2), of the trained
+    vector (the parameters of param_shapes, then the factors of factor_shapes) that weight decay
+    shrinks. Every trained matrix decays, as PyTorch's AdamW and nanoGPT decay every 2-D weight;
+    a bias never does, nor does a product rebuilt from its factors after each step (B = S Wsh;
+    Wxh = E Wih when factored), whose factors decay instead."""
+    shapes = param_shapes(vocab_size, hidden_size, styles, style_size)
+    products = {"B"} | ({"Wxh"} if embedding_size else set())
+    if embedding_size:
+        shapes |= factor_shapes(vocab_size, hidden_size, embedding_size)
+    ranges, start = [], 0
+    for name, shape in shapes.items():
+        end = start + int(np.prod(shape))
+        if len(shape) == 2 and name not in products:
+            if ranges and ranges[-1][1] == start:
+                ranges[-1][1] = end  # adjacent blocks: one range
+            else:
+                ranges.append([start, end])
+        start = end
+    return np.array(ranges, dtype=np.int64).reshape(-1, 2)
+
+
 def init_factors(vocab_size: int, hidden_size: int, embedding_size: int, rng: np.random.Generator) -> np.ndarray:
     """E ~ N(0, 1) and Wih ~ U(+-1/sqrt(D)), PyTorch's defaults for the two layers, as one flat vector."""
     flat = np.empty(embedding_size * (vocab_size + hidden_size))

@@ -36,14 +36,13 @@ def clip_(grad: np.ndarray, clip: float | None, max_norm: float | None = None) -
     return ClipStats(norm, clipped, rescaled)
 
 
-DECAYED = ("Whh", "Wxh", "Why")  # weight decay shrinks the weights, never the biases
-
-
-def decay_weights_(params: dict[str, np.ndarray], amount: float) -> None:
-    """Decoupled weight decay (Loshchilov and Hutter's AdamW), in place: every weight times
-    (1 - amount), amount = step size x decay, before the optimizer's own step."""
-    for name in DECAYED:
-        params[name] *= 1.0 - amount
+def decay_(weights: np.ndarray, ranges: np.ndarray, amount: float) -> None:
+    """Decoupled weight decay (Loshchilov and Hutter's AdamW), in place: the entries of the trained
+    vector in `ranges` (model.decayed_ranges: which ones is the model's rule) times (1 - amount),
+    amount = step size x decay, before the optimizer's own step."""
+    shrink = 1.0 - amount
+    for start, end in ranges:
+        weights[start:end] *= shrink
 
 
 class Optimizer:

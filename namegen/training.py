@@ -23,9 +23,9 @@ from .data import pad_batch, read_name_lists
 from .errors import CheckpointError, OptionError, OptionName, SamplingError, TrainingError
 from .evaluation import evaluate
 from .files import remove_stale_temporaries
-from .model import (computable, dropout_factors, factor_grads_, factored_input_, loss_and_grads, style_grads_, style_terms_, unflatten,
+from .model import (computable, decayed_ranges, dropout_factors, factor_grads_, factored_input_, loss_and_grads, style_grads_, style_terms_, unflatten,
                     unflatten_factors)
-from .optim import clip_, decay_weights_
+from .optim import clip_, decay_
 from .options import check, check_values, option
 from .runs import RunFiles, best_path, data_paths, exclusive_run, resume_target
 from .sampling import SampleConfig, sample
@@ -225,6 +225,8 @@ class _Loop:
             self.weights = np.concatenate([model.params, state.factors])
             model.params, state.factors = self.weights[: model.params.size], self.weights[model.params.size :]
         self.params = model.param_views
+        self.decayed = decayed_ranges(model.vocab.size, model.hidden_size, len(model.styles), model.style_size,
+                                      state.config.embedding_size)
         self.grad = np.empty_like(self.weights)  # flat gradient, rewritten by every update
         self.grads = unflatten(self.grad[: model.params.size], model.vocab.size, model.hidden_size, len(model.styles),
                                model.style_size)
@@ -278,9 +280,7 @@ class _Loop:
             raise self.diverged(f"the loss became {loss}")
         state.optimizer.learning_rate = learning_rate_at(config, state.epoch, state.position, len(state.order))
         if config.weight_decay:
-            decay_weights_(self.params, state.optimizer.learning_rate * config.weight_decay)
-            if state.factors is not None:
-                state.factors *= 1.0 - state.optimizer.learning_rate * config.weight_decay
+            decay_(self.weights, self.decayed, state.optimizer.learning_rate * config.weight_decay)
         state.optimizer.step(self.weights, self.grad)
         if state.factors is not None:
             factored_input_(self.params, self.factors)
@@ -307,7 +307,8 @@ class _Loop:
             keep = dropout_factors(state.rng, (steps, model.hidden_size), config.dropout)
         done, losses, norms, clipped = fast.train_on(names, model.params, model.hidden_size, model.vocab.size,
                                                      self.names.seq, self.names.bounds, rates, config.clip,
-                                                     state.optimizer, keep, config.weight_decay, config.clip_norm)
+                                                     state.optimizer, keep, config.weight_decay, config.clip_norm,
+                                                     self.decayed)
         rescaled = int(np.count_nonzero(norms[:done] > config.clip_norm)) if config.clip_norm else 0
         state.epoch_stats.add_each(losses[:done], self.names.lengths[names[:done]] + 1, norms[:done], clipped[:done],
                                    rescaled)

@@ -12,8 +12,8 @@ from namegen.checkpoint import load_checkpoint, save_checkpoint
 from namegen.data import NameList
 from namegen.errors import CheckpointError, OptionError, TrainingError
 from namegen.evaluation import Evaluation, evaluate
-from namegen.model import unflatten_factors
-from namegen.optim import clip_, decay_weights_
+from namegen.model import decayed_ranges, unflatten, unflatten_factors
+from namegen.optim import clip_, decay_
 from namegen.state import TrainConfig, new_state, resume_state
 from namegen.training import Callbacks, best_path, learning_rate_at, preview_names, start_run, train
 
@@ -330,19 +330,25 @@ def test_patience_needs_validation():
         TrainConfig(patience=3, val_fraction=0)
 
 
-def test_weight_decay_shrinks_weights_not_biases(few_dinos):
-    state = new_state(TrainConfig(hidden_size=4, epochs=1, optimizer="adam", weight_decay=0.5,
-                                  learning_rate=0.1, lr_schedule="constant"), few_dinos)
-    before = {name: view.copy() for name, view in state.model.param_views.items()}
-    state.model.param_views["bh"][:] = before["bh"][:] = 1.0
-    decay_weights_(state.model.param_views, 0.1 * 0.5)
-    views = state.model.param_views
-    for name in ("Whh", "Wxh", "Why"):
-        np.testing.assert_array_equal(views[name], before[name] * (1 - 0.05))
-    for name in ("bh", "by"):
-        np.testing.assert_array_equal(views[name], before[name])
-
-
+def test_weight_decay_shrinks_every_trained_matrix_and_no_bias_and_no_product(few_dinos):
+    """One rule: the factors E, Wih, S and Wsh decay; Wxh and B, rebuilt from them, do not; nor do biases."""
+    half = len(few_dinos.names) // 2
+    data = NameList(few_dinos.names, True, "two", styles=("a", "b"),
+                    style_of=np.repeat([0, 1], [half, len(few_dinos.names) - half]))
+    for embedding_size, decayed in ((0, {"Whh", "Wxh", "Why", "S", "Wsh"}), (3, {"Whh", "Why", "S", "Wsh", "E", "Wih"})):
+        state = new_state(TrainConfig(hidden_size=4, style_size=2, embedding_size=embedding_size), data)
+        model = state.model
+        weights = np.concatenate([model.params] + ([state.factors] if state.factors is not None else []))
+        before = weights.copy()
+        decay_(weights, decayed_ranges(model.vocab.size, 4, 2, 2, embedding_size), 0.05)
+        views = unflatten(weights[: model.params.size], model.vocab.size, 4, 2, 2)
+        old = unflatten(before[: model.params.size], model.vocab.size, 4, 2, 2)
+        if embedding_size:
+            views |= unflatten_factors(weights[model.params.size:], model.vocab.size, 4)
+            old |= unflatten_factors(before[model.params.size:], model.vocab.size, 4)
+        for name in ("Whh", "bh", "Wxh", "B", "Why", "by", "S", "Wsh") + (("E", "Wih") if embedding_size else ()):
+            factor = 0.95 if name in decayed else 1.0
+            np.testing.assert_array_equal(views[name], old[name] * factor, err_msg=name)
 @pytest.mark.parametrize("schedule", ["linear", "cosine", "constant"])
 def test_every_schedule_warms_up_then_decays_to_its_end(schedule):
     config = TrainConfig(epochs=10, learning_rate=0.2, lr_schedule=schedule, warmup=0.1)
