@@ -343,14 +343,14 @@ def train_command(
     """
     display, speed = TrainDisplay(preview), Speed(engine, threads)
     run = start_run(data, out_dir=out_dir, resume=resume, **values_of(ctx, TrainConfig, given_only=True))
-    choice = choose_engine(run.state.config, speed.engine, len(run.state.model.styles))
-    show_note(record_run(run.checkpoint))
-    if not as_json:
-        out.print(views.run_header(run, choice.engine))
-    if choice.problem or (choice.note and speed.engine != "auto"):  # the header names the path; asked for numba: why not
-        err.print("note: " + views.shown(choice.problem or choice.note))
     progress = Progress(quiet=as_json, preview=display.preview)
-    with blas_threads(speed.threads), progress.stop_on_signals():
+    with blas_threads(speed.threads), progress.stop_on_signals():  # from here on a signal stops and saves the run
+        choice = choose_engine(run.state.config, speed.engine, len(run.state.model.styles))  # loads numba's kernel
+        show_note(record_run(run.checkpoint))
+        if not as_json:
+            out.print(views.run_header(run, choice.engine))
+        if choice.problem or (choice.note and speed.engine != "auto"):  # the header names the path; asked: why not numba
+            err.print("note: " + views.shown(choice.problem or choice.note))
         result = train(run.state, run.checkpoint, progress.callbacks(), choice.engine)
     stopped_by = STOP_SIGNALS.get(progress.stopped_by) if result.reason == "interrupted" else None
     summary = views.run_summary(run, result, stopped_by)

@@ -3,6 +3,9 @@ damaged copies of them, and running the CLI in-process."""
 
 import json
 import os
+import signal
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -196,3 +199,59 @@ def forge_zip(path: Path, entries: dict, declared: dict | None = None) -> Path:
                 at = raw.find(signature, at + 1)
     path.write_bytes(bytes(raw))
     return path
+
+
+# ------------------------------------------------------------------------ runs to kill, quickly
+
+class Forked:
+    """`namegen ARGS` in a child forked from the test process, which has imported namegen already:
+    it starts in a millisecond where a new interpreter takes half a second. For the tests that
+    start and kill runs many times; its output goes to the null device."""
+
+    def __init__(self, *args):
+        if fast.available():
+            fast.load()  # compiled (or loaded) once, here, rather than in every child
+        CliRunner().invoke(app, ["sample", "--bogus"])  # typer imports what parsing needs (pydantic) on first use
+        self.pid = os.fork()
+        if self.pid == 0:
+            self._run([str(a) for a in args])
+        self.returncode = None
+
+    @staticmethod
+    def _run(args):
+        code = 1
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, 1)
+            os.dup2(devnull, 2)
+            sys.stdout = sys.stderr = open(os.devnull, "w")  # never a stream another thread of the parent held
+            for name in ("SIGINT", "SIGTERM", "SIGHUP"):
+                signal.signal(getattr(signal, name), signal.SIG_DFL)
+            sys.argv = ["namegen", *args]
+            from namegen.cli import main
+
+            main()
+            code = 0
+        except SystemExit as e:
+            code = e.code if isinstance(e.code, int) else 1
+        finally:
+            os._exit(code)
+
+    def poll(self):
+        if self.returncode is None:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def wait(self, timeout: float = 60.0) -> int:
+        deadline = time.monotonic() + timeout
+        while self.poll() is None:
+            assert time.monotonic() < deadline, "the forked run did not end"
+            time.sleep(0.005)
+        return self.returncode
+
+    def kill(self):
+        if self.poll() is None:
+            os.kill(self.pid, signal.SIGKILL)
+        return self.wait()

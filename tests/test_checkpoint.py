@@ -121,8 +121,9 @@ def test_damaged_foreign_or_hostile_checkpoints_are_refused(adam_checkpoint, dam
 
 
 @pytest.mark.parametrize("content", [
-    b"", b"not a zip at all", bytes(range(256)) * 10, b"\x00" * 100, os.urandom(4096), b"PK\x03\x04" + os.urandom(200),
-])
+    b"", b"not a zip at all", bytes(range(256)) * 10, b"\x00" * 100, np.random.default_rng(0).bytes(4096),
+    b"PK\x03\x04" + np.random.default_rng(1).bytes(200),
+], ids=["empty", "text", "every byte", "zeros", "random", "a zip signature then random"])
 def test_random_bytes_are_refused(tmp_path, content):
     path = tmp_path / "junk.npz"
     path.write_bytes(content)

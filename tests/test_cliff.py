@@ -65,12 +65,18 @@ def test_the_cli_runs_each_demo_and_refuses_unknown_ones(cli):
     cli("diagnose", "--activation", "sigmoid").fails_in_one_line(2, "--demo")
 
 
-def test_the_surface_in_the_terminal_and_as_a_png(cli, tmp_path):
-    shipped = bundled_path("checkpoints", "dinos.npz")
-    ran = cli("diagnose", "--surface", "-c", shipped)
+def test_the_surface_in_the_terminal_and_as_a_png(cli, few_dinos, tmp_path):
+    from namegen.checkpoint import save_checkpoint
+    from namegen.state import TrainConfig, new_state
+    from namegen.training import train
+
+    state = new_state(TrainConfig(hidden_size=8, epochs=2), few_dinos)  # 19 validation names: a quick surface
+    train(state, tmp_path / "few.latest.npz")
+    small = tmp_path / "few.best.npz"
+    ran = cli("diagnose", "--surface", "-c", small)
     assert ran.code == 0 and "X" in ran.stdout and "‖gradient‖ along r" in ran.stdout
     pytest.importorskip("matplotlib")
-    ran = cli("plot", "--surface", "-c", shipped, "--out", tmp_path / "s.png")
+    ran = cli("plot", "--surface", "-c", small, "--out", tmp_path / "s.png")
     assert ran.code == 0 and (tmp_path / "s.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 

@@ -19,7 +19,7 @@ from namegen.data import read_names
 from namegen.state import TrainConfig, new_state, resume_state
 from namegen.training import train
 
-from conftest import TINY
+from conftest import TINY, Forked
 
 
 @pytest.fixture
@@ -58,14 +58,13 @@ def test_sigkill_at_random_moments_always_leaves_a_loadable_checkpoint(tiny, tmp
     checkpoint = out / "tiny.latest.npz"
     rng = np.random.default_rng(0)
     loaded = []
-    for _ in range(10):
+    for _ in range(20):
         args = ["--resume", checkpoint] if checkpoint.exists() else ["--data", tiny, "--out-dir", out]
         before = modified(checkpoint)
-        proc = start("train", *args, "--epochs", 100_000, "--hidden-size", 4, "--preview", 0)
+        run = Forked("train", *args, "--epochs", 100_000, "--hidden-size", 4, "--preview", 0)
         wait_for(checkpoint, since=before)  # this run is saving epochs many times a second now
         time.sleep(rng.uniform(0.0, 0.4))
-        proc.kill()
-        proc.wait()
+        run.kill()
         state = load_checkpoint(checkpoint)  # never torn: the old file or the new, both complete
         load_checkpoint(out / "tiny.best.npz")
         loaded.append(state.step)

@@ -64,10 +64,10 @@ def namegen(*args, cwd):
 @pytest.mark.slow
 def test_train_resume_sample_and_tune_run_without_fcntl_sighup_or_hard_links(tmp_path):
     (tmp_path / "names.txt").write_text("\n".join(TINY))
-    steps = [("train", "--data", "names.txt", "--epochs", 2, "--hidden-size", 4, "--preview", 0),
-             ("train", "--resume", "checkpoints/names.latest.npz", "--epochs", 3, "--preview", 0),
+    steps = [("train", "--data", "names.txt", "--epochs", 2, "--hidden-size", 4, "--preview", 0, "--engine", "numpy"),
+             ("train", "--resume", "checkpoints/names.latest.npz", "--epochs", 3, "--preview", 0, "--engine", "numpy"),
              ("sample", "-n", 3, "--seed", 1),
-             ("tune", "--data", "names.txt", "--budget", "2s")]
+             ("tune", "--data", "names.txt", "--budget", "1s", "--engine", "numpy")]
     for args in steps:
         ran = namegen(*args, cwd=tmp_path)
         assert ran.returncode == 0 and "Traceback" not in ran.stderr, (args, ran.stderr)

@@ -3,6 +3,7 @@
 import errno
 import itertools
 import os
+import time
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +17,7 @@ from namegen.state import TrainConfig
 from namegen.tune import (ROUND_SIZE, RUNG_EPOCHS, Setting, TuneCallbacks, TuneEnd, duration_text, parse_duration,
                           reproduce_command, tune)
 
-from conftest import TINY
+from conftest import TINY, Forked
 
 
 @pytest.mark.parametrize("text, seconds", [("90", 90), ("90s", 90), ("3m", 180), ("1h", 3600), ("2m30s", 150),
@@ -227,7 +228,8 @@ def test_only_live_trials_and_the_best_keep_their_state_and_files(few_dinos, tmp
     def count_files(trial):
         files_seen.append(len([p for p in tmp_path.glob(".*.trials/*.npz")]))
 
-    callbacks = TuneCallbacks(on_trial_end=count_files, should_stop=lambda: len(files_seen) >= 3 * (ROUND_SIZE + 4))
+    rung_ends = ROUND_SIZE + 3 + 1  # a round: 9 trials, the best 3 again, the best 1 to the end
+    callbacks = TuneCallbacks(on_trial_end=count_files, should_stop=lambda: len(files_seen) >= rung_ends + ROUND_SIZE)
     result = tune(few_dinos, TrainConfig(), 600, files_in(tmp_path), callbacks, engine="numpy", draw=small_draws())
     assert result.trials >= 2 * ROUND_SIZE
     assert max(files_seen) <= 2 * (ROUND_SIZE + 1)  # a latest and a best each, for the live round and the best
@@ -240,3 +242,77 @@ def test_only_live_trials_and_the_best_keep_their_state_and_files(few_dinos, tmp
 @pytest.mark.parametrize("seconds, text", [(5, "5s"), (90, "1m30s"), (180, "3m"), (5400, "1h30m"), (0.5, "0.5s")])
 def test_a_budget_is_shown_with_its_unit(seconds, text):
     assert duration_text(seconds) == text
+
+
+# ------------------------------------------------------------------------- tune as users meet it
+
+def start(*args, cwd=None):
+    import signal
+    import subprocess
+    import sys
+
+    return subprocess.Popen([sys.executable, "-m", "namegen", *map(str, args)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, cwd=cwd,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+
+
+@pytest.mark.slow
+def test_sigkill_at_random_moments_never_costs_the_tuned_model_or_leaves_an_unloadable_file(names_file, tmp_path):
+    data = names_file(TINY, "tiny.txt")
+    out = tmp_path / "out"
+    assert Forked("tune", "--data", data, "--budget", "1s", "--out-dir", out, "--engine", "numpy").wait() == 0
+    tuned = out / "tiny~tuned.best.npz"
+    best = load_checkpoint(tuned).best_val_loss
+    rng = np.random.default_rng(0)
+    kills = 0
+    while kills < 20:
+        budget = float(rng.choice([0.1, 0.3, 0.5]))
+        run = Forked("tune", "--data", data, "--budget", f"{budget}s", "--out-dir", out, "--engine", "numpy")
+        # Any moment of the search, or (every other run) the moments around its end, when the winner moves into place.
+        time.sleep(rng.uniform(0.0, budget + 0.15) if kills % 2 else rng.uniform(budget - 0.02, budget + 0.06))
+        kills += run.poll() is None
+        run.kill()
+        now = load_checkpoint(tuned).best_val_loss
+        assert now <= best  # the tuned model of before, or a better one
+        best = now
+        for path in out.glob("*.npz"):
+            load_checkpoint(path)  # never a file namegen refuses
+    assert Forked("tune", "--data", data, "--budget", "0.2s", "--out-dir", out, "--engine", "numpy").wait() == 0
+    assert len(list(out.glob(".*.trials"))) == 0  # the killed searches' scratch is cleaned up by the next
+
+
+@pytest.mark.slow
+def test_ctrl_c_before_any_trial_finished_an_epoch_says_interrupted(names_file, tmp_path):
+    import signal
+
+    rng = np.random.default_rng(0)
+    names = ["".join(rng.choice(list("abcdefghij"), size=rng.integers(4, 12))) for _ in range(40_000)]
+    proc = start("tune", "--data", names_file(names, "many.txt"), "--budget", "1h", "--out-dir", tmp_path,
+                 "--engine", "numpy")
+    deadline = time.monotonic() + 30
+    while not list(tmp_path.glob(".*.trials")):  # the search has begun its first trial
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    assert "interrupted before any trial finished an epoch; nothing was saved" in stderr
+    assert "--budget" not in stderr and not list(tmp_path.glob("*.npz"))
+
+
+def test_a_budget_bounds_the_search_whatever_the_list(cli, names_file, tmp_path):
+    rng = np.random.default_rng(1)
+    names = ["".join(rng.choice(list("abcdefghij"), size=rng.integers(4, 12))) for _ in range(20_000)]
+    started = time.perf_counter()
+    ran = cli("tune", "--data", names_file(names, "many.txt"), "--budget", "1s", "--out-dir", tmp_path,
+              "--engine", "numpy")
+    assert time.perf_counter() - started < 6  # one trial's epoch here takes far longer than the budget
+    ran.fails_in_one_line(1, "no trial finished an epoch in 1s; give tune a longer --budget")
+
+
+def test_a_long_data_file_name_is_tuned_under_a_name_that_fits(cli, tmp_path):
+    data = tmp_path / ("n" * 246 + ".txt")
+    data.write_text("\n".join(TINY))
+    ran = cli("tune", "--data", data, "--budget", "1s", "--out-dir", tmp_path / "out", "--engine", "numpy")
+    assert ran.code == 0, ran.stderr
+    assert all(len(p.name.encode()) < 200 for p in (tmp_path / "out").iterdir())
