@@ -1,6 +1,6 @@
 """Hostile inputs at full size, through the CLI: wall time, peak memory, exit code and message.
 
-Run from the repository root:  python benchmarks/hostile.py
+Run from the repository root:  python benchmarks/hostile.py   (the 4th case of round three mounts a tmpfs: as root)
 Builds each input of the reliability review in a temporary directory (the decompression bombs are
 real deflated archives of a few MB), runs the namegen command a user would run on it under
 /usr/bin/time, and prints one row per case. Every case must end in bounded time and memory with a
@@ -107,6 +107,134 @@ def hostile_meta(work: Path, good: Path) -> None:
     run("7 epoch 1e999", ["info", with_meta("epoch.npz", json.dumps(meta | {"epoch": 1e999}))])
 
 
+def round_three(work: Path, good: Path) -> None:
+    """The cases of the third reliability review (issue 19), numbered as there."""
+    tiny = work / "tiny.txt"
+    tiny.write_text("\n".join(read_names().names[::60]))
+    small = ["--epochs", "1", "--hidden-size", "8", "--preview", "0", "--engine", "numpy"]
+
+    out = work / "r3-lock"
+    out.mkdir()
+    (work / "victim.txt").write_text("the user's words\n")
+    (out / "tiny.lock").symlink_to(work / "victim.txt")
+    run("1 a symlink where the lock goes", ["train", "--data", tiny, "--out-dir", out, *small])
+    (out / "tiny~tuned.lock").symlink_to(work / "victim.txt")
+    run("1 the same for tune's lock", ["tune", "--data", tiny, "--out-dir", out, "--budget", "2s"])
+    print(f"{'':46s} victim.txt still holds: {(work / 'victim.txt').read_text().strip()!r}")
+
+    tuned = work / "r3-tune"
+    subprocess.run([*NAMEGEN, "tune", "--data", tiny, "--budget", "10s", "--out-dir", tuned], capture_output=True)
+    run("2 tune --budget 1s over a better tuned model", ["tune", "--data", tiny, "--budget", "1s", "--out-dir", tuned])
+
+    run("3 resume with full batch and lr 1e308", ["train", "--resume", good, "--batch-size", "0", "--learning-rate",
+                                                 "1e308", "--epochs", "3", "--preview", "0"])
+
+    full = work / "r3-full"
+    full.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(full)], capture_output=True)
+    if mounted.returncode == 0:
+        try:
+            run("4 tune on a 3 MB file system", ["tune", "--data", tiny, "--budget", "20s", "--out-dir", full])
+            print(f"{'':46s} kept: {sorted(p.name for p in full.iterdir())}")
+        finally:
+            subprocess.run(["umount", str(full)])
+    else:
+        print(f"{'4 tune on a 3 MB file system':46s} skipped: cannot mount a tmpfs here ({mounted.stderr.strip()[:60]})")
+
+    run("6 --weight-decay 2 --learning-rate 1", ["train", "--weight-decay", "2", "--learning-rate", "1", "--out-dir", work])
+
+    state = work / "r3-state"
+    (state / "namegen").mkdir(parents=True)
+    with open(state / "namegen" / "runs.json", "w") as f:
+        f.write('{"runs": {"/x": [{"checkpoint": "/x/a.latest.npz", "started": "2024-01-01"}]}, "pad": "')
+        chunk = "x" * 2**24
+        for _ in range(64):  # 1 GiB
+            f.write(chunk)
+        f.write('"}')
+    run("7 sample beside a 1 GB registry", [], shell=f"XDG_STATE_HOME={state} {' '.join(NAMEGEN)} sample -n 3")
+    (state / "namegen" / "runs.json").unlink()
+    started = time.perf_counter()
+    procs = []
+    for k in range(16):
+        directory = work / f"r3-many-{k}"
+        directory.mkdir()
+        procs.append(subprocess.Popen([*NAMEGEN, "train", "--data", tiny, *small], cwd=directory,
+                                      env={**os.environ, "XDG_STATE_HOME": str(state)}, stdout=subprocess.DEVNULL,
+                                      stderr=subprocess.DEVNULL))
+    for proc in procs:
+        proc.wait()
+    recorded = json.loads((state / "namegen" / "runs.json").read_text())["runs"]
+    print(f"{'7 16 trains at once in 16 directories':46s} {time.perf_counter() - started:6.2f} s {'':10s} "
+          f"{sum(str(work / f'r3-many-{k}') in recorded for k in range(16))} of 16 recorded (large by design: 16 runs)")
+
+    cache = work / "r3-numba"
+    subprocess.run([*NAMEGEN, "train", "--data", tiny, "--out-dir", work / "r3-n1", "--epochs", "1", "--preview", "0"],
+                   capture_output=True, env={**os.environ, "NUMBA_CACHE_DIR": str(cache)})
+    for nbc in cache.rglob("*.nbc"):
+        nbc.write_bytes(nbc.read_bytes()[:100])
+    run("8 a truncated numba cache (compiles: large)", [], shell=f"NUMBA_CACHE_DIR={cache} {' '.join(NAMEGEN)} train "
+        f"--data {tiny} --out-dir {work / 'r3-n2'} --epochs 1 --preview 0")
+
+    long = work / ("n" * 246 + ".txt")
+    long.write_text(tiny.read_text())
+    run("9 a data file with a 246-byte name", ["train", "--data", long, "--out-dir", work / "r3-long", *small])
+    lists = []
+    for k in range(64):
+        path = work / "r3-lists" / f"list-{k:02d}-{'x' * 40}.txt"
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(tiny.read_text())
+        lists += ["--data", path]
+    run("9 64 lists joined into one run name", ["train", *lists, "--out-dir", work / "r3-64", *small])
+
+    (work / "r3-scratch").mkdir()
+    (work / "r3-scratch" / ".tiny~tuned.999999999.abc.trials").symlink_to(work)
+    run("10 a symlink named like tune's scratch", ["tune", "--data", tiny, "--budget", "1s", "--out-dir",
+                                                   work / "r3-scratch"])
+
+    styled = work / "r3-styles"
+    subprocess.run([*NAMEGEN, "train", "--data", tiny, "--data", good.parent / "names-b.txt", "--out-dir", styled,
+                    *small], capture_output=True)
+    styled_ckpt = next(styled.glob("*.latest.npz"))
+    run("11 --style 'tiny=1e308,tiny=1e308'", ["sample", "-c", styled_ckpt, "--style", "tiny=1e308,tiny=1e308", "-n", "3"])
+
+    from namegen.model import unflatten
+    from namegen.checkpoint import load_checkpoint
+    hostile = load_checkpoint(good)
+    unflatten(hostile.model.params, hostile.model.vocab.size, hostile.model.hidden_size)["Why"][:] = 1e308
+    save_checkpoint(work / "r3-why.npz", hostile)
+    run("12 a finite Why of 1e308", ["sample", "-c", work / "r3-why.npz"])
+
+    marked = work / "m" / "[" / "x].npz"
+    marked.parent.mkdir(parents=True)
+    marked.write_bytes(good.read_bytes())
+    run("13 score with a checkpoint path m/[/x].npz", ["score", "abc", "-c", marked])
+    evil = work / "evil\x1b[2J.txt"
+    evil.write_text(tiny.read_text())
+    run("14 train on a file whose name holds ESC", ["train", "--data", evil, "--out-dir", work / "r3-evil", *small])
+
+    few = work / "twenty.txt"
+    few.write_text("\n".join(read_names().names[:20]))
+    run("15 tune --budget 30s on a 20-name list", ["tune", "--data", few, "--budget", "30s", "--out-dir", work / "r3-20"])
+    print(f"{'':46s} files left: {sum(1 for _ in (work / 'r3-20').rglob('*'))}")
+
+    many = ["--data", work / "none.txt"] * 40_000
+    run("16 train with 40,000 --data", ["train", *many])
+    run("17 sample with a 130 KB --style", ["sample", "-c", styled_ckpt, "--style", "x" * 130_000])
+    run("17 tune with a 130 KB --budget", ["tune", "--budget", "9" * 130_000])
+
+    wide = work / "r3-wide"
+    subprocess.run([*NAMEGEN, "train", "--hidden-size", "256", "--embedding-size", "256", "--dropout", "0.5",
+                    "--optimizer", "adam", "--learning-rate", "0.003", "--batch-size", "16", "--epochs", "8",
+                    "--warmup", "0.05", "--preview", "0", "--out-dir", wide], capture_output=True)
+    run("18 gradcheck on a hidden-256 model (large)", ["gradcheck", "-c", wide / "dinos.best.npz"])
+    run("19 sample -n 100000 | head -1", [], shell=f"{' '.join(NAMEGEN)} sample -c {good} -n 100000 | head -1")
+    run("20 score a name with letters never seen", ["score", "-c", good, "Stegosaurus", "Zzk9x", "--json"])
+    run("21 diagnose --demo counting --activation sigmoid", ["diagnose", "--demo", "counting", "--activation", "sigmoid"])
+    utf16 = work / "utf16.txt"
+    utf16.write_bytes("Rex\nZuul\n".encode("utf-16"))
+    run("22 a UTF-16 names file", ["train", "--data", utf16, "--out-dir", work])
+
+
 def main() -> None:
     print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}; CPython {sys.version.split()[0]}")
     with tempfile.TemporaryDirectory() as tmp:
@@ -114,6 +242,8 @@ def main() -> None:
         state = new_state(TrainConfig(hidden_size=50, epochs=1), read_names())
         train(state, work / "good.latest.npz")
         good = work / "good.latest.npz"
+        (work / "names-b.txt").write_text("\n".join(read_names().names[1::60]))
+        round_three(work, good)
         bombs(work, good)
         hostile_meta(work, good)
 

@@ -106,6 +106,7 @@ def generate(params: Params, n: int, rng: np.random.Generator, *, temperature: f
 
 DEFAULT_MAX_LENGTH_CAP = 1000  # a default, not a limit: max_length may ask for more
 DRAW_BUFFER = 4_000_000  # ids held at once while drawing (32 MB): bounds the names per batch
+FIRST_BATCH = 1024  # names drawn in the first batch; each next one twice as many, up to DRAW_BUFFER's bound
 
 
 def default_max_length(model: Model) -> int:
@@ -187,8 +188,10 @@ def stream(model: Model, config: SampleConfig, rng: np.random.Generator | None =
     weights = style_weights(model, config.style)
     taken: set[str] = set()
     found = tries = 0
+    ramp = FIRST_BATCH  # batches start small and double, so that the first names come at once
     while found < config.count and tries < budget:
-        batch = min(budget - tries, max(64, 2 * (config.count - found)), max(1, DRAW_BUFFER // max_length))
+        batch = min(budget - tries, max(64, 2 * (config.count - found)), ramp, max(1, DRAW_BUFFER // max_length))
+        ramp *= 2
         bias = None
         if weights is not None:
             bias = blend_term(params, weights)
