@@ -118,3 +118,10 @@ def test_registry_of_an_earlier_namegen_is_read(cli, state):
     latest = str(state / "checkpoints" / "names.latest.npz")
     write_registry({str(state): {"checkpoint": latest, "started": time.time()}})  # one record per directory, 0.1
     assert "checkpoints/names.best.npz: the best model" in cli("sample", "-n", 1).stderr
+
+
+def test_tune_records_its_model_beside_a_bad_record(cli, state):
+    write_registry({str(state): [{"checkpoint": "/x/a.latest.npz", "started": "2024-01-01"}]})
+    ran = cli("tune", "--data", "names.txt", "--budget", "1s", "--engine", "numpy")
+    assert ran.code == 0, ran.stderr
+    assert "names~tuned.best.npz" in cli("sample", "-n", 1).stderr
