@@ -29,14 +29,17 @@ from namegen.training import train
 NAMEGEN = [sys.executable, "-m", "namegen"]
 
 
-def run(label: str, args: list, stdin=None, shell: str | None = None) -> None:
-    """Run one command under /usr/bin/time and print its row."""
+def run(label: str, args: list, stdin=None, shell: str | None = None, pick: str = "") -> None:
+    """Run one command under /usr/bin/time and print its row: wall time, peak RSS, exit code, and
+    its first line on stderr (or, with `pick`, its first line holding that text)."""
     timed = ["/usr/bin/time", "-f", "TIME %e %M"]
     command = [*timed, "sh", "-c", shell] if shell else [*timed, *NAMEGEN, *map(str, args)]
     result = subprocess.run(command, capture_output=True, text=True, stdin=stdin, timeout=600)
     lines = result.stderr.strip().splitlines()
     wall, rss = next(line for line in reversed(lines) if line.startswith("TIME")).split()[1:]
     said = next((line for line in lines if not line.startswith(("TIME", "Command exited"))), result.stdout.strip()[:60])
+    if pick:
+        said = next((line for line in result.stdout.splitlines() + lines if pick in line), said)
     print(f"{label:46s} {float(wall):6.2f} s {int(rss) / 1024:7.0f} MB  exit {result.returncode:3d}  {said[:110]}")
 
 
@@ -124,7 +127,8 @@ def round_three(work: Path, good: Path) -> None:
 
     tuned = work / "r3-tune"
     subprocess.run([*NAMEGEN, "tune", "--data", tiny, "--budget", "10s", "--out-dir", tuned], capture_output=True)
-    run("2 tune --budget 1s over a better tuned model", ["tune", "--data", tiny, "--budget", "1s", "--out-dir", tuned])
+    run("2 tune --budget 1s over a better tuned model", ["tune", "--data", tiny, "--budget", "1s", "--out-dir", tuned],
+        pick="in place:")
 
     run("3 resume with full batch and lr 1e308", ["train", "--resume", good, "--batch-size", "0", "--learning-rate",
                                                  "1e308", "--epochs", "3", "--preview", "0"])
@@ -134,7 +138,8 @@ def round_three(work: Path, good: Path) -> None:
     mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(full)], capture_output=True)
     if mounted.returncode == 0:
         try:
-            run("4 tune on a 3 MB file system", ["tune", "--data", tiny, "--budget", "20s", "--out-dir", full])
+            run("4 tune on a 3 MB file system", ["tune", "--data", tiny, "--budget", "20s", "--out-dir", full],
+                pick="saved")
             print(f"{'':46s} kept: {sorted(p.name for p in full.iterdir())}")
         finally:
             subprocess.run(["umount", str(full)])
@@ -177,25 +182,27 @@ def round_three(work: Path, good: Path) -> None:
 
     long = work / ("n" * 246 + ".txt")
     long.write_text(tiny.read_text())
-    run("9 a data file with a 246-byte name", ["train", "--data", long, "--out-dir", work / "r3-long", *small])
+    run("9 a data file with a 246-byte name", ["train", "--data", long, "--out-dir", work / "r3-long", *small],
+        pick="saved")
     lists = []
     for k in range(64):
         path = work / "r3-lists" / f"list-{k:02d}-{'x' * 40}.txt"
         path.parent.mkdir(exist_ok=True)
         path.write_text(tiny.read_text())
         lists += ["--data", path]
-    run("9 64 lists joined into one run name", ["train", *lists, "--out-dir", work / "r3-64", *small])
+    run("9 64 lists joined into one run name", ["train", *lists, "--out-dir", work / "r3-64", *small], pick="saved")
 
     (work / "r3-scratch").mkdir()
     (work / "r3-scratch" / ".tiny~tuned.999999999.abc.trials").symlink_to(work)
     run("10 a symlink named like tune's scratch", ["tune", "--data", tiny, "--budget", "1s", "--out-dir",
-                                                   work / "r3-scratch"])
+                                                   work / "r3-scratch"], pick="saved")
 
     styled = work / "r3-styles"
     subprocess.run([*NAMEGEN, "train", "--data", tiny, "--data", good.parent / "names-b.txt", "--out-dir", styled,
                     *small], capture_output=True)
     styled_ckpt = next(styled.glob("*.latest.npz"))
-    run("11 --style 'tiny=1e308,tiny=1e308'", ["sample", "-c", styled_ckpt, "--style", "tiny=1e308,tiny=1e308", "-n", "3"])
+    run("11 --style 'tiny=1e308,tiny=1e308'", ["sample", "-c", styled_ckpt, "--style", "tiny=1e308,tiny=1e308", "-n", "3"],
+        pick="")
 
     from namegen.model import unflatten
     from namegen.checkpoint import load_checkpoint
@@ -207,14 +214,16 @@ def round_three(work: Path, good: Path) -> None:
     marked = work / "m" / "[" / "x].npz"
     marked.parent.mkdir(parents=True)
     marked.write_bytes(good.read_bytes())
-    run("13 score with a checkpoint path m/[/x].npz", ["score", "abc", "-c", marked])
+    run("13 score with a checkpoint path m/[/x].npz", ["score", "abc", "-c", marked], pick="score (")
     evil = work / "evil\x1b[2J.txt"
     evil.write_text(tiny.read_text())
-    run("14 train on a file whose name holds ESC", ["train", "--data", evil, "--out-dir", work / "r3-evil", *small])
+    run("14 train on a file whose name holds ESC", ["train", "--data", evil, "--out-dir", work / "r3-evil", *small],
+        pick="sample from it")
 
     few = work / "twenty.txt"
     few.write_text("\n".join(read_names().names[:20]))
-    run("15 tune --budget 30s on a 20-name list", ["tune", "--data", few, "--budget", "30s", "--out-dir", work / "r3-20"])
+    run("15 tune --budget 30s on a 20-name list", ["tune", "--data", few, "--budget", "30s", "--out-dir", work / "r3-20"],
+        pick="tune: ")
     print(f"{'':46s} files left: {sum(1 for _ in (work / 'r3-20').rglob('*'))}")
 
     many = ["--data", work / "none.txt"] * 40_000
@@ -226,9 +235,9 @@ def round_three(work: Path, good: Path) -> None:
     subprocess.run([*NAMEGEN, "train", "--hidden-size", "256", "--embedding-size", "256", "--dropout", "0.5",
                     "--optimizer", "adam", "--learning-rate", "0.003", "--batch-size", "16", "--epochs", "8",
                     "--warmup", "0.05", "--preview", "0", "--out-dir", wide], capture_output=True)
-    run("18 gradcheck on a hidden-256 model (large)", ["gradcheck", "-c", wide / "dinos.best.npz"])
+    run("18 gradcheck on a hidden-256 model (large)", ["gradcheck", "-c", wide / "dinos.best.npz"], pick="Wxh")
     run("19 sample -n 100000 | head -1", [], shell=f"{' '.join(NAMEGEN)} sample -c {good} -n 100000 | head -1")
-    run("20 score a name with letters never seen", ["score", "-c", good, "Stegosaurus", "Zzk9x", "--json"])
+    run("20 score a name with letters never seen", ["score", "-c", good, "Stegosaurus", "Zzk9x"], pick="never saw")
     run("21 diagnose --demo counting --activation sigmoid", ["diagnose", "--demo", "counting", "--activation", "sigmoid"])
     utf16 = work / "utf16.txt"
     utf16.write_bytes("Rex\nZuul\n".encode("utf-16"))
