@@ -3,6 +3,7 @@ reaches the user: one line on stderr and an exit code; a bug, a traceback."""
 
 import json
 import os
+import re
 import select
 import subprocess
 import sys
@@ -503,3 +504,17 @@ def test_score_scores_every_name_it_can_and_names_the_letters_of_the_others(cli,
     assert accent["nats"] is None and accent["unknown_letters"] == "é!"
     text = cli("score", "-c", trained_checkpoint, "Stegosaurus", "Zzk9x")
     assert text.code == 0 and "uses '9', which the model never saw" in " ".join(text.stdout.split())
+
+
+def test_huge_figures_are_shown_in_exponent_form(cli, few_dinos, tmp_path):
+    from namegen.checkpoint import save_checkpoint
+    from namegen.state import EpochRecord, TrainConfig, new_state
+    from namegen.views import epoch_line
+
+    state = new_state(TrainConfig(hidden_size=4, epochs=2), few_dinos)
+    record = EpochRecord(1, 10, None, 3.1, 3.0, 2.5e300, 9.9e300, 0.0, 3.8e300, 0.1)
+    state.history, state.epoch = [record], 1
+    save_checkpoint(tmp_path / "huge.npz", state)
+    shown = cli("info", tmp_path / "huge.npz").stdout + epoch_line(state, record, [])
+    assert "σmax(Whh) 3.8e+300" in shown and shown.count("3.8e+300") == 2  # the epoch line, the history table
+    assert re.search(r"\d{25}", shown) is None  # never 300 digits
