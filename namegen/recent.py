@@ -140,8 +140,8 @@ def default_checkpoint() -> Choice:
     if not saved:
         return Choice(_relative(shipped), f"{SHIPPED}; the last run started here saved to "
                                           f"{_relative(records[0].checkpoint)}, which is no longer there")
-    (last, path), gone = saved[0], saved[0][0] is not records[0]
-    kind = "best" if path.name.endswith(".best.npz") else "latest"
+    (record, path), gone = saved[0], saved[0][0] is not records[0]
+    kind = "best" if path == RunFiles.of(record.checkpoint).best else "latest"
     which = f"the {kind} model of the last run started here" + (
         f" that still has one ({_relative(records[0].checkpoint)} is no longer there)" if gone else "")
     better = _better(path, [p for _, p in saved[1:]])

@@ -23,8 +23,8 @@ from .data import pad_batch, read_name_lists
 from .errors import CheckpointError, OptionError, OptionName, SamplingError, TrainingError
 from .evaluation import evaluate
 from .files import remove_stale_temporaries
-from .model import (computable, decayed_ranges, dropout_factors, factor_grads_, factored_input_, loss_and_grads, style_grads_, style_terms_, unflatten,
-                    unflatten_factors)
+from .model import (computable, decayed_ranges, dropout_factors, factor_grads_, factored_input_, loss_and_grads,
+                    style_grads_, style_terms_, unflatten, unflatten_factors)
 from .optim import clip_, decay_
 from .options import check, check_values, option
 from .runs import RunFiles, best_path, data_paths, exclusive_run, resume_target

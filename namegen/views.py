@@ -25,7 +25,6 @@ from .evaluation import Evaluation, Score
 from .gradcheck import GradientCheck
 from .model import Model
 from .state import EpochRecord, TrainState
-from .runs import best_path
 from .training import Run, TrainResult
 from .tune import Setting, Trial, TuneEnd, TuneResult
 
@@ -134,7 +133,8 @@ def run_summary(run: Run, result: TrainResult, stopped_by: str | None = None) ->
     """How the run ended; a run stopped by a signal (stopped_by: its name) says how to resume it."""
     state = run.state
     last = state.history[-1] if state.history else None
-    sample_args = ["namegen", "sample", "-c", str(run.best_checkpoint if state.best_val_loss is not None else run.checkpoint)]
+    sampled = run.best_checkpoint if state.best_val_loss is not None else run.checkpoint
+    sample_args = ["namegen", "sample", "-c", str(sampled)]
     payload = {
         "reason": result.reason, "seconds": result.seconds, "engine": result.engine, "epochs": state.epoch, "updates": state.step,
         "running_loss": last and last.running_loss, "train_loss": last and last.train_loss,
@@ -507,8 +507,10 @@ def curves(path: Path, history: list[EpochRecord], flow: Flow) -> list[str]:
         f"[bold]{shown(path)}[/]: loss (nats/char) by epoch 1 … {len(history)}{sampled}",
         *line_chart(series),
         f"clipped entries  {sparkline([r.clip_fraction for r in h])}  max {100 * max(r.clip_fraction for r in h):.4f}%",
-        f"gradient norm    {sparkline([r.grad_norm_mean for r in h])}  mean {fixed(h[0].grad_norm_mean, 1)} → {fixed(h[-1].grad_norm_mean, 1)}",
-        f"σmax(Whh)        {sparkline([r.whh_sigma_max for r in h])}  {fixed(h[0].whh_sigma_max, 2)} → {fixed(h[-1].whh_sigma_max, 2)}",
+        f"gradient norm    {sparkline([r.grad_norm_mean for r in h])}  "
+        f"mean {fixed(h[0].grad_norm_mean, 1)} → {fixed(h[-1].grad_norm_mean, 1)}",
+        f"σmax(Whh)        {sparkline([r.whh_sigma_max for r in h])}  "
+        f"{fixed(h[0].whh_sigma_max, 2)} → {fixed(h[-1].whh_sigma_max, 2)}",
         f"gradient flow    {sparkline(flow.grad_norm, log=True)}  ‖dL_t/dh_(t-m)‖ for m = 0 … {flow.distance[-1]}, "
         f"{flow.grad_norm[0]:.3g} → {flow.grad_norm[-1]:.3g} (log scale)",
     ]

@@ -66,7 +66,6 @@ def test_the_cli_runs_each_demo_and_refuses_unknown_ones(cli):
 
 
 def test_the_surface_in_the_terminal_and_as_a_png(cli, few_dinos, tmp_path):
-    from namegen.checkpoint import save_checkpoint
     from namegen.state import TrainConfig, new_state
     from namegen.training import train
 

@@ -5,7 +5,6 @@ hard links refused (FAT drives, some network shares). A POSIX-only call slipping
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
