@@ -264,14 +264,15 @@ class _Search:
             trial.seconds += time.perf_counter() - started
         trial.reached()
         if trial.epochs:
-            self.leaders[trial.number] = trial
-            if len(self.leaders) > LEADERS:
-                del self.leaders[max(self.leaders.values(), key=lambda t: t.best_val_loss).number]
             if trial.best_val_loss < (self.best.best_val_loss if self.best else math.inf) and \
                     best_path(trial.checkpoint).exists():
                 previous, self.best = self.best, trial
                 if previous is not None and previous.state is None:
                     self.remove_files(previous)
+            self.leaders[trial.number] = trial
+            if len(self.leaders) > LEADERS:  # the worst goes, never the best (ties included)
+                worst = max((t for t in self.leaders.values() if t is not self.best), key=lambda t: t.best_val_loss)
+                del self.leaders[worst.number]
         self.callbacks.on_trial_end(trial)
 
     def retire(self, trial: Trial) -> None:
