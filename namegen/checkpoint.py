@@ -23,8 +23,8 @@ import numpy as np
 from .data import MAX_NAMES_BYTES, MAX_STYLES
 from .errors import CheckpointError, OptionName
 from .files import atomic_link, atomic_write, probe_writable
-from .model import (FACTOR_NAMES, PARAM_NAMES, STYLE_NAMES, Model, computable, factor_shapes, param_shapes,
-                    unflatten_factors)
+from .layout import Layout
+from .model import Model, computable
 from .optim import OPTIMIZERS, Optimizer, make_optimizer
 from .options import conforms, field_kinds
 from .state import MAX_HIDDEN, EpochRecord, EpochStats, TrainConfig, TrainState
@@ -64,15 +64,11 @@ def _meta(state: TrainState) -> dict:
 
 def to_bytes(state: TrainState) -> bytes:
     """The checkpoint file's content."""
-    views = state.model.param_views
-    model = state.model
-    arrays = {f"params/{name}": views[name]
-              for name in param_shapes(model.vocab.size, model.hidden_size, len(model.styles), model.style_size)}
+    model, layout = state.model, state.layout
+    views = layout.views(state.weights)
+    arrays = {block.entry: views[block.name] for block in layout.blocks}
     if model.styles:
         arrays["styles/of"] = model.style_of
-    if state.factors is not None:
-        factors = unflatten_factors(state.factors, state.model.vocab.size, state.model.hidden_size)
-        arrays |= {f"factors/{name}": value for name, value in factors.items()}
     arrays |= {f"optimizer/{key}": value for key, value in state.optimizer.state.items()}
     arrays["split/train"] = state.train_idx
     arrays["split/val"] = state.val_idx
@@ -134,8 +130,7 @@ def check_checkpoint_dir(directory: str | Path, resuming: bool = False) -> None:
 # type the metadata implies before its data is read, exactly that many bytes.
 
 ENTRIES = ({"meta", "split/train", "split/val", "order", "styles/of"}
-           | {f"params/{name}" for name in PARAM_NAMES + STYLE_NAMES}
-           | {f"factors/{name}" for name in FACTOR_NAMES}
+           | {block.entry for block in Layout(2, 1, styles=2, style_size=1, embedding_size=1).blocks}
            | {f"optimizer/{key}" for cls in OPTIMIZERS.values() for key in cls.state_names})
 MAX_DIRECTORY_BYTES = 2**16  # a checkpoint's zip directory lists a dozen entries in about 1 KB
 MAX_META_BYTES = 2 * MAX_NAMES_BYTES + 2**26  # every name, JSON-escaped, plus a long history
@@ -321,13 +316,11 @@ class _Reader:
 
     def _state(self) -> TrainState:
         config = self.config()
-        model = self.model(config)
+        model, weights = self.model(config)
         train_idx, val_idx = self.split(len(model.names))
-        factors = self.factors(config, model)
-        self.products(model, factors)
         state = TrainState(config=config, model=model, source=self.text(self.meta["data"]["source"], "data.source"),
-                           train_idx=train_idx, val_idx=val_idx, factors=factors, rng=self.rng(),
-                           optimizer=self.optimizer(config, model.params.size + (0 if factors is None else factors.size)))
+                           train_idx=train_idx, val_idx=val_idx, rng=self.rng(), weights=weights,
+                           optimizer=self.optimizer(config, weights.size))
         self.progress(state)
         return state
 
@@ -373,8 +366,10 @@ class _Reader:
             raise self.damaged(f"data.case is {str(case)[:20]!r}, expected 'keep' or 'lower'")
         return case == "keep"
 
-    def model(self, config: TrainConfig) -> Model:
-        """The vocabulary, the names, case handling and the parameters."""
+    def model(self, config: TrainConfig) -> tuple[Model, np.ndarray]:
+        """The vocabulary, the names, case handling, and the trained vector read block by block
+        through the run's layout (each block's shape checked before its data is read, each product
+        checked against its factors); the model, whose parameters are the vector's prefix, and the vector."""
         vocab = Vocab(tuple(self.text(c, "the vocabulary") for c in self.meta["vocab"]))
         names = self.meta["names"]
         if not isinstance(names, list) or not names or not all(isinstance(n, str) and n for n in names):
@@ -382,18 +377,22 @@ class _Reader:
         if vocab.unknown(self.text("".join(names), "a name")):
             raise self.damaged("the vocabulary does not cover the saved names")
         styles, style_of, style_size = self.styles(len(names))
-        params = np.concatenate([self.floats(f"params/{name}", shape).ravel() for name, shape in
-                                 param_shapes(vocab.size, config.hidden_size, len(styles), style_size).items()])
+        layout = Layout(vocab.size, config.hidden_size, len(styles), style_size, config.embedding_size)
+        weights = np.concatenate([self.floats(block.entry, block.shape).ravel() for block in layout.blocks])
+        mismatched = layout.mismatched_product(layout.views(weights))
+        if mismatched:
+            left, right = (layout[name].entry for name in mismatched.of)
+            raise self.damaged(f"{mismatched.entry} is not {left} times {right}")
         capitalize = self.meta["capitalize"]
         if type(capitalize) is not bool:
             raise self.damaged("capitalize is not true or false")
-        model = Model(vocab, params, config.hidden_size, self.keep_case(config), capitalize, names, styles, style_of,
-                      style_size)
+        model = Model(vocab, weights[: layout.model_size], config.hidden_size, self.keep_case(config), capitalize, names,
+                      styles, style_of, style_size)
         if self.meta["data"]["fingerprint"] != model.fingerprint:
             raise self.damaged("the saved names do not match their fingerprint")
         if not computable(model.param_views):
             raise self.damaged("its weights are too large for probabilities to be computed")
-        return model
+        return model, weights
 
     def styles(self, n: int) -> tuple[tuple[str, ...], np.ndarray | None, int]:
         """The style names, the style of each of the n names, and the style size; ((), None, 0)
@@ -412,13 +411,6 @@ class _Reader:
         if len(np.unique(style_of)) != len(names):
             raise self.damaged("a style has no names")
         return tuple(self.text(s, "a style name") for s in names), style_of.astype(np.int64), size
-
-    def factors(self, config: TrainConfig, model: Model) -> np.ndarray | None:
-        """E and Wih, flat, for a run with an embedding size; None without one."""
-        if not config.embedding_size:
-            return None
-        shapes = factor_shapes(model.vocab.size, config.hidden_size, config.embedding_size)
-        return np.concatenate([self.floats(f"factors/{name}", shape).ravel() for name, shape in shapes.items()])
 
     def split(self, n: int) -> tuple[np.ndarray, np.ndarray]:
         """The indices of the training and validation names: disjoint, and some to train on."""
@@ -445,21 +437,6 @@ class _Reader:
         if problem:
             raise self.damaged(problem)
         return optimizer
-
-    def products(self, model: Model, factors: np.ndarray | None) -> None:
-        """Each weight trained as a product equals the product of its factors: a file that breaks
-        one would sample one model and resume another."""
-        p = model.param_views
-        pairs = [("params/B", p["B"], "params/S", p["S"], "params/Wsh", p["Wsh"])] if model.styles else []
-        if factors is not None:
-            f = unflatten_factors(factors, model.vocab.size, model.hidden_size)
-            pairs.append(("params/Wxh", p["Wxh"], "factors/E", f["E"], "factors/Wih", f["Wih"]))
-        with np.errstate(over="ignore", invalid="ignore"):
-            for name, stored, left_name, left, right_name, right in pairs:
-                product = left @ right
-                scale = max(1.0, float(np.abs(product).max(initial=0.0)))
-                if not np.allclose(stored, product, rtol=1e-9, atol=1e-12 * scale):
-                    raise self.damaged(f"{name} is not {left_name} times {right_name}")
 
     def rng(self) -> np.random.Generator:
         saved = self.meta["rng"]

@@ -104,7 +104,7 @@ def train_on(names: np.ndarray, params: np.ndarray, hidden_size: int, vocab_size
 
     keep: dropout factors (see model.dropout_factors), one row per step of the names in order
     (a name of length L takes L + 1 rows), or None. weight_decay, decayed: as optim.decay_ (the
-    ranges of model.decayed_ranges; none given, none decay).
+    ranges of layout.Layout.decayed; none given, none decay).
     clip_norm, clip: as optim.clip_ (the norm first, then each entry).
 
     Returns (updates, losses, norms, clipped): the updates applied, and for each name given the

@@ -22,48 +22,26 @@ from typing import NamedTuple
 import numpy as np
 
 from .data import capitalised, clean_name, clean_prefix, fingerprint, parse_names
+from .layout import Layout
 from .vocab import Encoded, Vocab
 
 PARAM_NAMES = ("Wxh", "Whh", "bh", "Why", "by")
-FACTOR_NAMES = ("E", "Wih")  # with an embedding size: Wxh = E Wih (see factor_shapes)
-STYLE_NAMES = ("B", "S", "Wsh")  # with several name lists: B = S Wsh (see the styles section)
 
 Params = dict[str, np.ndarray]
 
 
-def param_shapes(vocab_size: int, hidden_size: int, styles: int = 0, style_size: int = 0) -> dict[str, tuple[int, ...]]:
-    """Shapes in flat-vector order: Whh, bh, Wxh (and B) form W_in; Why, by form W_out.
-
-    With K styles of size D (see the styles section below) the vector also holds B (K, H) in
-    W_in, each style's term of the hidden update, and after W_out the style vectors S (K, D) and
-    Wsh (D, H), of which B = S Wsh is the product."""
-    V, H, K, D = vocab_size, hidden_size, styles, style_size
-    shapes = {"Whh": (H, H), "bh": (H,), "Wxh": (V, H)} | ({"B": (K, H)} if K else {}) | {"Why": (H, V), "by": (V,)}
-    return shapes | ({"S": (K, D), "Wsh": (D, H)} if K else {})
-
-
-def num_params(vocab_size: int, hidden_size: int, styles: int = 0, style_size: int = 0) -> int:
-    return sum(int(np.prod(s)) for s in param_shapes(vocab_size, hidden_size, styles, style_size).values())
-
-
-def unflatten(flat: np.ndarray, vocab_size: int, hidden_size: int, styles: int = 0, style_size: int = 0) -> Params:
-    """Named views into one flat vector, plus the stacked views W_in and W_out.
+def unflatten(flat: np.ndarray, vocab_size: int, hidden_size: int, styles: int = 0, style_size: int = 0,
+              embedding_size: int = 0) -> Params:
+    """Named views into one flat vector (a model's parameters, or a run's whole trained vector; see
+    layout.Layout), plus the stacked views W_in and W_out.
 
     Training keeps parameters and gradients each in one contiguous vector, so that clipping and an
     optimizer update are a single numpy call, and so that W_in = [Whh; bh; Wxh] and
     W_out = [Why; by] (see stacked_weights) are views rather than copies made for every name.
     """
-    V, H, K = vocab_size, hidden_size, styles
-    views, start = {}, 0
-    for name, shape in param_shapes(V, H, K, style_size).items():
-        size = int(np.prod(shape))
-        views[name] = flat[start : start + size].reshape(shape)
-        start += size
-    assert start == flat.size, "flat vector does not match the parameter shapes"
-    rows = H + 1 + V + K
-    views["W_in"] = flat[: rows * H].reshape(rows, H)
-    views["W_out"] = flat[rows * H : rows * H + (H + 1) * V].reshape(H + 1, V)
-    return views
+    layout = Layout(vocab_size, hidden_size, styles, style_size, embedding_size)
+    assert flat.size in (layout.size, layout.model_size), "flat vector does not match the parameter shapes"
+    return layout.views(flat)
 
 
 @dataclass
@@ -174,21 +152,8 @@ class Model:
 
 def init_params(vocab_size: int, hidden_size: int, rng: np.random.Generator, styles: int = 0,
                 style_size: int = 0) -> np.ndarray:
-    """Small random weights, zero biases, as one flat float64 vector (see `unflatten`).
-
-    Input and output weights start at N(0, 0.01^2) as in the classic recipe; Whh starts at
-    N(0, 1/H) so that its singular values sit near 1 and the gradient neither dies nor blows up
-    over the first few dozen steps. Style vectors, if any, are drawn last (see init_styles), so
-    a model of one list starts as it always did.
-    """
-    flat = np.zeros(num_params(vocab_size, hidden_size, styles, style_size))
-    p = unflatten(flat, vocab_size, hidden_size, styles, style_size)
-    p["Wxh"][:] = rng.standard_normal(p["Wxh"].shape) * 0.01
-    p["Whh"][:] = rng.standard_normal(p["Whh"].shape) / np.sqrt(hidden_size)
-    p["Why"][:] = rng.standard_normal(p["Why"].shape) * 0.01
-    if styles:
-        init_styles(p, rng)
-    return flat
+    """A fresh model's trained vector (see layout.Layout.initial: small random weights, zero biases)."""
+    return Layout(vocab_size, hidden_size, styles, style_size).initial(rng)
 
 
 def random_params(vocab_size: int, hidden_size: int, rng: np.random.Generator, scale: float = 0.5) -> np.ndarray:
@@ -199,109 +164,17 @@ def random_params(vocab_size: int, hidden_size: int, rng: np.random.Generator, s
     return flat
 
 
-# ----------------------------------------------------------------- factored input weights
-#
-# With an embedding size D, training learns Wxh as a product: Wxh = E Wih, with E (V, D) a vector
-# per character and Wih (D, H) an input layer, which is what PyTorch's nn.Embedding followed by
-# nn.RNN computes. The network is the same vanilla RNN (a step still sees x_t Wxh, and sampling,
-# evaluation and checkpoints' params use Wxh itself); only what the optimizer moves differs.
-# Trained with Adam, the product generalises better on dinos.txt than Wxh trained directly (see
-# the README's quality table). The factors sit after model.params in one trained vector.
-
-def factor_shapes(vocab_size: int, hidden_size: int, embedding_size: int) -> dict[str, tuple[int, int]]:
-    return {"E": (vocab_size, embedding_size), "Wih": (embedding_size, hidden_size)}
-
-
-def unflatten_factors(flat: np.ndarray, vocab_size: int, hidden_size: int) -> Params:
-    """Named views E and Wih into a flat vector of both (its size gives D)."""
-    V, H = vocab_size, hidden_size
-    D = flat.size // (V + H)
-    assert D * (V + H) == flat.size, "flat vector does not match the factor shapes"
-    return {"E": flat[: V * D].reshape(V, D), "Wih": flat[V * D :].reshape(D, H)}
-
-
-def decayed_ranges(vocab_size: int, hidden_size: int, styles: int = 0, style_size: int = 0,
-                   embedding_size: int = 0) -> np.ndarray:
-    """The weight-decay rule, in its one place: the [start, end) ranges, (k, 2), of the trained
-    vector (the parameters of param_shapes, then the factors of factor_shapes) that weight decay
-    shrinks. Every trained matrix decays, as PyTorch's AdamW and nanoGPT decay every 2-D weight;
-    a bias never does, nor does a product rebuilt from its factors after each step (B = S Wsh;
-    Wxh = E Wih when factored), whose factors decay instead."""
-    shapes = param_shapes(vocab_size, hidden_size, styles, style_size)
-    products = {"B"} | ({"Wxh"} if embedding_size else set())
-    if embedding_size:
-        shapes |= factor_shapes(vocab_size, hidden_size, embedding_size)
-    ranges, start = [], 0
-    for name, shape in shapes.items():
-        end = start + int(np.prod(shape))
-        if len(shape) == 2 and name not in products:
-            if ranges and ranges[-1][1] == start:
-                ranges[-1][1] = end  # adjacent blocks: one range
-            else:
-                ranges.append([start, end])
-        start = end
-    return np.array(ranges, dtype=np.int64).reshape(-1, 2)
-
-
-def init_factors(vocab_size: int, hidden_size: int, embedding_size: int, rng: np.random.Generator) -> np.ndarray:
-    """E ~ N(0, 1) and Wih ~ U(+-1/sqrt(D)), PyTorch's defaults for the two layers, as one flat vector."""
-    flat = np.empty(embedding_size * (vocab_size + hidden_size))
-    f = unflatten_factors(flat, vocab_size, hidden_size)
-    init_pair_(f["E"], f["Wih"], rng)
-    return flat
-
-
-def init_pair_(left: np.ndarray, right: np.ndarray, rng: np.random.Generator) -> None:
-    """The two factors of a product, in place, as PyTorch starts an embedding and the layer after
-    it: left ~ N(0, 1), then right ~ U(+-1/sqrt(D)), D its number of rows."""
-    left[:] = rng.standard_normal(left.shape)
-    right[:] = rng.uniform(-1.0, 1.0, right.shape) / np.sqrt(right.shape[0])
-
-
-def factored_input_(params: Params, factors: Params) -> None:
-    """Wxh = E Wih, in place."""
-    np.dot(factors["E"], factors["Wih"], out=params["Wxh"])
-
-
-def factor_grads_(grads: Params, factors: Params, factor_grads: Params) -> None:
-    """The gradient of the factors from that of Wxh = E Wih: dE = dWxh Wih^T, dWih = E^T dWxh.
-    dWxh is then zeroed: Wxh is not trained itself, so the optimizer must leave it alone."""
-    product_grads_(grads["Wxh"], factors["E"], factors["Wih"], factor_grads["E"], factor_grads["Wih"])
-
-
-def product_grads_(d_product, left, right, d_left, d_right) -> None:
-    """For product = left right: d_left = d_product right^T, d_right = left^T d_product; then
-    d_product is zeroed (the product is rebuilt from its factors, not trained)."""
-    np.dot(d_product, right.T, out=d_left)
-    np.dot(left.T, d_product, out=d_right)
-    d_product[:] = 0.0
-
-
-# ------------------------------------------------------------------------------------ styles
+# Two weights may be trained as products (see layout.Layout): with an embedding size E, Wxh = E Wih,
+# a vector per character times an input layer, which is what PyTorch's nn.Embedding followed by
+# nn.RNN computes; with several name lists, B = S Wsh. Either way the network is the same vanilla
+# RNN, and sampling, evaluation and the model's parameters use the product itself.
 #
 # A model of several name lists learns one style vector s_k (size D) per list, and the hidden
 # update of every step of a name of style k gains s_k Wsh:
 #     h_t = tanh(x_t Wxh + h_{t-1} Whh + s_k Wsh + bh)
 # It is still a vanilla RNN: s_k Wsh is a per-name constant, B[k] of B = S Wsh, held with the other
-# input weights in W_in and fed by a one-hot of the style (see forward). The optimizer moves S and
-# Wsh (product_grads_ takes dB to them); B is rebuilt after each step. A blend of styles with
+# input weights in W_in and fed by a one-hot of the style (see forward). A blend of styles with
 # weights w is the vector w S, whose term is w B.
-
-def init_styles(params: Params, rng: np.random.Generator) -> None:
-    """S and Wsh as input factors start (init_pair_), then B = S Wsh; in place."""
-    init_pair_(params["S"], params["Wsh"], rng)
-    style_terms_(params)
-
-
-def style_terms_(params: Params) -> None:
-    """B = S Wsh, in place."""
-    np.dot(params["S"], params["Wsh"], out=params["B"])
-
-
-def style_grads_(grads: Params, params: Params) -> None:
-    """dS and dWsh from dB (which backward wrote), dB then zeroed."""
-    product_grads_(grads["B"], params["S"], params["Wsh"], grads["S"], grads["Wsh"])
-
 
 def blend_term(params: Params, weights: np.ndarray) -> np.ndarray:
     """The hidden update's style term for style weights w (K,): (w S) Wsh = w B, (H,)."""

@@ -38,7 +38,7 @@ def clip_(grad: np.ndarray, clip: float | None, max_norm: float | None = None) -
 
 def decay_(weights: np.ndarray, ranges: np.ndarray, amount: float) -> None:
     """Decoupled weight decay (Loshchilov and Hutter's AdamW), in place: the entries of the trained
-    vector in `ranges` (model.decayed_ranges: which ones is the model's rule) times (1 - amount),
+    vector in `ranges` (layout.Layout.decayed: which ones is the layout's rule) times (1 - amount),
     amount = step size x decay, before the optimizer's own step."""
     shrink = 1.0 - amount
     for start, end in ranges:

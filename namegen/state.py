@@ -13,7 +13,8 @@ import numpy as np
 
 from .data import CASES, NameList, fingerprint, split_by_style, split_indices
 from .errors import OptionError, OptionName, TrainingError, plural, shortened
-from .model import Model, factored_input_, init_factors, init_params, unflatten_factors
+from .layout import Layout
+from .model import Model
 from .optim import OPTIMIZERS, ClipStats, Optimizer, make_optimizer
 from .options import check, check_values, option
 from .vocab import Vocab
@@ -151,12 +152,13 @@ class TrainState:
     """A training run: the model it trains and everything else needed to resume it exactly."""
 
     config: TrainConfig
-    model: Model
+    model: Model  # its params are the model's prefix of `weights`, a view
     source: str  # the data file the names came from
     train_idx: np.ndarray  # indices into model.names
     val_idx: np.ndarray
     optimizer: Optimizer
     rng: np.random.Generator  # drives shuffling; saved so a resumed run continues the sequence
+    weights: np.ndarray  # the trained vector (see layout): the model's parameters, then its factors
     epoch: int = 0  # completed epochs
     position: int = 0  # names of the current epoch already trained on
     order: np.ndarray | None = None  # the current epoch's order of training indices
@@ -164,16 +166,25 @@ class TrainState:
     history: list[EpochRecord] = field(default_factory=list)  # one record per completed epoch
     best_val_loss: float | None = None  # lowest validation loss (nats/char) seen at an epoch end
     epoch_stats: EpochStats = field(default_factory=EpochStats)  # the current epoch so far
-    factors: np.ndarray | None = None  # E and Wih, flat, with config.embedding_size (see model.factor_shapes)
+
+    @property
+    def layout(self) -> Layout:
+        """Where each block of the trained vector lies."""
+        return layout_of(self.config, self.model)
 
     @property
     def trained_size(self) -> int:
-        """Entries the optimizer moves: the parameters, then the factors if any."""
-        return self.model.params.size + (0 if self.factors is None else self.factors.size)
+        """Entries the optimizer moves: the whole trained vector."""
+        return self.weights.size
+
+
+def layout_of(config: TrainConfig, model: Model) -> Layout:
+    """The layout of a run of `config` training `model`."""
+    return Layout(model.vocab.size, config.hidden_size, len(model.styles), model.style_size, config.embedding_size)
 
 
 def new_state(config: TrainConfig, data: NameList) -> TrainState:
-    """A fresh run: build the vocabulary, split the names, and initialise the parameters."""
+    """A fresh run: build the vocabulary, split the names, and initialise the trained vector."""
     rng = np.random.default_rng(config.seed)
     if data.styles:
         train_idx, val_idx = split_by_style(data.style_of, config.val_fraction, rng)
@@ -181,16 +192,12 @@ def new_state(config: TrainConfig, data: NameList) -> TrainState:
         train_idx, val_idx = split_indices(len(data.names), config.val_fraction, rng)
     vocab = Vocab.from_names(data.names)
     K, D = len(data.styles), config.style_size if data.styles else 0
-    params = init_params(vocab.size, config.hidden_size, rng, K, D)
-    model = Model(vocab, params, config.hidden_size, data.keep_case, data.capitalize, data.names, data.styles,
-                  data.style_of, D)
-    factors = None
-    if config.embedding_size:
-        factors = init_factors(vocab.size, config.hidden_size, config.embedding_size, rng)
-        factored_input_(model.param_views, unflatten_factors(factors, vocab.size, config.hidden_size))
-    optimizer = make_optimizer(config.optimizer, params.size + (0 if factors is None else factors.size),
-                               config.learning_rate)
-    return TrainState(config, model, data.source, train_idx, val_idx, optimizer, rng, factors=factors)
+    layout = Layout(vocab.size, config.hidden_size, K, D, config.embedding_size)
+    weights = layout.initial(rng)
+    model = Model(vocab, weights[: layout.model_size], config.hidden_size, data.keep_case, data.capitalize, data.names,
+                  data.styles, data.style_of, D)
+    optimizer = make_optimizer(config.optimizer, layout.size, config.learning_rate)
+    return TrainState(config, model, data.source, train_idx, val_idx, optimizer, rng, weights)
 
 
 def resume_state(state: TrainState, overrides: dict, data: NameList | None = None) -> TrainState:

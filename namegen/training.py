@@ -23,8 +23,7 @@ from .data import pad_batch, read_name_lists
 from .errors import CheckpointError, OptionError, OptionName, SamplingError, TrainingError
 from .evaluation import evaluate
 from .files import remove_stale_temporaries
-from .model import (computable, decayed_ranges, dropout_factors, factor_grads_, factored_input_, loss_and_grads,
-                    style_grads_, style_terms_, unflatten, unflatten_factors)
+from .model import computable, dropout_factors, loss_and_grads
 from .optim import clip_, decay_
 from .options import check, check_values, option
 from .runs import RunFiles, best_path, data_paths, exclusive_run, resume_target
@@ -218,21 +217,11 @@ class _Loop:
     def __init__(self, state: TrainState, checkpoint: Path | None, callbacks: Callbacks, compiled: bool):
         self.state, self.checkpoint, self.callbacks = state, checkpoint, callbacks
         self.advance = self.update_compiled if compiled else self.update
-        model = state.model
-        self.names = model.encoded
-        self.weights = model.params  # what the optimizer moves: the parameters, then the factors if any
-        if state.factors is not None:  # one vector, so that clipping and a step stay one call each
-            self.weights = np.concatenate([model.params, state.factors])
-            model.params, state.factors = self.weights[: model.params.size], self.weights[model.params.size :]
-        self.params = model.param_views
-        self.decayed = decayed_ranges(model.vocab.size, model.hidden_size, len(model.styles), model.style_size,
-                                      state.config.embedding_size)
-        self.grad = np.empty_like(self.weights)  # flat gradient, rewritten by every update
-        self.grads = unflatten(self.grad[: model.params.size], model.vocab.size, model.hidden_size, len(model.styles),
-                               model.style_size)
-        if state.factors is not None:
-            self.factors = unflatten_factors(state.factors, model.vocab.size, model.hidden_size)
-            self.factor_grads = unflatten_factors(self.grad[model.params.size :], model.vocab.size, model.hidden_size)
+        self.names = state.model.encoded
+        self.layout = state.layout  # what the optimizer moves: the whole trained vector, one call for each step
+        self.params = self.layout.views(state.weights)
+        self.grad = np.empty_like(state.weights)  # flat gradient, rewritten by every update
+        self.grads = self.layout.views(self.grad)
         self.saved_step: int | None = None  # update count of the last checkpoint this call wrote
         self.since = time.perf_counter()  # when the last epoch record was made (or this call began)
 
@@ -271,21 +260,15 @@ class _Loop:
         keep = dropout_factors(state.rng, shape, config.dropout) if config.dropout else None
         styles = state.model.style_of[batch] if state.model.styles else None
         loss, _ = loss_and_grads(self.params, inputs, targets, mask, grads=self.grads, keep=keep, styles=styles)
-        if state.factors is not None:
-            factor_grads_(self.grads, self.factors, self.factor_grads)
-        if styles is not None:
-            style_grads_(self.grads, self.params)
+        self.layout.pass_to_factors_(self.grads, self.params)
         clipping = clip_(self.grad, config.clip, config.clip_norm)
         if not (math.isfinite(loss) and math.isfinite(clipping.norm)):
             raise self.diverged(f"the loss became {loss}")
         state.optimizer.learning_rate = learning_rate_at(config, state.epoch, state.position, len(state.order))
         if config.weight_decay:
-            decay_(self.weights, self.decayed, state.optimizer.learning_rate * config.weight_decay)
-        state.optimizer.step(self.weights, self.grad)
-        if state.factors is not None:
-            factored_input_(self.params, self.factors)
-        if styles is not None:
-            style_terms_(self.params)
+            decay_(state.weights, self.layout.decayed, state.optimizer.learning_rate * config.weight_decay)
+        state.optimizer.step(state.weights, self.grad)
+        self.layout.rebuild_(self.params)
         state.position += len(batch)
         state.step += 1
         state.epoch_stats.add(loss, len(batch), chars, clipping)
@@ -305,10 +288,10 @@ class _Loop:
         if config.dropout:  # the draws the numpy path makes name by name, made for the chunk at once
             steps = int((self.names.lengths[names] + 1).sum())
             keep = dropout_factors(state.rng, (steps, model.hidden_size), config.dropout)
-        done, losses, norms, clipped = fast.train_on(names, model.params, model.hidden_size, model.vocab.size,
+        done, losses, norms, clipped = fast.train_on(names, state.weights, model.hidden_size, model.vocab.size,
                                                      self.names.seq, self.names.bounds, rates, config.clip,
                                                      state.optimizer, keep, config.weight_decay, config.clip_norm,
-                                                     self.decayed)
+                                                     self.layout.decayed)
         rescaled = int(np.count_nonzero(norms[:done] > config.clip_norm)) if config.clip_norm else 0
         state.epoch_stats.add_each(losses[:done], self.names.lengths[names[:done]] + 1, norms[:done], clipped[:done],
                                    rescaled)

@@ -5,8 +5,9 @@ import pytest
 
 from namegen.data import pad_batch
 from namegen.gradcheck import check_gradients
-from namegen.model import (PARAM_NAMES, backward, dropout_factors, factor_grads_, factored_input_, forward, init_params,
-                           loss_and_grads, name_losses, num_params, softmax, step, style_grads_, style_terms_, unflatten)
+from namegen.layout import Layout
+from namegen.model import (PARAM_NAMES, backward, dropout_factors, forward, init_params, loss_and_grads, name_losses,
+                           softmax, step, unflatten)
 from namegen.vocab import BOUNDARY, Vocab
 
 V, H = 7, 5
@@ -220,28 +221,39 @@ def test_dropout_factors_keep_the_expected_output_and_follow_the_generator():
     np.testing.assert_array_equal(np.concatenate((first, second)), a)  # chunks see what names one by one would
 
 
+def perturbed_vector(rng, styles=0, style_size=0, embedding_size=0):
+    """A trained vector of a layout, its initial values plus N(0, 0.5^2) noise, products rebuilt."""
+    layout = Layout(V, H, styles, style_size, embedding_size)
+    weights = layout.initial(rng) + rng.standard_normal(layout.size) * 0.5
+    views = layout.views(weights)
+    layout.rebuild_(views)
+    return layout, weights, views
+
+
 @pytest.mark.parametrize("batch", [False, True])
-def test_factored_input_gradients_pass_finite_differences(random_params, rng, batch):
-    """Wxh = E Wih: dE = dWxh Wih^T and dWih = E^T dWxh, checked entry by entry against the loss
-    of the network built from perturbed factors."""
-    params, D = random_params(V, H), 3
-    factors = {"E": rng.standard_normal((V, D)), "Wih": rng.standard_normal((D, H)) * 0.5}
+def test_every_products_factors_get_gradients_that_pass_finite_differences(rng, batch):
+    """Wxh = E Wih and B = S Wsh: d left = d product right^T and d right = left^T d product (the
+    layout passes them on), checked entry by entry against the loss of the network rebuilt from
+    perturbed factors."""
+    layout, weights, views = perturbed_vector(rng, styles=2, style_size=3, embedding_size=3)
     if batch:
         inputs, targets, mask = pad_batch([rng.integers(1, V, size=n) for n in (2, 6, 4)])
+        styles = np.array([0, 1, 1])
     else:
-        (inputs, targets), mask = random_name(rng, 6), None
+        (inputs, targets), mask, styles = random_name(rng, 6), None, 1
 
     def loss():
-        factored_input_(params, factors)
-        return loss_and_grads(params, inputs, targets, mask)[0]
+        layout.rebuild_(views)
+        return loss_and_grads(views, inputs, targets, mask, styles=styles)[0]
 
-    loss()
-    _, grads = loss_and_grads(params, inputs, targets, mask)
-    analytic = {name: np.empty_like(f) for name, f in factors.items()}
-    factor_grads_(grads, factors, analytic)
-    assert not grads["Wxh"].any()  # Wxh itself is not trained
-    for name, f in factors.items():
-        np.testing.assert_allclose(analytic[name], central_differences(loss, f), rtol=1e-6, atol=1e-9)
+    grad = np.zeros_like(weights)
+    grads = layout.views(grad)
+    loss_and_grads(views, inputs, targets, mask, grads=grads, styles=styles)
+    layout.pass_to_factors_(grads, views)
+    assert not grads["Wxh"].any() and not grads["B"].any()  # products are not trained themselves
+    for name in ("E", "Wih", "S", "Wsh"):
+        np.testing.assert_allclose(grads[name], central_differences(loss, views[name]), rtol=1e-6, atol=1e-9,
+                                   err_msg=name)
 
 
 def central_differences(loss, array, eps=1e-5):
@@ -258,39 +270,24 @@ def central_differences(loss, array, eps=1e-5):
     return numeric
 
 
-def test_style_gradients_pass_finite_differences_through_b_and_its_factors(rng):
-    """h_t = tanh(x_t Wxh + h_{t-1} Whh + s Wsh + bh): backward's dB, and dS, dWsh through B = S Wsh,
-    against central differences of the loss of a padded batch of names of two styles."""
-    K, D = 2, 3
-    flat = init_params(V, H, rng, K, D) + rng.standard_normal(num_params(V, H, K, D)) * 0.5
-    params = unflatten(flat, V, H, K, D)
-    style_terms_(params)
+def test_style_gradients_pass_finite_differences_through_b(rng):
+    """h_t = tanh(x_t Wxh + h_{t-1} Whh + s Wsh + bh): backward's dB against central differences of
+    the loss of a padded batch of names of two styles (S and Wsh get theirs through B, above)."""
+    layout, weights, params = perturbed_vector(rng, styles=2, style_size=3)
     inputs, targets, mask = pad_batch([rng.integers(1, V, size=n) for n in (3, 6, 2, 5)])
     styles = np.array([0, 1, 1, 0])
     errors = check_gradients(params, inputs, targets, mask, styles=styles, resolution=0)
     assert set(errors) == set(PARAM_NAMES) | {"B"} and max(errors.values()) < 1e-6, errors
-
-    def loss():
-        style_terms_(params)
-        return loss_and_grads(params, inputs, targets, mask, styles=styles)[0]
-
     _, grads = loss_and_grads(params, inputs, targets, mask, styles=styles)
     assert np.abs(grads["B"]).min(axis=1).max() > 1e-4  # both styles' rows: each style reached the loss
-    grads |= {"S": np.empty_like(params["S"]), "Wsh": np.empty_like(params["Wsh"])}
-    style_grads_(grads, params)
-    assert not grads["B"].any()
-    for name in ("S", "Wsh"):
-        np.testing.assert_allclose(grads[name], central_differences(loss, params[name]), rtol=1e-6, atol=1e-9)
 
 
 def test_a_style_changes_only_its_own_names_losses(rng):
-    K, D = 2, 3
-    params = unflatten(init_params(V, H, rng, K, D) + rng.standard_normal(num_params(V, H, K, D)) * 0.5, V, H, K, D)
-    style_terms_(params)
+    layout, weights, params = perturbed_vector(rng, styles=2, style_size=3)
     inputs, targets, mask = pad_batch([rng.integers(1, V, size=n) for n in (3, 6)])
     before = name_losses(params, inputs, targets, mask, np.array([0, 1]))
     np.testing.assert_allclose(before, forward(params, inputs, targets, mask, styles=np.array([0, 1]))[0])
     params["S"][1] += 1.0
-    style_terms_(params)
+    layout.rebuild_(params)
     after = name_losses(params, inputs, targets, mask, np.array([0, 1]))
     assert after[0] == before[0] and after[1] != before[1]

@@ -50,8 +50,8 @@ def test_every_style_has_validation_names_and_the_model_keeps_b_the_product(list
     state = new_state(TrainConfig(hidden_size=8, style_size=3, epochs=2, val_fraction=0.2), read_name_lists(lists))
     assert set(state.model.style_of[state.val_idx]) == {0, 1}
     train(state)
-    p = state.model.param_views
-    assert p["S"].shape == (2, 3) and p["Wsh"].shape == (3, 8)
+    p = state.layout.views(state.weights)
+    assert p["S"].shape == (2, 3) and p["Wsh"].shape == (3, 8) and "S" not in state.model.param_views
     np.testing.assert_allclose(p["B"], p["S"] @ p["Wsh"], rtol=0, atol=1e-12)
 
 

@@ -12,7 +12,7 @@ from namegen.checkpoint import load_checkpoint, save_checkpoint
 from namegen.data import NameList
 from namegen.errors import CheckpointError, OptionError, TrainingError
 from namegen.evaluation import Evaluation, evaluate
-from namegen.model import decayed_ranges, unflatten, unflatten_factors
+from namegen.layout import Layout
 from namegen.optim import clip_, decay_
 from namegen.state import TrainConfig, new_state, resume_state
 from namegen.training import Callbacks, best_path, learning_rate_at, preview_names, start_run, train
@@ -81,23 +81,22 @@ def test_a_run_with_factored_input_weights_resumes_exactly(few_dinos, tmp_path, 
     stopped = new_state(config, few_dinos)
     run(stopped, stop_after=3, checkpoint=tmp_path / "f.npz")
     resumed = resume_state(load_checkpoint(tmp_path / "f.npz"), {})
-    np.testing.assert_array_equal(resumed.factors, stopped.factors)
+    np.testing.assert_array_equal(resumed.weights, stopped.weights)
     run(resumed)
     straight = new_state(config, few_dinos)
     run(straight)
-    np.testing.assert_array_equal(resumed.model.params, straight.model.params)
-    np.testing.assert_array_equal(resumed.factors, straight.factors)
+    np.testing.assert_array_equal(resumed.weights, straight.weights)
     assert without_timing(resumed.history) == without_timing(straight.history)
 
 
 def test_factored_input_weights_are_what_trains_and_wxh_stays_their_product(few_dinos):
     state = new_state(TrainConfig(hidden_size=8, embedding_size=5, epochs=1, optimizer="adam"), few_dinos)
-    before = state.factors.copy()
+    f = state.layout.views(state.weights)
+    before = np.concatenate([f["E"].ravel(), f["Wih"].ravel()])
     run(state)
-    f = unflatten_factors(state.factors, state.model.vocab.size, 8)
-    assert not np.array_equal(state.factors, before)
+    assert not np.array_equal(np.concatenate([f["E"].ravel(), f["Wih"].ravel()]), before)
     np.testing.assert_allclose(state.model.param_views["Wxh"], f["E"] @ f["Wih"], rtol=0, atol=1e-12)
-    assert state.optimizer.state["m"].size == state.model.params.size + state.factors.size
+    assert state.optimizer.state["m"].size == state.weights.size == state.model.params.size + f["E"].size + f["Wih"].size
 
 
 def test_max_steps_stops_with_a_resumable_checkpoint(few_dinos, tmp_path, engine):
@@ -330,25 +329,19 @@ def test_patience_needs_validation():
         TrainConfig(patience=3, val_fraction=0)
 
 
-def test_weight_decay_shrinks_every_trained_matrix_and_no_bias_and_no_product(few_dinos):
+def test_weight_decay_shrinks_every_trained_matrix_and_no_bias_and_no_product():
     """One rule: the factors E, Wih, S and Wsh decay; Wxh and B, rebuilt from them, do not; nor do biases."""
-    half = len(few_dinos.names) // 2
-    data = NameList(few_dinos.names, True, "two", styles=("a", "b"),
-                    style_of=np.repeat([0, 1], [half, len(few_dinos.names) - half]))
     for embedding_size, decayed in ((0, {"Whh", "Wxh", "Why", "S", "Wsh"}), (3, {"Whh", "Why", "S", "Wsh", "E", "Wih"})):
-        state = new_state(TrainConfig(hidden_size=4, style_size=2, embedding_size=embedding_size), data)
-        model = state.model
-        weights = np.concatenate([model.params] + ([state.factors] if state.factors is not None else []))
-        before = weights.copy()
-        decay_(weights, decayed_ranges(model.vocab.size, 4, 2, 2, embedding_size), 0.05)
-        views = unflatten(weights[: model.params.size], model.vocab.size, 4, 2, 2)
-        old = unflatten(before[: model.params.size], model.vocab.size, 4, 2, 2)
-        if embedding_size:
-            views |= unflatten_factors(weights[model.params.size:], model.vocab.size, 4)
-            old |= unflatten_factors(before[model.params.size:], model.vocab.size, 4)
-        for name in ("Whh", "bh", "Wxh", "B", "Why", "by", "S", "Wsh") + (("E", "Wih") if embedding_size else ()):
-            factor = 0.95 if name in decayed else 1.0
-            np.testing.assert_array_equal(views[name], old[name] * factor, err_msg=name)
+        layout = Layout(11, 4, styles=2, style_size=2, embedding_size=embedding_size)
+        weights = layout.initial(np.random.default_rng(0)) + 1.0
+        before = layout.views(weights.copy())
+        decay_(weights, layout.decayed, 0.05)
+        views = layout.views(weights)
+        for block in layout.blocks:
+            factor = 0.95 if block.name in decayed else 1.0
+            np.testing.assert_array_equal(views[block.name], before[block.name] * factor, err_msg=block.name)
+
+
 @pytest.mark.parametrize("schedule", ["linear", "cosine", "constant"])
 def test_every_schedule_warms_up_then_decays_to_its_end(schedule):
     config = TrainConfig(epochs=10, learning_rate=0.2, lr_schedule=schedule, warmup=0.1)
