@@ -346,7 +346,7 @@ def train_command(
     run = start_run(data, out_dir=out_dir, resume=resume, **values_of(ctx, TrainConfig, given_only=True))
     progress = Progress(quiet=as_json, preview=display.preview)
     with blas_threads(speed.threads), progress.stop_on_signals():  # from here on a signal stops and saves the run
-        choice = choose_engine(run.state.config, speed.engine, len(run.state.model.styles))  # loads numba's kernel
+        choice = choose_engine(run.state.config, speed.engine)  # loads numba's kernel
         show_note(record_run(run.checkpoint))
         if not as_json:
             out.print(views.run_header(run, choice.engine))

@@ -1,12 +1,21 @@
-"""The compiled per-name path: forward pass, BPTT, clipping and the optimizer step of one name fused
-into one numba kernel, run over many names per call.
+"""The compiled per-name path: forward pass, BPTT, the products' gradients, clipping, decay and the
+optimizer step of one name fused into one numba kernel, run over many names per call.
 
 One name per update is sequential by nature, and at hidden 50 the numpy path spends its time
 on the ~25 numpy calls each name costs, not on arithmetic. Here a name costs no Python at all.
-The kernel is the numpy path written as loops. The compiler may reorder sums (fastmath's
-"reassoc", which lets it vectorise them; 1.7x here) and fuse multiply-adds, so the two paths
-agree to round-off, not bit for bit (tests/test_fast.py: 1e-10 after an epoch), and the numpy
-code in model.py and optim.py stays the reference.
+The kernel is the numpy update (training._Loop.update) written as loops over the same trained
+vector, described by the same layout.Layout: it takes the blocks' offsets and the products'
+(Wxh = E Wih, B = S Wsh) from it, so it covers every per-name run: styles, factors, dropout,
+decay, both clips and every optimizer. What it does not cover is refused in one place, `uncovered`,
+and tests/test_fast.py checks that every option of TrainConfig is one or the other.
+
+The compiler may reorder sums (fastmath's "reassoc", which lets it vectorise them; 1.7x here) and
+fuse multiply-adds, so the two paths agree to round-off, not bit for bit (tests/test_fast.py: 1e-10
+after an epoch), and the numpy code in model.py, layout.py and optim.py stays the reference.
+
+A product's rows are rebuilt from its factors when a name first needs them after a step, not all of
+them after every step: a name of 10 letters reads 10 rows of Wxh and one of B, and a vocabulary can
+have hundreds (cities.txt: 246). Every row is rebuilt at the end of each call.
 
 numba is an optional extra (`pip install 'namegen[fast]'`); `available()` says whether it is
 installed. Compiled code is cached on disk (numba's cache=True, beside this file or in the user's
@@ -22,9 +31,21 @@ import math
 import numpy as np
 
 from . import threads
-from .optim import Optimizer
+from .layout import Layout
+from .optim import Optimizer, Rprop
 
-OPTIMIZER_KINDS = {"sgd": 0, "adam": 1, "adagrad": 2}
+# How the kernel runs each option of TrainConfig: passed to it ("kernel"), handled by the Python
+# around it the same way for both paths ("loop"), or refused (`uncovered` says why). A test fails
+# if an option is added to TrainConfig and not to this table.
+OPTIONS = {
+    "hidden_size": "kernel", "style_size": "kernel", "embedding_size": "kernel", "optimizer": "kernel",
+    "clip": "kernel", "clip_norm": "kernel", "dropout": "kernel", "weight_decay": "kernel",
+    "learning_rate": "loop", "lr_schedule": "loop", "warmup": "loop",  # the step size of each name is given
+    "epochs": "loop", "patience": "loop", "val_fraction": "loop", "seed": "loop", "case": "loop",
+    "eval_train": "loop", "max_steps": "loop", "bucket_by_length": "loop",
+    "batch_size": "refused unless 1",
+}
+OPTIMIZER_KINDS = {"sgd": 0, "adam": 1, "adagrad": 2, "rprop": 3}
 
 
 def available() -> bool:
@@ -32,16 +53,10 @@ def available() -> bool:
     return importlib.util.find_spec("numba") is not None
 
 
-def uncovered(batch_size: int, optimizer: str, embedding_size: int = 0, styles: int = 0) -> str | None:
-    """Why the kernel cannot run these options, or None if it can."""
+def uncovered(batch_size: int) -> str | None:
+    """Why the kernel cannot run these options, or None if it can: the one place it refuses."""
     if batch_size != 1:
         return "it trains one name per update"
-    if embedding_size:
-        return "it trains Wxh itself, not as a product (--embedding-size)"
-    if styles:
-        return "it learns one name list, not styles"
-    if optimizer not in OPTIMIZER_KINDS:
-        return f"it has no {optimizer} optimizer"
     return None
 
 
@@ -49,11 +64,15 @@ FASTMATH = {"reassoc", "contract"}  # vectorised sums and fused multiply-adds; n
 _kernel = None  # the compiled train_names, once load() has built it
 _problem: str | None = None  # what load() ran into, said once per process
 
-
 # The one signature compiled: the arguments as train_on passes them.
-SIGNATURE = ("int64(int64[::1], float64[::1], int64, int64, int32[::1], int64[::1], float64[::1], float64, float64, int64, "
-             "float64[::1], float64[::1], int64, float64, float64, float64, float64[:, ::1], float64, int64[:, ::1], "
+SIGNATURE = ("int64(int64[::1], float64[::1], int64[::1], int64[:, ::1], int64[:, ::1], int64[::1], int32[::1], "
+             "int64[::1], float64[::1], float64[::1], int64, float64[::1], float64[::1], int64, float64[:, ::1], "
              "float64[::1], float64[::1], int64[::1])")
+
+# shape: the sizes and the model's blocks' offsets in the trained vector (from the layout)
+H_, V_, WHH, BH, WXH, B_, WHY, BY = range(8)
+# hyper: the figures the update uses
+CLIP, CLIP_NORM, DECAY, BETA1, BETA2, EPS, INCREASE, DECREASE, MIN_STEP, MAX_STEP = range(10)
 
 
 def kernel():
@@ -96,16 +115,27 @@ def usable() -> bool:
     return _kernel is not None
 
 
-def train_on(names: np.ndarray, params: np.ndarray, hidden_size: int, vocab_size: int, seq: np.ndarray,
-             bounds: np.ndarray, learning_rates: np.ndarray, clip: float, optimizer: Optimizer,
-             keep: np.ndarray | None = None, weight_decay: float = 0.0, clip_norm: float = 0.0,
-             decayed: np.ndarray | None = None):
+def layout_arrays(layout: Layout) -> tuple[np.ndarray, np.ndarray]:
+    """The layout as the kernel reads it: `shape` (see H_ ... BY; B_ is -1 without styles) and the
+    products, one row each: [its start, its left factor's, its right factor's, m, d, n] for an
+    (m, n) product of an (m, d) and a (d, n) factor."""
+    shape = np.array([layout.hidden_size, layout.vocab_size] + [
+        layout[name].start if name in layout else -1 for name in ("Whh", "bh", "Wxh", "B", "Why", "by")], dtype=np.int64)
+    products = np.array([[block.start, layout[block.of[0]].start, layout[block.of[1]].start, block.shape[0],
+                          layout[block.of[0]].shape[1], block.shape[1]] for block in layout.products],
+                        dtype=np.int64).reshape(-1, 6)
+    return shape, products
+
+
+def train_on(names: np.ndarray, weights: np.ndarray, layout: Layout, seq: np.ndarray, bounds: np.ndarray,
+             learning_rates: np.ndarray, optimizer: Optimizer, *, clip: float = 0.0, clip_norm: float = 0.0,
+             weight_decay: float = 0.0, keep: np.ndarray | None = None, style_of: np.ndarray | None = None):
     """Train on `names` (indices into seq/bounds, one update each, in order) in place.
 
-    keep: dropout factors (see model.dropout_factors), one row per step of the names in order
-    (a name of length L takes L + 1 rows), or None. weight_decay, decayed: as optim.decay_ (the
-    ranges of layout.Layout.decayed; none given, none decay).
-    clip_norm, clip: as optim.clip_ (the norm first, then each entry).
+    weights: the trained vector of `layout`. keep: dropout factors (see model.dropout_factors), one
+    row per step of the names in order (a name of length L takes L + 1 rows), or None.
+    style_of: the style of every name of seq (a model of several lists), or None.
+    clip_norm, clip: as optim.clip_ (the norm first, then each entry); weight_decay as optim.decay_.
 
     Returns (updates, losses, norms, clipped): the updates applied, and for each name given the
     loss (nats, the name's sum), the gradient norm before clipping and the entries clipped. The
@@ -114,45 +144,45 @@ def train_on(names: np.ndarray, params: np.ndarray, hidden_size: int, vocab_size
     """
     n = len(names)
     losses, norms, clipped = np.zeros(n), np.zeros(n), np.zeros(n, dtype=np.int64)
-    state = optimizer.state
-    first = state.get("m", state.get("sum_sq", np.zeros(0)))
-    second = state.get("v", np.zeros(0))
-    beta1, beta2, eps = (getattr(optimizer, key, 0.0) for key in ("beta1", "beta2", "eps"))
-    done = kernel()(np.ascontiguousarray(names, dtype=np.int64), params, hidden_size, vocab_size,
+    state = [optimizer.state[key] for key in optimizer.state_names] + [np.zeros(0)] * 2
+    hyper = np.array([clip, clip_norm, weight_decay, getattr(optimizer, "beta1", 0.0), getattr(optimizer, "beta2", 0.0),
+                      getattr(optimizer, "eps", 0.0), Rprop.INCREASE, Rprop.DECREASE, Rprop.MIN_STEP, Rprop.MAX_STEP],
+                     dtype=np.float64)
+    shape, products = layout_arrays(layout)
+    done = kernel()(np.ascontiguousarray(names, dtype=np.int64), weights, shape, products, layout.decayed,
+                    np.zeros(0, dtype=np.int64) if style_of is None else np.ascontiguousarray(style_of, dtype=np.int64),
                     np.ascontiguousarray(seq, dtype=np.int32), np.ascontiguousarray(bounds, dtype=np.int64),
-                    np.array(learning_rates, dtype=np.float64), float(clip), float(clip_norm),
-                    OPTIMIZER_KINDS[optimizer.name], first, second, optimizer.steps, float(beta1),
-                    float(beta2), float(eps), np.zeros((0, hidden_size)) if keep is None else keep,
-                    float(weight_decay), np.zeros((0, 2), dtype=np.int64) if decayed is None else decayed,
+                    np.array(learning_rates, dtype=np.float64), hyper, OPTIMIZER_KINDS[optimizer.name], state[0],
+                    state[1], optimizer.steps, np.zeros((0, layout.hidden_size)) if keep is None else keep,
                     losses, norms, clipped)
     optimizer.steps += done
     return done, losses, norms, clipped
 
 
-def train_names(names, params, H, V, seq, bounds, lrs, clip, clip_norm, kind, first, second, steps, beta1, beta2, eps,
-                keep, weight_decay, decayed, losses, norms, clipped):
+def train_names(names, W, shape, products, decayed, style_of, seq, bounds, lrs, hyper, kind, first, second, steps,
+                keep, losses, norms, clipped):
     """The kernel (compiled by `kernel()`; plain Python, and very slow, without it).
 
-    params: the flat vector of model.unflatten: Whh (H, H), bh (H,), Wxh (V, H), Why (H, V), by (V,).
-    kind: 0 SGD, 1 Adam (first = m, second = v), 2 Adagrad (first = sum of squares).
-    steps: the optimizer's updates before this call (Adam's bias correction counts from it).
-    keep: dropout factors, one row per step of the names in order; no rows for no dropout.
+    W: the trained vector; shape, products: its layout (see layout_arrays); decayed: the ranges
+    weight decay shrinks. kind: 0 SGD, 1 Adam (first = m, second = v), 2 Adagrad (first = sum of
+    squares), 3 Rprop (first = steps, second = the previous gradient). steps: the optimizer's
+    updates before this call (Adam's bias correction counts from it). keep: dropout factors, one row
+    per step of the names in order; no rows for no dropout.
     """
-    P = params.size
-    o_bh, o_xh = H * H, H * H + H
-    o_hy = o_xh + V * H
-    o_by = o_hy + H * V
-    Whh = params[:o_bh].reshape((H, H))
-    bh = params[o_bh:o_xh]
-    Wxh = params[o_xh:o_hy].reshape((V, H))
-    Why = params[o_hy:o_by].reshape((H, V))
-    by = params[o_by:]
+    H, V = shape[H_], shape[V_]
+    o_hh, o_bh, o_xh, o_b, o_hy, o_by = shape[WHH], shape[BH], shape[WXH], shape[B_], shape[WHY], shape[BY]
+    P = W.size
     grad = np.zeros(P)
-    gWhh = grad[:o_bh].reshape((H, H))
-    gbh = grad[o_bh:o_xh]
-    gWxh = grad[o_xh:o_hy].reshape((V, H))
-    gWhy = grad[o_hy:o_by].reshape((H, V))
-    gby = grad[o_by:]
+    styled = o_b >= 0
+    K = (o_hy - o_b) // H if styled else 1
+    # The model's blocks as 2-D views of the vector and of the gradient: loops over them vectorise.
+    Whh, bh, Wxh, Why, by = (W[o_hh:o_bh].reshape((H, H)), W[o_bh:o_xh], W[o_xh:o_xh + V * H].reshape((V, H)),
+                             W[o_hy:o_by].reshape((H, V)), W[o_by:o_by + V])
+    gWhh, gbh, gWxh, gWhy, gby = (grad[o_hh:o_bh].reshape((H, H)), grad[o_bh:o_xh],
+                                  grad[o_xh:o_xh + V * H].reshape((V, H)), grad[o_hy:o_by].reshape((H, V)),
+                                  grad[o_by:o_by + V])
+    B = W[o_b:o_b + K * H].reshape((K, H)) if styled else np.zeros((1, H))
+    gB = grad[o_b:o_b + K * H].reshape((K, H)) if styled else np.zeros((1, H))
 
     longest = 0
     for k in range(names.size):
@@ -162,18 +192,55 @@ def train_names(names, params, H, V, seq, bounds, lrs, clip, clip_norm, kind, fi
     a = np.empty(H)
     da = np.empty(H)
     dnext = np.empty(H)  # dL/dh_{t-1} through Whh, sent back from step t
+    rows = 1
+    for p in range(products.shape[0]):
+        rows = max(rows, products[p, 3])
+    built = np.zeros((products.shape[0], rows), dtype=np.int64)  # the update count each product row was built at
+    version = 1  # rows built at another count are stale: their factors moved since
+    used = np.zeros((products.shape[0], rows), dtype=np.bool_)  # rows of a product this name's gradient touches
 
     dropout = keep.shape[0] > 0
+    clip, clip_norm, decay, beta1, beta2, eps = (hyper[CLIP], hyper[CLIP_NORM], hyper[DECAY], hyper[BETA1], hyper[BETA2],
+                                                 hyper[EPS])
+    increase, decrease, min_step, max_step = hyper[INCREASE], hyper[DECREASE], hyper[MIN_STEP], hyper[MAX_STEP]
+
+    def build(p, r, version):
+        """Row r of product p from its factors, unless it was built since they last moved."""
+        o_p, o_l, o_r, d, n = products[p, 0], products[p, 1], products[p, 2], products[p, 4], products[p, 5]
+        if built[p, r] != version:
+            out = W[o_p + r * n:o_p + (r + 1) * n]
+            out[:] = 0.0
+            for q in range(d):  # row by row of the right factor: contiguous, so it vectorises
+                left = W[o_l + r * d + q]
+                right = W[o_r + q * n:o_r + (q + 1) * n]
+                for j in range(n):
+                    out[j] += left * right[j]
+            built[p, r] = version
+
     row = 0  # the keep row of this name's first step
+    done = names.size
     for k in range(names.size):
         start = bounds[names[k]]
         T = bounds[names[k] + 1] - start  # steps: the start token and each character as input
+        style = style_of[names[k]] if styled else 0
+        used[:, :] = False
+        for p in range(products.shape[0]):  # the rows this name reads: its style's of B, its letters' of Wxh
+            if products[p, 0] == o_b:
+                used[p, style] = True
+                build(p, style, version)
+            else:
+                for t in range(T):
+                    used[p, seq[start + t]] = True
+                    build(p, seq[start + t], version)
         loss = 0.0
-        # Forward: h_t = tanh(x_t Wxh + h_{t-1} Whh + bh), p_t = softmax(h_t Why + by).
+        # Forward: h_t = tanh(x_t Wxh + h_{t-1} Whh + B[style] + bh), p_t = softmax(h_t Why + by).
         for t in range(T):
             x = seq[start + t]
             for j in range(H):
                 a[j] = Wxh[x, j] + bh[j]
+            if styled:
+                for j in range(H):
+                    a[j] += B[style, j]
             for i in range(0, H - H % 4, 4):  # four rows of Whh at once: a[] makes a quarter of the trips to memory
                 h0, h1, h2, h3 = hs[t, i], hs[t, i + 1], hs[t, i + 2], hs[t, i + 3]
                 for j in range(H):
@@ -233,6 +300,9 @@ def train_names(names, params, H, V, seq, bounds, lrs, clip, clip_norm, kind, fi
             for j in range(H):
                 gbh[j] += da[j]
                 gWxh[x, j] += da[j]
+            if styled:
+                for j in range(H):
+                    gB[style, j] += da[j]
             for i in range(H):
                 h = hs[t, i]  # the *previous* hidden state pairs with da_t in dWhh
                 s = 0.0
@@ -241,6 +311,24 @@ def train_names(names, params, H, V, seq, bounds, lrs, clip, clip_norm, kind, fi
                     s += Whh[i, j] * da[j]
                 dnext[i] = s
 
+        # Each product's gradient to its factors, row by row where the name reached it; then zeroed.
+        for p in range(products.shape[0]):
+            o_p, o_l, o_r, m, d, n = products[p, 0], products[p, 1], products[p, 2], products[p, 3], products[p, 4], products[p, 5]
+            for r in range(m):
+                if not used[p, r]:
+                    continue
+                g = grad[o_p + r * n:o_p + (r + 1) * n]
+                for q in range(d):
+                    left = W[o_l + r * d + q]
+                    right = W[o_r + q * n:o_r + (q + 1) * n]
+                    d_right = grad[o_r + q * n:o_r + (q + 1) * n]
+                    s = 0.0
+                    for j in range(n):
+                        s += g[j] * right[j]
+                        d_right[j] += left * g[j]
+                    grad[o_l + r * d + q] += s
+                g[:] = 0.0
+
         row += T
         square = 0.0
         for p in range(P):
@@ -248,7 +336,8 @@ def train_names(names, params, H, V, seq, bounds, lrs, clip, clip_norm, kind, fi
         norm = np.sqrt(square)
         losses[k], norms[k] = loss, norm
         if not (np.isfinite(loss) and np.isfinite(norm)):
-            return k
+            done = k
+            break
         longest = norm
         if clip_norm > 0.0 and norm > clip_norm:  # the whole gradient scaled down: its direction kept
             scale = clip_norm / norm
@@ -267,14 +356,14 @@ def train_names(names, params, H, V, seq, bounds, lrs, clip, clip_norm, kind, fi
             clipped[k] = count
 
         lr = lrs[k]
-        if weight_decay > 0.0:  # decoupled: the weights shrink, then the optimizer steps (optim.decay_)
-            shrink = 1.0 - lr * weight_decay
+        if decay > 0.0:  # decoupled: the weights shrink, then the optimizer steps (optim.decay_)
+            shrink = 1.0 - lr * decay
             for r in range(decayed.shape[0]):
                 for p in range(decayed[r, 0], decayed[r, 1]):
-                    params[p] *= shrink
+                    W[p] *= shrink
         if kind == 0:
             for p in range(P):
-                params[p] -= grad[p] * lr
+                W[p] -= grad[p] * lr
         elif kind == 1:
             steps += 1
             step_size = lr * np.sqrt(1.0 - beta2 ** float(steps)) / (1.0 - beta1 ** float(steps))
@@ -282,10 +371,28 @@ def train_names(names, params, H, V, seq, bounds, lrs, clip, clip_norm, kind, fi
                 g = grad[p]
                 first[p] = first[p] * beta1 + (1.0 - beta1) * g
                 second[p] = second[p] * beta2 + (1.0 - beta2) * g * g
-                params[p] -= step_size * first[p] / (np.sqrt(second[p]) + eps)
-        else:
+                W[p] -= step_size * first[p] / (np.sqrt(second[p]) + eps)
+        elif kind == 2:
             for p in range(P):
                 g = grad[p]
                 first[p] += g * g
-                params[p] -= lr * g / (np.sqrt(first[p]) + eps)
-    return names.size
+                W[p] -= lr * g / (np.sqrt(first[p]) + eps)
+        else:  # Rprop: each entry moves by its own step, by the sign of its gradient only (optim.Rprop)
+            for p in range(P):
+                g = grad[p]
+                agreement = g * second[p]
+                if agreement > 0.0:
+                    first[p] = min(first[p] * increase, max_step)
+                elif agreement < 0.0:
+                    first[p] = max(first[p] * decrease, min_step)
+                    g = 0.0
+                if g > 0.0:
+                    W[p] -= first[p]
+                elif g < 0.0:
+                    W[p] += first[p]
+                second[p] = g
+        version += 1  # the factors moved: every product row is stale
+    for p in range(products.shape[0]):  # every row built again: the vector whole for the caller
+        for r in range(products[p, 3]):
+            build(p, r, version)
+    return done

@@ -106,9 +106,9 @@ class EngineChoice(NamedTuple):
     problem: str | None = None  # what went wrong loading the compiled kernel: worth saying even unasked
 
 
-def choose_engine(config: TrainConfig, wanted: str = "auto", styles: int = 0) -> EngineChoice:
-    """The path that trains this run (of a model of `styles` name lists, 0 for one): "numba" when it
-    is installed (or asked for), covers the run's options and compiles (see fast.load), else "numpy"."""
+def choose_engine(config: TrainConfig, wanted: str = "auto") -> EngineChoice:
+    """The path that trains this run: "numba" when it is installed (or asked for), covers the
+    run's options (see fast.uncovered) and compiles (see fast.load), else "numpy"."""
     Speed(engine=wanted)  # an unknown engine is an OptionError
     if wanted == "numpy":
         return EngineChoice("numpy", None)
@@ -117,7 +117,7 @@ def choose_engine(config: TrainConfig, wanted: str = "auto", styles: int = 0) ->
             raise OptionError(OptionName("engine"), " numba needs numba installed: pip install 'namegen[fast]' "
                               "(or leave out ", OptionName("engine"), ")")
         return EngineChoice("numpy", None)
-    why = fast.uncovered(config.batch_size, config.optimizer, config.embedding_size, styles)
+    why = fast.uncovered(config.batch_size)
     if why:
         return EngineChoice("numpy", f"training on the numpy path: the compiled one does not cover this run ({why})")
     problem = fast.load()
@@ -194,7 +194,7 @@ def train(state: TrainState, checkpoint: str | Path | None = None, callbacks: Ca
     """
     checkpoint = None if checkpoint is None else Path(checkpoint)
     # Choosing loads numba's kernel before the thread limit below, so the limit covers the BLAS numba loads too.
-    engine = choose_engine(state.config, engine, len(state.model.styles)).engine
+    engine = choose_engine(state.config, engine).engine
     with contextlib.nullcontext() if checkpoint is None else exclusive_run(checkpoint):
         if checkpoint is not None:
             remove_stale_temporaries(checkpoint)
@@ -288,10 +288,9 @@ class _Loop:
         if config.dropout:  # the draws the numpy path makes name by name, made for the chunk at once
             steps = int((self.names.lengths[names] + 1).sum())
             keep = dropout_factors(state.rng, (steps, model.hidden_size), config.dropout)
-        done, losses, norms, clipped = fast.train_on(names, state.weights, model.hidden_size, model.vocab.size,
-                                                     self.names.seq, self.names.bounds, rates, config.clip,
-                                                     state.optimizer, keep, config.weight_decay, config.clip_norm,
-                                                     self.layout.decayed)
+        done, losses, norms, clipped = fast.train_on(
+            names, state.weights, self.layout, self.names.seq, self.names.bounds, rates, state.optimizer, clip=config.clip,
+            clip_norm=config.clip_norm, weight_decay=config.weight_decay, keep=keep, style_of=model.style_of)
         rescaled = int(np.count_nonzero(norms[:done] > config.clip_norm)) if config.clip_norm else 0
         state.epoch_stats.add_each(losses[:done], self.names.lengths[names[:done]] + 1, norms[:done], clipped[:done],
                                    rescaled)
