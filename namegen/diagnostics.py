@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .data import pad_batch
-from .errors import fixed
+from .errors import OptionError, OptionName, fixed
 from .model import PARAM_NAMES, Model, Params, forward, init_params, loss_and_grads, name_losses, unflatten
 from .optim import clip_
 from .options import check, option
@@ -311,6 +311,13 @@ class Surface:
     which: str  # which names: "validation" or "all"
 
 
+def run_surface(state) -> Surface:
+    """The loss surface of a run's model on its validation names, or on all its names if it has none."""
+    if len(state.val_idx):
+        return loss_surface(state.model, state.val_idx, "validation")
+    return loss_surface(state.model, np.arange(len(state.model.names)), "training")
+
+
 @limited
 def loss_surface(model: Model, indices: np.ndarray, which: str, a=SURFACE_A, r=SURFACE_R) -> Surface:
     """The loss over the (a, r) grid and the gradient norm along r, on the names at `indices`
@@ -334,3 +341,33 @@ def loss_surface(model: Model, indices: np.ndarray, which: str, a=SURFACE_A, r=S
             _, grads = loss_and_grads(params, inputs, targets, mask, styles=styles)
             grad_norm[i] = float(np.sqrt(sum(np.sum(grads[name] ** 2) for name in grads)))
     return Surface(np.asarray(a), np.asarray(r), loss, grad_norm, len(indices), which)
+
+
+# ---------------------------------------------------------------------------------- the demos
+
+DEMOS = ("gradients", "counting")
+
+
+@dataclass(frozen=True)
+class DemoConfig:
+    """Which demo `diagnose --demo` shows, and with which hidden unit."""
+
+    name: str = option("gradients", "The demo: 'gradients', models with chosen singular values of Whh; 'counting', "
+                                    "the linear counting RNN, its cost cliff and Rprop", choices=DEMOS)
+    activation: str = option("tanh", "With --demo: the hidden unit, tanh or sigmoid (derivative at most 0.25)",
+                             choices=ACTIVATIONS)
+
+    def __post_init__(self):
+        check(self)
+        if self.name == "counting" and self.activation != "tanh":
+            raise OptionError(OptionName("activation"), " does not apply to `diagnose --demo counting`: the counting RNN "
+                              "is linear, with no hidden unit to choose")
+
+
+def run_demo(config: DemoConfig):
+    """The demo asked for: a Demo (gradients, tanh or sigmoid) or a counting.CountingDemo."""
+    from .counting import counting_demo
+
+    if config.name == "counting":
+        return counting_demo()
+    return sigmoid_demo() if config.activation == "sigmoid" else demo()

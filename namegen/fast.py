@@ -95,6 +95,8 @@ def load() -> str | None:
     import numba
 
     def compiled(cache: bool):
+        for name in HELPERS:  # compiled first, so that the kernel's calls find compiled functions
+            globals()[name] = numba.njit(cache=cache, nogil=True, fastmath=FASTMATH)(PYTHON[name])
         return numba.njit(SIGNATURE, cache=cache, nogil=True, fastmath=FASTMATH)(train_names)
 
     try:
@@ -161,7 +163,9 @@ def train_on(names: np.ndarray, weights: np.ndarray, layout: Layout, seq: np.nda
 
 def train_names(names, W, shape, products, decayed, style_of, seq, bounds, lrs, hyper, kind, first, second, steps,
                 keep, losses, norms, clipped):
-    """The kernel (compiled by `kernel()`; plain Python, and very slow, without it).
+    """The kernel (compiled by `kernel()`; plain Python, and very slow, without it): for each name,
+    the product rows it reads, forward, backward, the products' gradients to their factors, the
+    clips, decay and the optimizer's step, as training._Loop.update does them.
 
     W: the trained vector; shape, products: its layout (see layout_arrays); decayed: the ranges
     weight decay shrinks. kind: 0 SGD, 1 Adam (first = m, second = v), 2 Adagrad (first = sum of
@@ -170,229 +174,246 @@ def train_names(names, W, shape, products, decayed, style_of, seq, bounds, lrs, 
     per step of the names in order; no rows for no dropout.
     """
     H, V = shape[H_], shape[V_]
-    o_hh, o_bh, o_xh, o_b, o_hy, o_by = shape[WHH], shape[BH], shape[WXH], shape[B_], shape[WHY], shape[BY]
-    P = W.size
-    grad = np.zeros(P)
-    styled = o_b >= 0
-    K = (o_hy - o_b) // H if styled else 1
-    # The model's blocks as 2-D views of the vector and of the gradient: loops over them vectorise.
-    Whh, bh, Wxh, Why, by = (W[o_hh:o_bh].reshape((H, H)), W[o_bh:o_xh], W[o_xh:o_xh + V * H].reshape((V, H)),
-                             W[o_hy:o_by].reshape((H, V)), W[o_by:o_by + V])
-    gWhh, gbh, gWxh, gWhy, gby = (grad[o_hh:o_bh].reshape((H, H)), grad[o_bh:o_xh],
-                                  grad[o_xh:o_xh + V * H].reshape((V, H)), grad[o_hy:o_by].reshape((H, V)),
-                                  grad[o_by:o_by + V])
-    B = W[o_b:o_b + K * H].reshape((K, H)) if styled else np.zeros((1, H))
-    gB = grad[o_b:o_b + K * H].reshape((K, H)) if styled else np.zeros((1, H))
-
+    grad = np.zeros(W.size)
     longest = 0
     for k in range(names.size):
         longest = max(longest, bounds[names[k] + 1] - bounds[names[k]])
     hs = np.zeros((longest + 1, H))  # hs[t + 1] = h_t; hs[0] = h_{-1} = 0
     dz = np.empty((longest, V))  # p_t - onehot(y_t)
-    a = np.empty(H)
-    da = np.empty(H)
-    dnext = np.empty(H)  # dL/dh_{t-1} through Whh, sent back from step t
     rows = 1
     for p in range(products.shape[0]):
         rows = max(rows, products[p, 3])
     built = np.zeros((products.shape[0], rows), dtype=np.int64)  # the update count each product row was built at
-    version = 1  # rows built at another count are stale: their factors moved since
-    used = np.zeros((products.shape[0], rows), dtype=np.bool_)  # rows of a product this name's gradient touches
-
-    dropout = keep.shape[0] > 0
-    clip, clip_norm, decay, beta1, beta2, eps = (hyper[CLIP], hyper[CLIP_NORM], hyper[DECAY], hyper[BETA1], hyper[BETA2],
-                                                 hyper[EPS])
-    increase, decrease, min_step, max_step = hyper[INCREASE], hyper[DECREASE], hyper[MIN_STEP], hyper[MAX_STEP]
-
-    def build(p, r, version):
-        """Row r of product p from its factors, unless it was built since they last moved."""
-        o_p, o_l, o_r, d, n = products[p, 0], products[p, 1], products[p, 2], products[p, 4], products[p, 5]
-        if built[p, r] != version:
-            out = W[o_p + r * n:o_p + (r + 1) * n]
-            out[:] = 0.0
-            for q in range(d):  # row by row of the right factor: contiguous, so it vectorises
-                left = W[o_l + r * d + q]
-                right = W[o_r + q * n:o_r + (q + 1) * n]
-                for j in range(n):
-                    out[j] += left * right[j]
-            built[p, r] = version
-
+    used = np.zeros((products.shape[0], rows), dtype=np.bool_)  # the rows a name reads
+    version = np.int64(1)  # rows built at another count are stale (int64 typed: one compiled version of each helper)
     row = 0  # the keep row of this name's first step
     done = names.size
     for k in range(names.size):
         start = bounds[names[k]]
         T = bounds[names[k] + 1] - start  # steps: the start token and each character as input
-        style = style_of[names[k]] if styled else 0
-        used[:, :] = False
-        for p in range(products.shape[0]):  # the rows this name reads: its style's of B, its letters' of Wxh
-            if products[p, 0] == o_b:
-                used[p, style] = True
-                build(p, style, version)
-            else:
-                for t in range(T):
-                    used[p, seq[start + t]] = True
-                    build(p, seq[start + t], version)
-        loss = 0.0
-        # Forward: h_t = tanh(x_t Wxh + h_{t-1} Whh + B[style] + bh), p_t = softmax(h_t Why + by).
-        for t in range(T):
-            x = seq[start + t]
-            for j in range(H):
-                a[j] = Wxh[x, j] + bh[j]
-            if styled:
-                for j in range(H):
-                    a[j] += B[style, j]
-            for i in range(0, H - H % 4, 4):  # four rows of Whh at once: a[] makes a quarter of the trips to memory
-                h0, h1, h2, h3 = hs[t, i], hs[t, i + 1], hs[t, i + 2], hs[t, i + 3]
-                for j in range(H):
-                    a[j] += h0 * Whh[i, j] + h1 * Whh[i + 1, j] + h2 * Whh[i + 2, j] + h3 * Whh[i + 3, j]
-            for i in range(H - H % 4, H):
-                h = hs[t, i]
-                for j in range(H):
-                    a[j] += h * Whh[i, j]
-            for j in range(H):  # tanh(a) as -e / (e + 2), e = expm1(-2|a|), signed: 3 ulp, twice libm tanh's speed
-                e = math.expm1(-2.0 * abs(a[j]))
-                hs[t + 1, j] = math.copysign(-e / (e + 2.0), a[j])
-            z = dz[t]
-            for v in range(V):
-                z[v] = by[v]
-            for j in range(0, H - H % 4, 4):  # four rows of Why at once, as for Whh; h * keep: the output's view
-                if dropout:
-                    h0, h1 = hs[t + 1, j] * keep[row + t, j], hs[t + 1, j + 1] * keep[row + t, j + 1]
-                    h2, h3 = hs[t + 1, j + 2] * keep[row + t, j + 2], hs[t + 1, j + 3] * keep[row + t, j + 3]
-                else:
-                    h0, h1, h2, h3 = hs[t + 1, j], hs[t + 1, j + 1], hs[t + 1, j + 2], hs[t + 1, j + 3]
-                for v in range(V):
-                    z[v] += h0 * Why[j, v] + h1 * Why[j + 1, v] + h2 * Why[j + 2, v] + h3 * Why[j + 3, v]
-            for j in range(H - H % 4, H):
-                h = hs[t + 1, j] * keep[row + t, j] if dropout else hs[t + 1, j]
-                for v in range(V):
-                    z[v] += h * Why[j, v]
-            top = z[0]
-            for v in range(1, V):
-                top = max(top, z[v])
-            y = seq[start + t + 1]
-            target = z[y] - top
-            total = 0.0
-            for v in range(V):
-                z[v] = np.exp(z[v] - top)
-                total += z[v]
-            loss += np.log(total) - target  # -log p_t[y_t], with the logits shifted by their largest
-            for v in range(V):
-                z[v] /= total
-            z[y] -= 1.0
-
-        # Backward through time, from the last step to the first.
-        grad[:] = 0.0
-        dnext[:] = 0.0
-        for t in range(T - 1, -1, -1):
-            for j in range(H):
-                h = hs[t + 1, j]
-                factor = keep[row + t, j] if dropout else 1.0
-                hk = h * factor
-                s = 0.0
-                for v in range(V):
-                    gWhy[j, v] += hk * dz[t, v]
-                    s += Why[j, v] * dz[t, v]
-                da[j] = (s * factor + dnext[j]) * (1.0 - h * h)
-            for v in range(V):
-                gby[v] += dz[t, v]
-            x = seq[start + t]
-            for j in range(H):
-                gbh[j] += da[j]
-                gWxh[x, j] += da[j]
-            if styled:
-                for j in range(H):
-                    gB[style, j] += da[j]
-            for i in range(H):
-                h = hs[t, i]  # the *previous* hidden state pairs with da_t in dWhh
-                s = 0.0
-                for j in range(H):
-                    gWhh[i, j] += h * da[j]
-                    s += Whh[i, j] * da[j]
-                dnext[i] = s
-
-        # Each product's gradient to its factors, row by row where the name reached it; then zeroed.
-        for p in range(products.shape[0]):
-            o_p, o_l, o_r, m, d, n = products[p, 0], products[p, 1], products[p, 2], products[p, 3], products[p, 4], products[p, 5]
-            for r in range(m):
-                if not used[p, r]:
-                    continue
-                g = grad[o_p + r * n:o_p + (r + 1) * n]
-                for q in range(d):
-                    left = W[o_l + r * d + q]
-                    right = W[o_r + q * n:o_r + (q + 1) * n]
-                    d_right = grad[o_r + q * n:o_r + (q + 1) * n]
-                    s = 0.0
-                    for j in range(n):
-                        s += g[j] * right[j]
-                        d_right[j] += left * g[j]
-                    grad[o_l + r * d + q] += s
-                g[:] = 0.0
-
+        style = style_of[names[k]] if shape[B_] >= 0 else 0
+        _read_rows(W, products, built, used, version, shape, seq[start:start + T], style)
+        loss = _forward(W, shape, seq[start:start + T + 1], style, keep[row:row + T], hs, dz)
+        _backward(W, grad, shape, seq[start:start + T], style, keep[row:row + T], hs, dz)
+        _to_factors(W, grad, products, used)
         row += T
-        square = 0.0
-        for p in range(P):
-            square += grad[p] * grad[p]
-        norm = np.sqrt(square)
+        norm = np.sqrt(np.dot(grad, grad))
         losses[k], norms[k] = loss, norm
         if not (np.isfinite(loss) and np.isfinite(norm)):
             done = k
             break
-        longest = norm
-        if clip_norm > 0.0 and norm > clip_norm:  # the whole gradient scaled down: its direction kept
-            scale = clip_norm / norm
-            for p in range(P):
-                grad[p] *= scale
-            longest = clip_norm
-        if clip > 0.0 and longest > clip:
-            count = 0
-            for p in range(P):
-                if grad[p] > clip:
-                    grad[p] = clip
-                    count += 1
-                elif grad[p] < -clip:
-                    grad[p] = -clip
-                    count += 1
-            clipped[k] = count
-
-        lr = lrs[k]
-        if decay > 0.0:  # decoupled: the weights shrink, then the optimizer steps (optim.decay_)
-            shrink = 1.0 - lr * decay
-            for r in range(decayed.shape[0]):
-                for p in range(decayed[r, 0], decayed[r, 1]):
-                    W[p] *= shrink
-        if kind == 0:
-            for p in range(P):
-                W[p] -= grad[p] * lr
-        elif kind == 1:
+        clipped[k] = _clip(grad, norm, hyper[CLIP], hyper[CLIP_NORM])
+        if kind == 1:
             steps += 1
-            step_size = lr * np.sqrt(1.0 - beta2 ** float(steps)) / (1.0 - beta1 ** float(steps))
-            for p in range(P):
-                g = grad[p]
-                first[p] = first[p] * beta1 + (1.0 - beta1) * g
-                second[p] = second[p] * beta2 + (1.0 - beta2) * g * g
-                W[p] -= step_size * first[p] / (np.sqrt(second[p]) + eps)
-        elif kind == 2:
-            for p in range(P):
-                g = grad[p]
-                first[p] += g * g
-                W[p] -= lr * g / (np.sqrt(first[p]) + eps)
-        else:  # Rprop: each entry moves by its own step, by the sign of its gradient only (optim.Rprop)
-            for p in range(P):
-                g = grad[p]
-                agreement = g * second[p]
-                if agreement > 0.0:
-                    first[p] = min(first[p] * increase, max_step)
-                elif agreement < 0.0:
-                    first[p] = max(first[p] * decrease, min_step)
-                    g = 0.0
-                if g > 0.0:
-                    W[p] -= first[p]
-                elif g < 0.0:
-                    W[p] += first[p]
-                second[p] = g
+        _step(W, grad, decayed, lrs[k], hyper, kind, first, second, steps)
         version += 1  # the factors moved: every product row is stale
     for p in range(products.shape[0]):  # every row built again: the vector whole for the caller
         for r in range(products[p, 3]):
-            build(p, r, version)
+            _build_row(W, products, built, p, r, version)
     return done
+
+
+def _build_row(W, products, built, p, r, version):
+    """Row r of product p from its factors, unless it was built since they last moved."""
+    o_p, o_l, o_r, d, n = products[p, 0], products[p, 1], products[p, 2], products[p, 4], products[p, 5]
+    if built[p, r] != version:
+        out = W[o_p + r * n:o_p + (r + 1) * n]
+        out[:] = 0.0
+        for q in range(d):  # row by row of the right factor: contiguous, so it vectorises
+            left = W[o_l + r * d + q]
+            right = W[o_r + q * n:o_r + (q + 1) * n]
+            for j in range(n):
+                out[j] += left * right[j]
+        built[p, r] = version
+
+
+def _read_rows(W, products, built, used, version, shape, inputs, style):
+    """The product rows a name reads, built from the factors as they are now: its style's row of B
+    and its letters' rows of Wxh. `used` marks them, for the gradient."""
+    used[:, :] = False
+    for p in range(products.shape[0]):
+        if products[p, 0] == shape[B_]:
+            used[p, style] = True
+            _build_row(W, products, built, p, style, version)
+        else:
+            for x in inputs:
+                used[p, x] = True
+                _build_row(W, products, built, p, np.int64(x), version)
+
+
+def _views(W, shape):
+    """The model's blocks of a vector (the weights, or their gradient) as 2-D views: loops over them
+    vectorise. B is a row of zeros without styles."""
+    H, V = shape[H_], shape[V_]
+    o_hh, o_bh, o_xh, o_b, o_hy, o_by = shape[WHH], shape[BH], shape[WXH], shape[B_], shape[WHY], shape[BY]
+    K = (o_hy - o_b) // H if o_b >= 0 else 1
+    B = W[o_b:o_b + K * H].reshape((K, H)) if o_b >= 0 else np.zeros((1, H))
+    return (W[o_hh:o_bh].reshape((H, H)), W[o_bh:o_xh], W[o_xh:o_xh + V * H].reshape((V, H)), B,
+            W[o_hy:o_by].reshape((H, V)), W[o_by:o_by + V])
+
+
+def _forward(W, shape, ids, style, keep, hs, dz):
+    """One name's forward pass: h_t = tanh(x_t Wxh + h_{t-1} Whh + B[style] + bh), p_t =
+    softmax((h_t * keep_t) Why + by). Leaves h_t in hs[t + 1] and p_t - onehot(y_t) in dz[t];
+    returns the name's loss, sum_t -log p_t[y_t]. ids: the name's T inputs and then its last target."""
+    Whh, bh, Wxh, B, Why, by = _views(W, shape)
+    H, V = shape[H_], shape[V_]
+    T = ids.size - 1
+    dropout = keep.shape[0] > 0
+    a = np.empty(H)
+    loss = 0.0
+    for t in range(T):
+        x = ids[t]
+        for j in range(H):
+            a[j] = Wxh[x, j] + bh[j] + B[style, j]
+        for i in range(0, H - H % 4, 4):  # four rows of Whh at once: a[] makes a quarter of the trips to memory
+            h0, h1, h2, h3 = hs[t, i], hs[t, i + 1], hs[t, i + 2], hs[t, i + 3]
+            for j in range(H):
+                a[j] += h0 * Whh[i, j] + h1 * Whh[i + 1, j] + h2 * Whh[i + 2, j] + h3 * Whh[i + 3, j]
+        for i in range(H - H % 4, H):
+            for j in range(H):
+                a[j] += hs[t, i] * Whh[i, j]
+        for j in range(H):  # tanh(a) as -e / (e + 2), e = expm1(-2|a|), signed: 3 ulp, twice libm tanh's speed
+            e = math.expm1(-2.0 * abs(a[j]))
+            hs[t + 1, j] = math.copysign(-e / (e + 2.0), a[j])
+        z = dz[t]
+        z[:] = by
+        for j in range(0, H - H % 4, 4):  # four rows of Why at once, as for Whh; h * keep: the output's view
+            h0, h1, h2, h3 = hs[t + 1, j], hs[t + 1, j + 1], hs[t + 1, j + 2], hs[t + 1, j + 3]
+            if dropout:
+                h0, h1, h2, h3 = h0 * keep[t, j], h1 * keep[t, j + 1], h2 * keep[t, j + 2], h3 * keep[t, j + 3]
+            for v in range(V):
+                z[v] += h0 * Why[j, v] + h1 * Why[j + 1, v] + h2 * Why[j + 2, v] + h3 * Why[j + 3, v]
+        for j in range(H - H % 4, H):
+            h = hs[t + 1, j] * keep[t, j] if dropout else hs[t + 1, j]
+            for v in range(V):
+                z[v] += h * Why[j, v]
+        top = z.max()
+        y = ids[t + 1]
+        target = z[y] - top
+        total = 0.0
+        for v in range(V):
+            z[v] = np.exp(z[v] - top)
+            total += z[v]
+        loss += np.log(total) - target  # -log p_t[y_t], with the logits shifted by their largest
+        z /= total
+        z[y] -= 1.0
+    return loss
+
+
+def _backward(W, grad, shape, inputs, style, keep, hs, dz):
+    """Backpropagation through time for one name, from the last step to the first, into grad
+    (zeroed first). dWhh pairs each da_t with the *previous* hidden state."""
+    Whh, bh, Wxh, B, Why, by = _views(W, shape)
+    gWhh, gbh, gWxh, gB, gWhy, gby = _views(grad, shape)
+    H, V = shape[H_], shape[V_]
+    dropout = keep.shape[0] > 0
+    da = np.empty(H)
+    dnext = np.zeros(H)  # dL/dh_{t-1} through Whh, sent back from step t
+    grad[:] = 0.0
+    for t in range(inputs.size - 1, -1, -1):
+        for j in range(H):
+            h = hs[t + 1, j]
+            factor = keep[t, j] if dropout else 1.0
+            hk = h * factor
+            s = 0.0
+            for v in range(V):
+                gWhy[j, v] += hk * dz[t, v]
+                s += Why[j, v] * dz[t, v]
+            da[j] = (s * factor + dnext[j]) * (1.0 - h * h)
+        gby += dz[t]
+        x = inputs[t]
+        for j in range(H):
+            gbh[j] += da[j]
+            gWxh[x, j] += da[j]
+            gB[style, j] += da[j]  # no styles: a row of zeros nobody reads
+        for i in range(H):
+            h = hs[t, i]
+            s = 0.0
+            for j in range(H):
+                gWhh[i, j] += h * da[j]
+                s += Whh[i, j] * da[j]
+            dnext[i] = s
+
+
+def _to_factors(W, grad, products, used):
+    """Each product's gradient to its factors, row by row where the name reached it (d left = d
+    product rightᵀ, d right += leftᵀ d product); the product's own gradient then zeroed."""
+    for p in range(products.shape[0]):
+        o_p, o_l, o_r, m, d, n = products[p, 0], products[p, 1], products[p, 2], products[p, 3], products[p, 4], products[p, 5]
+        for r in range(m):
+            if not used[p, r]:
+                continue
+            g = grad[o_p + r * n:o_p + (r + 1) * n]
+            for q in range(d):
+                left = W[o_l + r * d + q]
+                right = W[o_r + q * n:o_r + (q + 1) * n]
+                d_right = grad[o_r + q * n:o_r + (q + 1) * n]
+                s = 0.0
+                for j in range(n):
+                    s += g[j] * right[j]
+                    d_right[j] += left * g[j]
+                grad[o_l + r * d + q] += s
+            g[:] = 0.0
+
+
+def _clip(grad, norm, clip, clip_norm):
+    """As optim.clip_: the whole gradient scaled down to clip_norm when longer, then each entry to
+    [-clip, clip]. Returns the entries clipped."""
+    longest = norm
+    if clip_norm > 0.0 and norm > clip_norm:  # the whole gradient scaled down: its direction kept
+        grad *= clip_norm / norm
+        longest = clip_norm
+    count = 0
+    if clip > 0.0 and longest > clip:
+        for p in range(grad.size):
+            if grad[p] > clip:
+                grad[p] = clip
+                count += 1
+            elif grad[p] < -clip:
+                grad[p] = -clip
+                count += 1
+    return count
+
+
+def _step(W, grad, decayed, lr, hyper, kind, first, second, steps):
+    """Decoupled weight decay over `decayed`, then the optimizer's step (optim.SGD, Adam, Adagrad,
+    Rprop; steps: Adam's count, this step included)."""
+    if hyper[DECAY] > 0.0:
+        shrink = 1.0 - lr * hyper[DECAY]
+        for r in range(decayed.shape[0]):
+            W[decayed[r, 0]:decayed[r, 1]] *= shrink
+    if kind == 0:
+        for p in range(W.size):
+            W[p] -= grad[p] * lr
+    elif kind == 1:
+        beta1, beta2, eps = hyper[BETA1], hyper[BETA2], hyper[EPS]
+        step_size = lr * np.sqrt(1.0 - beta2 ** float(steps)) / (1.0 - beta1 ** float(steps))
+        for p in range(W.size):
+            g = grad[p]
+            first[p] = first[p] * beta1 + (1.0 - beta1) * g
+            second[p] = second[p] * beta2 + (1.0 - beta2) * g * g
+            W[p] -= step_size * first[p] / (np.sqrt(second[p]) + eps)
+    elif kind == 2:
+        for p in range(W.size):
+            g = grad[p]
+            first[p] += g * g
+            W[p] -= lr * g / (np.sqrt(first[p]) + hyper[EPS])
+    else:  # Rprop: each entry moves by its own step, by the sign of its gradient only
+        for p in range(W.size):
+            g = grad[p]
+            agreement = g * second[p]
+            if agreement > 0.0:
+                first[p] = min(first[p] * hyper[INCREASE], hyper[MAX_STEP])
+            elif agreement < 0.0:
+                first[p] = max(first[p] * hyper[DECREASE], hyper[MIN_STEP])
+                g = 0.0
+            if g > 0.0:
+                W[p] -= first[p]
+            elif g < 0.0:
+                W[p] += first[p]
+            second[p] = g
+
+
+HELPERS = ("_build_row", "_read_rows", "_views", "_forward", "_backward", "_to_factors", "_clip", "_step")
+PYTHON = {name: globals()[name] for name in HELPERS}  # the helpers as written, before load() compiles them

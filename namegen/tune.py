@@ -32,8 +32,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .checkpoint import load_checkpoint
-from .data import NameList
+from .checkpoint import check_checkpoint_dir, load_checkpoint
+from .data import NameList, read_names
 from .errors import CheckpointError, NamegenError, OptionError, OptionName, TrainingError, shortened
 from .files import fsync_directory, process_alive
 from .runs import LATEST, RunFiles, best_path, exclusive_run
@@ -319,6 +319,37 @@ def compare(existing: Path, winner: Trial) -> Kept | None:
     if there.best_val_loss <= winner.best_val_loss:
         return Kept(existing, there.best_val_loss, "it is better on the same validation names")
     return None
+
+
+@dataclass
+class Search:
+    """A search ready to run: its names, the options its trials share, where it keeps its model."""
+
+    names: NameList
+    base: TrainConfig
+    files: RunFiles
+    budget: float  # seconds
+
+    @classmethod
+    def prepare(cls, data: str | Path | None, budget: str, out_dir: str | Path | None = None, **options) -> Search:
+        """Read the names and check everything that can be checked before a trial starts: the budget,
+        the options, the output directory and the lock (so a refusal comes before numba loads)."""
+        seconds, base = parse_duration(budget), TrainConfig(**options)
+        names = read_names(data, base.case)
+        files = RunFiles.for_data(data, out_dir).tuned()
+        check_checkpoint_dir(files.directory)
+        with exclusive_run(files.latest):
+            pass
+        return cls(names, base, files, seconds)
+
+    def run(self, callbacks: TuneCallbacks | None = None, engine: str = "auto") -> TuneResult:
+        """The search (see tune); a TrainingError if no trial finished an epoch and nobody asked it
+        to stop, the write failure if that was what ended it."""
+        result = tune(self.names, self.base, self.budget, self.files, callbacks, engine)
+        if result.best is None and result.reason is not TuneEnd.INTERRUPTED:
+            raise result.problem or TrainingError(f"no trial finished an epoch in {result.seconds:.0f}s; give tune a "
+                                                  "longer ", OptionName("budget"))
+        return result
 
 
 def reproduce_command(data: str | None, trial: Trial) -> list[str]:

@@ -383,6 +383,11 @@ def diagnosis(path: Path, d: Diagnosis) -> View:
     ])
 
 
+def demo_view(d) -> View:
+    """Whichever demo ran: the vanishing and exploding gradients (a Demo) or the counting RNN."""
+    return counting(d) if isinstance(d, CountingDemo) else demo(d)
+
+
 def demo(d: Demo) -> View:
     payload = {"activation": d.activation, "cases": [{"sigma": c.sigma, "grad_norm": c.grad_norm.tolist()} for c in d.cases],
                "clipping": asdict(d.clipping) if d.clipping else None}

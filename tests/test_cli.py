@@ -279,8 +279,8 @@ def test_running_out_of_memory_gives_advice_that_fits_the_command(cli, trained_c
     def no_memory(*args, **kwargs):
         raise MemoryError
 
-    monkeypatch.setattr("namegen.cli.load_checkpoint", no_memory)
-    monkeypatch.setattr("namegen.cli.load_model", no_memory)
+    monkeypatch.setattr("namegen.terminal.load_checkpoint", no_memory)
+    monkeypatch.setattr("namegen.terminal.load_model", no_memory)
     args = [command, trained_checkpoint] if command == "info" else [command, "-c", trained_checkpoint]
     result = cli(*args)
     result.fails_in_one_line(1, "not enough memory for this request" + (f"; ask for less: {advice}" if advice else ""))

@@ -6,8 +6,8 @@ import pytest
 from namegen.data import pad_batch
 from namegen.gradcheck import check_gradients
 from namegen.layout import Layout
-from namegen.model import (PARAM_NAMES, backward, dropout_factors, forward, init_params, loss_and_grads, name_losses,
-                           softmax, step, unflatten)
+from namegen.model import (PARAM_NAMES, backward, dropout_factors, forward, loss_and_grads, name_losses,
+                           softmax, step)
 from namegen.vocab import BOUNDARY, Vocab
 
 V, H = 7, 5
