@@ -15,6 +15,7 @@ _EXPORTS = {
     "diagnostics": ("Demo", "Diagnosis", "Flow", "FlowConfig", "demo", "diagnose", "gradient_flow"),
     "errors": ("CheckpointError", "DataError", "NamegenError", "OptionError", "SamplingError", "TrainingError"),
     "evaluation": ("Evaluation", "Score", "evaluate", "evaluate_sets", "score"),
+    "layout": ("Layout",),
     "gradcheck": ("GradcheckConfig", "GradientCheck", "check_gradients", "gradient_check", "random_model"),
     "model": ("Model", "backward", "forward", "init_params", "loss_and_grads", "unflatten"),
     "plot": ("write_png",),
@@ -22,7 +23,7 @@ _EXPORTS = {
     "sampling": ("SampleConfig", "generate", "sample"),
     "state": ("EpochRecord", "TrainConfig", "TrainState", "new_state", "resume_state"),
     "threads": ("blas_threads",),
-    "training": ("Callbacks", "Run", "TrainResult", "start_run", "train"),
+    "training": ("Callbacks", "Run", "StopReason", "TrainResult", "start_run", "train"),
     "vocab": ("BOUNDARY", "Encoded", "Vocab"),
 }
 _MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}

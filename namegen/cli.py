@@ -29,7 +29,7 @@ from .terminal import (EXIT_ERROR, EXIT_INTERRUPTED, STOP_SIGNALS, CheckpointOpt
                        NamesArgument, Progress, TuneProgress, counting_bar, err, fail, load_model_at, load_run, out,
                        refuse_unused, show, show_note, unrecorded, values_of, with_options)
 from .threads import blas_threads
-from .training import Speed, choose_engine, start_run, train
+from .training import Speed, StopReason, choose_engine, start_run, train
 from .tune import ROUND_SIZE, RUNG_EPOCHS, Search, duration_text, reproduce_command
 
 app = typer.Typer(
@@ -103,7 +103,7 @@ def train_command(
             out.print(views.run_header(run, choice.engine))
         show_note(choice.problem or (choice.note if speed.engine != "auto" else None))  # asked for numba: why not
         result = train(run.state, run.checkpoint, progress.callbacks(), choice.engine)
-    stopped_by = STOP_SIGNALS.get(progress.stopped_by) if result.reason == "interrupted" else None
+    stopped_by = STOP_SIGNALS.get(progress.stopped_by) if result.reason is StopReason.INTERRUPTED else None
     summary = views.run_summary(run, result, stopped_by)
     if stopped_by and not as_json:
         err.print(*summary.lines)  # where it saved and how to resume: for whoever stopped it

@@ -16,6 +16,7 @@ course code is. It is the reference these functions are tested against (tests/te
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import Enum
 from functools import cached_property
 from typing import NamedTuple
 
@@ -28,6 +29,16 @@ from .vocab import Encoded, Vocab
 PARAM_NAMES = ("Wxh", "Whh", "bh", "Why", "by")
 
 Params = dict[str, np.ndarray]
+
+
+class Rejection(str, Enum):
+    """Why the sampler drew a name again (a str: JSON counts them under these names)."""
+
+    TOO_LONG = "too_long"  # it ran past the longest length
+    NOT_CLEAN = "not_clean"  # cleaning would change it: no line of the data could be it
+    ODD_EDGE = "odd_edge"  # it begins or ends with a symbol no name of the data begins or ends with
+    KNOWN = "known"  # one of the model's own names, with novel
+    REPEATED = "repeated"  # drawn before, with unique
 
 
 def unflatten(flat: np.ndarray, vocab_size: int, hidden_size: int, styles: int = 0, style_size: int = 0,
@@ -124,15 +135,15 @@ class Model:
     def _known(self) -> set[str]:
         return set(self.names)
 
-    def unlike_data(self, name: str) -> str | None:
-        """Why a drawn name could never be a line of the model's data, or None: "not_clean" if
-        cleaning would change it (white space at an end or doubled), "odd_edge" if it begins or
+    def unlike_data(self, name: str) -> Rejection | None:
+        """Why a drawn name could never be a line of the model's data, or None: NOT_CLEAN if
+        cleaning would change it (white space at an end or doubled), ODD_EDGE if it begins or
         ends with a character, other than a letter or digit, that begins or ends none of its names."""
         if self.clean(name) != name:
-            return "not_clean"
+            return Rejection.NOT_CLEAN
         starts, ends = self._edges
         if not (name[0].isalnum() or name[0] in starts) or not (name[-1].isalnum() or name[-1] in ends):
-            return "odd_edge"
+            return Rejection.ODD_EDGE
         return None
 
     @cached_property

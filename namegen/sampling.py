@@ -13,7 +13,7 @@ from typing import Iterator
 import numpy as np
 
 from .errors import DataError, OptionError, OptionName, SamplingError, plural, shortened
-from .model import Model, Params, blend_term, exp_shifted, step
+from .model import Model, Params, Rejection, blend_term, exp_shifted, step
 from .options import check, option
 from .threads import limited
 from .vocab import BOUNDARY
@@ -172,8 +172,8 @@ def stream(model: Model, config: SampleConfig, rng: np.random.Generator | None =
     after the last name it found if the allowed draws do not suffice.
 
     A draw is rejected, and counted in `rejected` by reason, if it ran past the longest length
-    ("too_long"), could never be a line of the data (Model.unlike_data: "not_clean", "odd_edge"),
-    or is known ("known", with novel) or repeats a name ("repeated", with unique).
+    (TOO_LONG), could never be a line of the data (Model.unlike_data: NOT_CLEAN, ODD_EDGE), or is
+    known (KNOWN, with novel) or repeats a name (REPEATED, with unique): see model.Rejection.
     """
     rejected = Counter() if rejected is None else rejected
     rng = np.random.default_rng(config.seed) if rng is None else rng
@@ -201,8 +201,9 @@ def stream(model: Model, config: SampleConfig, rng: np.random.Generator | None =
                               prefix_ids=ids, min_length=config.min_length, max_length=max_length, bias=bias):
             tries += 1
             name = None if drawn is None else model.vocab.decode(drawn)
-            why = "too_long" if name is None else model.unlike_data(name) or (
-                "known" if config.novel and model.knows(name) else "repeated" if config.unique and name in taken else None)
+            why = Rejection.TOO_LONG if name is None else model.unlike_data(name) or (
+                Rejection.KNOWN if config.novel and model.knows(name) else
+                Rejection.REPEATED if config.unique and name in taken else None)
             if why:
                 rejected[why] += 1
                 continue

@@ -12,6 +12,7 @@ import contextlib
 import math
 import time
 from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
 from typing import Callable, NamedTuple
 
@@ -137,10 +138,19 @@ class Callbacks:
     should_stop: Callable[[], bool] = lambda: False
 
 
+class StopReason(str, Enum):
+    """Why a call of train() returned (a str, so JSON and comparisons read it as its value)."""
+
+    FINISHED = "finished"  # every planned epoch is done
+    INTERRUPTED = "interrupted"  # a stop was requested (Ctrl-C, a signal, tune's budget)
+    MAX_STEPS = "max-steps"  # config.max_steps updates are done
+    EARLY_STOPPED = "early-stopped"  # validation stopped improving (config.patience)
+
+
 @dataclass
 class TrainResult:
     state: TrainState
-    reason: str  # "finished", "interrupted", "max-steps" or "early-stopped" (see TrainConfig.patience)
+    reason: StopReason
     seconds: float  # wall time of this call
     engine: str  # the path that trained: "numba" or "numpy"
 
@@ -225,7 +235,7 @@ class _Loop:
         self.saved_step: int | None = None  # update count of the last checkpoint this call wrote
         self.since = time.perf_counter()  # when the last epoch record was made (or this call began)
 
-    def run(self) -> str:
+    def run(self) -> StopReason:
         """Epochs until done; the reason it stopped."""
         state, config = self.state, self.state.config
         while state.epoch < config.epochs:
@@ -235,17 +245,17 @@ class _Loop:
             while state.position < len(state.order):
                 self.advance()
                 if self.callbacks.should_stop():
-                    return self.save_and_stop("interrupted")
+                    return self.save_and_stop(StopReason.INTERRUPTED)
                 if config.max_steps and state.step >= config.max_steps and state.position < len(state.order):
-                    return self.save_and_stop("max-steps")
+                    return self.save_and_stop(StopReason.MAX_STEPS)
             self.end_epoch()  # a limit that falls on the epoch's last update lets the epoch be recorded first
             if config.max_steps and state.step >= config.max_steps and state.epoch < config.epochs:
-                return "max-steps"
+                return StopReason.MAX_STEPS
             if self.callbacks.should_stop() and state.epoch < config.epochs:
-                return "interrupted"  # asked while the epoch ended: it is saved, and no update is owed
+                return StopReason.INTERRUPTED  # asked while the epoch ended: it is saved, and no update is owed
             if config.patience and epochs_without_improvement(state) >= config.patience and state.epoch < config.epochs:
-                return "early-stopped"
-        return "finished"
+                return StopReason.EARLY_STOPPED
+        return StopReason.FINISHED
 
     def update(self) -> None:
         """One update: the loss and gradient of the next name (or batch), clipped, then applied."""
@@ -334,7 +344,7 @@ class _Loop:
         self.callbacks.on_checkpoint(self.checkpoint)
         return content
 
-    def save_and_stop(self, reason: str) -> str:
+    def save_and_stop(self, reason: StopReason) -> StopReason:
         self.save()
         return reason
 

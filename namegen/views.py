@@ -25,7 +25,7 @@ from .evaluation import Evaluation, Score
 from .gradcheck import GradientCheck
 from .model import Model
 from .state import EpochRecord, TrainState
-from .training import Run, TrainResult
+from .training import Run, StopReason, TrainResult
 from .tune import Setting, Trial, TuneEnd, TuneResult
 
 
@@ -136,7 +136,7 @@ def run_summary(run: Run, result: TrainResult, stopped_by: str | None = None) ->
     sampled = run.best_checkpoint if state.best_val_loss is not None else run.checkpoint
     sample_args = ["namegen", "sample", "-c", str(sampled)]
     payload = {
-        "reason": result.reason, "seconds": result.seconds, "engine": result.engine, "epochs": state.epoch, "updates": state.step,
+        "reason": result.reason.value, "seconds": result.seconds, "engine": result.engine, "epochs": state.epoch, "updates": state.step,
         "running_loss": last and last.running_loss, "train_loss": last and last.train_loss,
         "val_loss": last and last.val_loss,
         "best_val_loss": state.best_val_loss, "checkpoint": str(run.checkpoint),
@@ -144,13 +144,13 @@ def run_summary(run: Run, result: TrainResult, stopped_by: str | None = None) ->
         "history": [asdict(record) for record in state.history], "stopped_by": stopped_by,
         "sample_command": shlex.join(sample_args),
     }
-    if result.reason == "interrupted":
+    if result.reason is StopReason.INTERRUPTED:
         what = "interrupted" if stopped_by in (None, "Ctrl-C") else f"stopped by {stopped_by}"
         return View(payload, [f"{what}: saved {shown(run.checkpoint)} at epoch {state.epoch + 1}, "
                               f"name {state.position}/{len(state.train_idx)}; continue with "
                               f"`{shown_command(['namegen', 'train', '--resume', str(run.checkpoint)])}`"])
-    what = {"max-steps": "stopped at --max-steps",
-            "early-stopped": f"stopped early (validation had not improved for {plural(state.config.patience or 0, 'epoch')})"
+    what = {StopReason.MAX_STEPS: "stopped at --max-steps",
+            StopReason.EARLY_STOPPED: f"stopped early (validation had not improved for {plural(state.config.patience or 0, 'epoch')})"
             }.get(result.reason, "done")
     val = f", val {fixed(last.val_loss, 3)}" if last and last.val_loss is not None else ""
     best = f" (best {fixed(state.best_val_loss, 3)})" if state.best_val_loss is not None else ""
@@ -219,7 +219,7 @@ def names(path: Path, model: Model, found: list[str], seed: int | None, rejected
     """Sampled names; `rejected` counts the draws not kept, by reason (see sampling.stream)."""
     return View({"checkpoint": str(path), "seed": seed,
                  "names": [{"name": name, "novel": not model.knows(name)} for name in found],
-                 "rejected": dict(sorted((rejected or {}).items()))},
+                 "rejected": dict(sorted((rejected or {}).items()))},  # model.Rejection: JSON writes their values
                 [shown(name) for name in found])
 
 
