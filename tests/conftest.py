@@ -142,6 +142,41 @@ def with_meta(arrays, **fields):
     return {"meta": np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)}
 
 
+# ------------------------------------------------------------------------------ resuming exactly
+
+def assert_resumes_exactly(config, names, directory: Path, *, stop_after: int | None = None,
+                           first_epochs: int | None = None, engine: str = "auto", data_for_resume=None):
+    """Train `config` on `names` in two calls, the first stopped (after `stop_after` stop requests,
+    mid-epoch, or at `first_epochs` epochs), saved, loaded and resumed to the end; and in one call
+    from the start. The two must agree bit for bit: weights, optimizer state, generator, history."""
+    from dataclasses import asdict, replace
+
+    from namegen.checkpoint import load_checkpoint
+    from namegen.state import new_state, resume_state
+    from namegen.training import Callbacks
+
+    requests = {"n": 0}
+
+    def should_stop():
+        requests["n"] += 1
+        return stop_after is not None and requests["n"] >= stop_after
+
+    first = new_state(replace(config, epochs=first_epochs) if first_epochs else config, names)
+    train(first, directory / "r.latest.npz", Callbacks(should_stop=should_stop), engine)
+    resumed = resume_state(load_checkpoint(directory / "r.latest.npz"), {"epochs": config.epochs}, data_for_resume)
+    train(resumed, engine=engine)
+    straight = new_state(config, names)
+    train(straight, engine=engine)
+    np.testing.assert_array_equal(resumed.weights, straight.weights)
+    for key, value in straight.optimizer.state.items():
+        np.testing.assert_array_equal(resumed.optimizer.state[key], value, err_msg=key)
+    assert resumed.step == straight.step and resumed.optimizer.steps == straight.optimizer.steps
+    assert resumed.rng.bit_generator.state == straight.rng.bit_generator.state
+    timeless = [{k: v for k, v in asdict(record).items() if k != "seconds"} for record in straight.history]
+    assert [{k: v for k, v in asdict(record).items() if k != "seconds"} for record in resumed.history] == timeless
+    return first, resumed
+
+
 # ---------------------------------------------------------------------------------------- the CLI
 
 class Ran:

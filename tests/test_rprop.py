@@ -1,14 +1,14 @@
 """Rprop (iRprop-) and full-batch training: the sign rule, the step bounds, and a real run."""
 
-from dataclasses import replace
 
 import numpy as np
 import pytest
 
-from namegen.checkpoint import load_checkpoint
 from namegen.optim import Rprop, make_optimizer
-from namegen.state import TrainConfig, new_state, resume_state
+from namegen.state import TrainConfig, new_state
 from namegen.training import train
+
+from conftest import assert_resumes_exactly
 
 
 def test_steps_grow_while_the_sign_holds_and_shrink_without_a_move_when_it_flips():
@@ -56,14 +56,7 @@ def test_full_batch_rprop_lowers_the_validation_loss_steadily(few_dinos):
 @pytest.mark.parametrize("batch_size", [0, 4])
 def test_rprop_resumes_exactly_with_full_and_small_batches(few_dinos, tmp_path, batch_size):
     config = TrainConfig(hidden_size=8, optimizer="rprop", batch_size=batch_size, learning_rate=0.01, epochs=4)
-    first = new_state(replace(config, epochs=2), few_dinos)
-    train(first, tmp_path / "r.npz")
-    resumed = resume_state(load_checkpoint(tmp_path / "r.npz"), {"epochs": 4})
-    train(resumed)
-    straight = new_state(config, few_dinos)
-    train(straight)
-    np.testing.assert_array_equal(resumed.model.params, straight.model.params)
-    np.testing.assert_array_equal(resumed.optimizer.state["step"], straight.optimizer.state["step"])
+    assert_resumes_exactly(config, few_dinos, tmp_path, first_epochs=2)
 
 
 def test_the_first_step_is_held_within_the_bounds_as_every_later_one():

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from namegen.checkpoint import load_checkpoint, save_checkpoint
-from namegen.data import NameList
+from namegen.data import NameList, parse_names
 from namegen.errors import CheckpointError, OptionError, TrainingError
 from namegen.evaluation import Evaluation, evaluate
 from namegen.layout import Layout
@@ -17,7 +17,7 @@ from namegen.optim import clip_, decay_
 from namegen.state import TrainConfig, new_state, resume_state
 from namegen.training import Callbacks, best_path, learning_rate_at, preview_names, start_run, train
 
-from conftest import TINY
+from conftest import TINY, assert_resumes_exactly
 
 
 def test_training_lowers_validation_loss_on_dinos(dinos, trained_state):
@@ -26,10 +26,6 @@ def test_training_lowers_validation_loss_on_dinos(dinos, trained_state):
     after = trained_state.history[-1].val_loss
     assert before > 3.2  # about log(27): the untrained model is guessing
     assert after < 2.2 and after < before - 1.0
-
-
-def without_timing(history):
-    return [{k: v for k, v in asdict(record).items() if k != "seconds"} for record in history]
 
 
 def run(state, stop_after=None, checkpoint=None, engine="auto"):
@@ -46,47 +42,38 @@ def run(state, stop_after=None, checkpoint=None, engine="auto"):
 
 @pytest.mark.parametrize("optimizer, batch_size", [("sgd", 1), ("adam", 1), ("adagrad", 4)])
 def test_n_epochs_then_resume_for_n_more_equals_2n_in_one_go(few_dinos, tmp_path, optimizer, batch_size, engine):
-    config = TrainConfig(hidden_size=8, epochs=2, optimizer=optimizer, batch_size=batch_size,
-                         lr_schedule="constant", seed=5)
-    first = new_state(config, few_dinos)
-    run(first, checkpoint=tmp_path / "a.npz", engine=engine)
-    resumed = resume_state(load_checkpoint(tmp_path / "a.npz"), {"epochs": 4})
-    run(resumed, engine=engine)
-    straight = new_state(replace(config, epochs=4), few_dinos)
-    run(straight, engine=engine)
-    np.testing.assert_array_equal(resumed.model.params, straight.model.params)
-    assert without_timing(resumed.history) == without_timing(straight.history)
+    config = TrainConfig(hidden_size=8, epochs=4, optimizer=optimizer, batch_size=batch_size,
+                         lr_schedule="constant", seed=5)  # the same steps whether planned for 2 epochs or 4
+    assert_resumes_exactly(config, few_dinos, tmp_path, first_epochs=2, engine=engine)
 
 
 @pytest.mark.parametrize("batch_size", [1, 5])
 def test_a_run_stopped_mid_epoch_resumes_exactly(few_dinos, tmp_path, batch_size, engine):
     config = TrainConfig(hidden_size=8, epochs=2, batch_size=batch_size, optimizer="adam", seed=9, dropout=0.2,
                          weight_decay=0.01)  # dropout draws from the run's generator: it must resume too
-    stopped = new_state(config, few_dinos)
-    result = run(stopped, stop_after=3, checkpoint=tmp_path / "s.npz", engine=engine)
-    assert result.reason == "interrupted" and stopped.position > 0 and stopped.epoch == 0
-    resumed = resume_state(load_checkpoint(tmp_path / "s.npz"), {})
-    assert resumed.position == stopped.position
-    run(resumed, engine=engine)
-    straight = new_state(config, few_dinos)
-    run(straight, engine=engine)
-    np.testing.assert_array_equal(resumed.model.params, straight.model.params)
-    assert without_timing(resumed.history) == without_timing(straight.history)
+    stopped, resumed = assert_resumes_exactly(config, few_dinos, tmp_path, stop_after=3, engine=engine)
+    assert stopped.position > 0 and stopped.epoch == 0
 
 
+FEATURES = {"plain": {}, "factors": {"embedding_size": 3}, "styles": {"styles": True},
+            "dropout and decay": {"dropout": 0.3, "weight_decay": 0.05},
+            "all": {"embedding_size": 3, "styles": True, "dropout": 0.3, "weight_decay": 0.05, "clip_norm": 1.0}}
+
+
+@pytest.mark.parametrize("feature", FEATURES)
+@pytest.mark.parametrize("optimizer, learning_rate", [("sgd", 0.05), ("adam", 0.01), ("adagrad", 0.05), ("rprop", 0.001)])
 @pytest.mark.parametrize("batch_size", [1, 4])
-def test_a_run_with_factored_input_weights_resumes_exactly(few_dinos, tmp_path, batch_size):
-    config = TrainConfig(hidden_size=8, embedding_size=5, epochs=2, batch_size=batch_size, optimizer="adam",
-                         seed=4, weight_decay=0.01, learning_rate=0.01)
-    stopped = new_state(config, few_dinos)
-    run(stopped, stop_after=3, checkpoint=tmp_path / "f.npz")
-    resumed = resume_state(load_checkpoint(tmp_path / "f.npz"), {})
-    np.testing.assert_array_equal(resumed.weights, stopped.weights)
-    run(resumed)
-    straight = new_state(config, few_dinos)
-    run(straight)
-    np.testing.assert_array_equal(resumed.weights, straight.weights)
-    assert without_timing(resumed.history) == without_timing(straight.history)
+def test_every_optimizer_and_feature_resumes_mid_epoch_exactly(tmp_path, feature, optimizer, learning_rate, batch_size,
+                                                               engine):
+    options = dict(FEATURES[feature])
+    names = parse_names("\n".join(TINY), "tiny.txt")
+    if options.pop("styles", False):
+        names = replace(names, styles=("a", "b"), style_of=np.repeat([0, 1], [12, 12]))
+    config = TrainConfig(hidden_size=6, style_size=2, epochs=2, optimizer=optimizer, learning_rate=learning_rate,
+                         batch_size=batch_size, seed=3, **options)
+    stopped, _ = assert_resumes_exactly(config, names, tmp_path, stop_after=2, engine=engine,
+                                        data_for_resume=names if names.styles else None)
+    assert stopped.epoch == 0 and 0 < stopped.position < len(stopped.train_idx)
 
 
 def test_factored_input_weights_are_what_trains_and_wxh_stays_their_product(few_dinos):
