@@ -2,7 +2,7 @@
 starts or resumes a run with the checkpoint where the user expects it."""
 
 import os
-from dataclasses import asdict, replace
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
