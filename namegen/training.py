@@ -188,7 +188,10 @@ def epoch_order(state: TrainState, lengths: np.ndarray) -> np.ndarray:
         part = order[start : start + window]
         order[start : start + window] = part[np.argsort(lengths[part], kind="stable")]
     batches = [order[i : i + B] for i in range(0, len(order), B)]
-    return np.concatenate([batches[i] for i in state.rng.permutation(len(batches))])
+    shuffled = [batches[i] for i in state.rng.permutation(len(batches))]
+    # The short batch (if the names do not divide into B) goes last: the loop takes B names at a time,
+    # so one in the middle would shift every later batch across two windows of lengths.
+    return np.concatenate(sorted(shuffled, key=lambda batch: len(batch) < B))
 
 
 def train(state: TrainState, checkpoint: str | Path | None = None, callbacks: Callbacks | None = None,
@@ -232,6 +235,7 @@ class _Loop:
         self.params = self.layout.views(state.weights)
         self.grad = np.empty_like(state.weights)  # flat gradient, rewritten by every update
         self.grads = self.layout.views(self.grad)
+        self.outside = np.empty(state.weights.size, dtype=bool)  # clip_'s scratch: the update allocates nothing
         self.saved_step: int | None = None  # update count of the last checkpoint this call wrote
         self.since = time.perf_counter()  # when the last epoch record was made (or this call began)
 
@@ -271,7 +275,7 @@ class _Loop:
         styles = state.model.style_of[batch] if state.model.styles else None
         loss, _ = loss_and_grads(self.params, inputs, targets, mask, grads=self.grads, keep=keep, styles=styles)
         self.layout.pass_to_factors_(self.grads, self.params)
-        clipping = clip_(self.grad, config.clip, config.clip_norm)
+        clipping = clip_(self.grad, config.clip, config.clip_norm, self.outside)
         if not (math.isfinite(loss) and math.isfinite(clipping.norm)):
             raise self.diverged(f"the loss became {loss}")
         state.optimizer.learning_rate = learning_rate_at(config, state.epoch, state.position, len(state.order))

@@ -85,9 +85,9 @@ def test_demo_follows_sigma_to_the_m_and_clipping_bounds_the_exploding_case():
 def test_recorded_clipping_and_spectrum_agree_with_the_raw_gradients(small_names, monkeypatch):
     raw = []
 
-    def recording_clip(grad, clip, max_norm=None):
+    def recording_clip(grad, clip, max_norm=None, scratch=None):
         raw.append(grad.copy())
-        return clip_(grad, clip, max_norm)
+        return clip_(grad, clip, max_norm, scratch)
 
     monkeypatch.setattr("namegen.training.clip_", recording_clip)
     state = new_state(TrainConfig(hidden_size=6, epochs=1, clip=0.3, learning_rate=0.3), small_names)
