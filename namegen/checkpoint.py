@@ -236,10 +236,10 @@ class _Reader:
 
     # ------------------------------------------------------------------------------------ arrays
 
-    def array(self, key: str, shape: tuple[int, ...] | None, kind: str = "f") -> np.ndarray | None:
-        """The entry `key` as an array of `shape` (None: one dimension, any length): float64 for
-        kind "f", any signed integer for "i", bytes for "u". The .npy header is checked before any
-        data is read; None if there is no such entry."""
+    def array(self, key: str, shape: tuple[int, ...] | None, kind: str = "f", floats: str = "float64") -> np.ndarray | None:
+        """The entry `key` as an array of `shape` (None: one dimension, any length): `floats` (the
+        run's dtype) for kind "f", any signed integer for "i", bytes for "u". The .npy header is
+        checked before any data is read; None if there is no such entry."""
         info = self.entries.get(key)
         if info is None:
             return None
@@ -249,7 +249,7 @@ class _Reader:
                 shape = found if shape is None and len(found) == 1 else shape
                 if dtype.hasobject:
                     raise self.fail("not a readable namegen checkpoint (it holds pickled objects, which namegen never loads)")
-                expected = {"f": "float64", "i": "a signed integer", "u": "uint8"}[kind]
+                expected = {"f": floats, "i": "a signed integer", "u": "uint8"}[kind]
                 if found != shape or dtype.kind != kind or dtype.itemsize > 8 or (kind != "i" and dtype != expected):
                     raise self.damaged(f"{key} is {dtype}{list(found)}, expected {expected}{list(shape)}")
                 size = math.prod(shape) * dtype.itemsize
@@ -263,9 +263,9 @@ class _Reader:
         array = np.frombuffer(data, dtype=dtype)
         return array.reshape(shape[::-1]).T if fortran else array.reshape(shape)
 
-    def floats(self, key: str, shape: tuple[int, ...]) -> np.ndarray:
-        """A float64 array of `shape` holding only finite values."""
-        a = self.array(key, shape)
+    def floats(self, key: str, shape: tuple[int, ...], dtype: str = "float64") -> np.ndarray:
+        """An array of `shape` and `dtype` (a TrainConfig.dtype) holding only finite values."""
+        a = self.array(key, shape, floats=dtype)
         if a is None:
             raise self.damaged(f"missing array {key}")
         if not np.all(np.isfinite(a)):
@@ -378,7 +378,7 @@ class _Reader:
             raise self.damaged("the vocabulary does not cover the saved names")
         styles, style_of, style_size = self.styles(len(names))
         layout = Layout(vocab.size, config.hidden_size, len(styles), style_size, config.embedding_size)
-        weights = np.concatenate([self.floats(block.entry, block.shape).ravel() for block in layout.blocks])
+        weights = np.concatenate([self.floats(block.entry, block.shape, config.dtype).ravel() for block in layout.blocks])
         mismatched = layout.mismatched_product(layout.views(weights))
         if mismatched:
             left, right = (layout[name].entry for name in mismatched.of)
@@ -429,10 +429,10 @@ class _Reader:
             raise self.damaged(f"unknown optimizer {str(name)[:40]!r}")
         if name != config.optimizer:
             raise self.damaged(f"its optimizer section is {name}'s, but the run's configuration says {config.optimizer}")
-        optimizer = make_optimizer(name, size, config.learning_rate)
+        optimizer = make_optimizer(name, size, config.learning_rate, config.dtype)
         optimizer.steps = self.whole(self.meta["optimizer"]["steps"], "optimizer.steps")
         for key in optimizer.state_names:
-            optimizer.state[key] = self.floats(f"optimizer/{key}", (size,)).copy()
+            optimizer.state[key] = self.floats(f"optimizer/{key}", (size,), config.dtype).copy()
         problem = optimizer.state_problem()
         if problem:
             raise self.damaged(problem)

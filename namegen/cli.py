@@ -116,7 +116,7 @@ def train_command(
 # ------------------------------------------------------------------------------------------ tune
 
 @command("tune")
-@with_options(TrainConfig, Speed, only=("val_fraction", "seed", "case", "engine", "threads"))
+@with_options(TrainConfig, Speed, only=("val_fraction", "seed", "case", "dtype", "engine", "threads"))
 def tune_command(
     ctx: typer.Context,
     data: Annotated[Optional[Path], typer.Option(help="Names file, one name per line (UTF-8).",

@@ -43,7 +43,7 @@ OPTIONS = {
     "learning_rate": "loop", "lr_schedule": "loop", "warmup": "loop",  # the step size of each name is given
     "epochs": "loop", "patience": "loop", "val_fraction": "loop", "seed": "loop", "case": "loop",
     "eval_train": "loop", "max_steps": "loop", "bucket_by_length": "loop",
-    "batch_size": "refused unless 1",
+    "batch_size": "refused unless 1", "dtype": "refused unless float64",
 }
 OPTIMIZER_KINDS = {"sgd": 0, "adam": 1, "adagrad": 2, "rprop": 3}
 
@@ -53,10 +53,12 @@ def available() -> bool:
     return importlib.util.find_spec("numba") is not None
 
 
-def uncovered(batch_size: int) -> str | None:
+def uncovered(batch_size: int, dtype: str = "float64") -> str | None:
     """Why the kernel cannot run these options, or None if it can: the one place it refuses."""
     if batch_size != 1:
         return "it trains one name per update"
+    if dtype != "float64":
+        return "it computes in float64"
     return None
 
 

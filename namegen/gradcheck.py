@@ -155,7 +155,7 @@ def gradient_check(model: Model, config: GradcheckConfig, names: list[str] | Non
     the entries checked, for a long check's progress bar."""
     picked = model.chosen_names(names, config.count, config.seed)
     encoded = model.vocab.encode_names(picked)
-    params = model.param_views
+    params = model.float64().param_views  # a float32 model is checked in float64: differences need the digits
     entries = sampled_entries(params, config.entries, np.random.default_rng(config.seed))
     total, done = len(encoded) * sum(len(e) for e in entries.values()), 0
 

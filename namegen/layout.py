@@ -189,6 +189,7 @@ class Layout:
             for block in self.products:
                 product = views[block.of[0]] @ views[block.of[1]]
                 scale = max(1.0, float(np.abs(product).max(initial=0.0)))
-                if not np.allclose(views[block.name], product, rtol=1e-9, atol=1e-12 * scale):
+                rtol, atol = (1e-9, 1e-12) if product.dtype == np.float64 else (1e-4, 1e-5)  # float32: 2^-23 = 1.2e-7
+                if not np.allclose(views[block.name], product, rtol=rtol, atol=atol * scale):
                     return block
         return None

@@ -15,7 +15,7 @@ course code is. It is the reference these functions are tested against (tests/te
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import Enum
 from functools import cached_property
 from typing import NamedTuple
@@ -77,6 +77,12 @@ class Model:
     @property
     def param_views(self) -> Params:
         return unflatten(self.params, self.vocab.size, self.hidden_size, len(self.styles), self.style_size)
+
+    def float64(self) -> Model:
+        """This model with float64 parameters (itself if they are): what gradient checks compute in."""
+        if self.params.dtype == np.float64:
+            return self
+        return replace(self, params=self.params.astype(np.float64))
 
     @cached_property
     def fingerprint(self) -> str:
@@ -189,7 +195,7 @@ def random_params(vocab_size: int, hidden_size: int, rng: np.random.Generator, s
 
 def blend_term(params: Params, weights: np.ndarray) -> np.ndarray:
     """The hidden update's style term for style weights w (K,): (w S) Wsh = w B, (H,)."""
-    return np.asarray(weights, dtype=float) @ params["B"]
+    return np.asarray(weights, dtype=params["B"].dtype) @ params["B"]
 
 
 COMPUTABLE = 1e300  # bounds below this leave room for the rounding of the sums they bound
@@ -300,7 +306,7 @@ def forward(params: Params, inputs, targets, mask=None, keep=None, styles=None) 
     K = W_in.shape[0]
     rows = np.arange(T * N)  # one row per (t, n), time-major
     # u[t] = [h_{t-1}, 1, onehot(x_t), onehot(style)] (T+1, N, K); the loop fills in h, row T holds h_{T-1}.
-    u = np.zeros((T + 1, N, K))
+    u = np.zeros((T + 1, N, K), dtype=W_in.dtype)
     u[:, :, H] = 1.0
     u.reshape((T + 1) * N, K)[rows, H + 1 + inputs.T.ravel()] = 1.0
     if K > H + 1 + V:  # the style's row of W_in, B[style] = s Wsh, joins every step of the name
@@ -326,11 +332,11 @@ def forward(params: Params, inputs, targets, mask=None, keep=None, styles=None) 
     return np.add.reduce(nll, axis=0), Cache(mask, keep, out_rows, u, exp_z, total, picked)
 
 
-def dropout_factors(rng: np.random.Generator, shape: tuple[int, ...], p: float) -> np.ndarray:
+def dropout_factors(rng: np.random.Generator, shape: tuple[int, ...], p: float, dtype="float64") -> np.ndarray:
     """Inverted dropout: 0 with probability p, else 1/(1 - p), so the expected output is unchanged
     and evaluation needs no rescaling. One uniform draw per unit and step, in order, so a chunk
-    of names drawn at once gets the numbers the names would get one by one."""
-    return (rng.random(shape) >= p) / (1.0 - p)
+    of names drawn at once gets the numbers the names would get one by one; in the weights' dtype."""
+    return ((rng.random(shape) >= p) / (1.0 - p)).astype(dtype, copy=False)
 
 
 def name_losses(params: Params, inputs, targets, mask=None, styles=None) -> np.ndarray:

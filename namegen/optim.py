@@ -6,6 +6,7 @@ whatever the number of parameter matrices; optimizer state is plain arrays, save
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -56,10 +57,10 @@ class Optimizer:
     state_names: tuple[str, ...] = ()
     scratch_kinds: tuple[type, ...] = ()  # the scratch arrays (of the vector's size) the update needs: float or bool
 
-    def __init__(self, size: int, learning_rate: float):
+    def __init__(self, size: int, learning_rate: float, dtype="float64"):
         self.learning_rate = learning_rate
         self.steps = 0  # updates applied so far (Adam's bias correction needs it)
-        self.state = {key: np.zeros(size) for key in self.state_names}
+        self.state = {key: np.zeros(size, dtype=dtype) for key in self.state_names}
         self.scratch: list[np.ndarray] = []
 
     def step(self, params: np.ndarray, grad: np.ndarray) -> None:
@@ -102,7 +103,7 @@ class Adam(Optimizer):
         m *= self.beta1
         grad *= 1 - self.beta1
         m += grad
-        step_size = self.learning_rate * np.sqrt(1 - self.beta2**self.steps) / (1 - self.beta1**self.steps)
+        step_size = self.learning_rate * math.sqrt(1 - self.beta2**self.steps) / (1 - self.beta1**self.steps)
         np.sqrt(v, out=denominator)
         denominator += self.eps
         np.multiply(m, step_size, out=grad)
@@ -152,8 +153,8 @@ class Rprop(Optimizer):
     INCREASE, DECREASE = 1.2, 0.5
     MIN_STEP, MAX_STEP = 1e-6, 50.0
 
-    def __init__(self, size: int, learning_rate: float):
-        super().__init__(size, learning_rate)
+    def __init__(self, size: int, learning_rate: float, dtype="float64"):
+        super().__init__(size, learning_rate, dtype)
         self.state["step"][:] = min(max(learning_rate, self.MIN_STEP), self.MAX_STEP)
 
     def _update(self, params, grad):
@@ -180,6 +181,6 @@ class Rprop(Optimizer):
 OPTIMIZERS: dict[str, type[Optimizer]] = {cls.name: cls for cls in (SGD, Adam, Adagrad, Rprop)}
 
 
-def make_optimizer(name: str, size: int, learning_rate: float) -> Optimizer:
-    """A fresh optimizer for `size` parameters; `name` is a key of OPTIMIZERS."""
-    return OPTIMIZERS[name](size, learning_rate)
+def make_optimizer(name: str, size: int, learning_rate: float, dtype="float64") -> Optimizer:
+    """A fresh optimizer for `size` parameters of `dtype`; `name` is a key of OPTIMIZERS."""
+    return OPTIMIZERS[name](size, learning_rate, dtype)

@@ -64,7 +64,7 @@ def generate(params: Params, n: int, rng: np.random.Generator, *, temperature: f
     """
     V, H = params["Why"].shape[1], params["Whh"].shape[0]
     prefix_ids = list(prefix_ids)
-    h = np.zeros((n, H))
+    h = np.zeros((n, H), dtype=params["Whh"].dtype)
     per_row = bias is not None and np.ndim(bias) == 2
     h, logits = step(params, h, np.full(n, BOUNDARY), bias)
     for c in prefix_ids:

@@ -118,7 +118,7 @@ def choose_engine(config: TrainConfig, wanted: str = "auto") -> EngineChoice:
             raise OptionError(OptionName("engine"), " numba needs numba installed: pip install 'namegen[fast]' "
                               "(or leave out ", OptionName("engine"), ")")
         return EngineChoice("numpy", None)
-    why = fast.uncovered(config.batch_size)
+    why = fast.uncovered(config.batch_size, config.dtype)
     if why:
         return EngineChoice("numpy", f"training on the numpy path: the compiled one does not cover this run ({why})")
     problem = fast.load()
@@ -271,7 +271,7 @@ class _Loop:
         else:
             inputs, targets, mask = pad_batch([self.names.ids(i) for i in batch])
             chars, shape = int(mask.sum()), (inputs.shape[1], len(batch), state.model.hidden_size)
-        keep = dropout_factors(state.rng, shape, config.dropout) if config.dropout else None
+        keep = dropout_factors(state.rng, shape, config.dropout, config.dtype) if config.dropout else None
         styles = state.model.style_of[batch] if state.model.styles else None
         loss, _ = loss_and_grads(self.params, inputs, targets, mask, grads=self.grads, keep=keep, styles=styles)
         self.layout.pass_to_factors_(self.grads, self.params)

@@ -357,7 +357,7 @@ def reproduce_command(data: str | None, trial: Trial) -> list[str]:
     config, defaults = trial.state.config, TrainConfig()
     args = ["namegen", "train"] + (["--data", data] if data else [])
     for name in ("hidden_size", "embedding_size", "optimizer", "learning_rate", "batch_size", "dropout", "warmup", "epochs",
-                 "val_fraction", "seed", "case", "clip", "weight_decay"):
+                 "val_fraction", "seed", "case", "clip", "weight_decay", "dtype"):
         value = getattr(config, name)
         if name in ("epochs", "seed") or value != getattr(defaults, name):
             args += ["--" + name.replace("_", "-"), str(value)]

@@ -106,6 +106,7 @@ def run_header(run: Run, engine: str = "numpy") -> str:
         + (f", dropout {config.dropout}" if config.dropout else "")
         + (f", weight decay {config.weight_decay}" if config.weight_decay else "")
         + (f", patience {config.patience}" if config.patience else "")
+        + (f", {config.dtype}" if config.dtype != "float64" else "")
         + f", {ENGINE_NAMES[engine]}"
         + (f"; resuming at epoch {state.epoch + 1}, update {state.step}" if run.resumed else "")
         + f"\ncheckpoints: {shown(run.checkpoint)} (latest)"
@@ -298,7 +299,7 @@ def info(path: Path, state: TrainState) -> View:
         f"({len(state.train_idx)} train, {len(state.val_idx)} validation), fingerprint {model.fingerprint}",
         f"vocabulary  {model.vocab.size} tokens: boundary + {shown(repr(''.join(model.vocab.chars)))}"
         + ("; names shown capitalised" if model.capitalize else ""),
-        f"model       hidden {c.hidden_size}, {model.params.size} parameters",
+        f"model       hidden {c.hidden_size}, {model.params.size} parameters" + (f" ({c.dtype})" if c.dtype != "float64" else ""),
         *([f"styles      {len(model.styles)} of size {model.style_size}: " + ", ".join(
             f"{shown(style)} ({plural(int(np.sum(model.style_of == k)), 'name')})" for k, style in enumerate(model.styles))]
           if model.styles else []),

@@ -155,7 +155,8 @@ def test_every_option_is_covered_by_the_kernel_or_refused():
     kernel = {name for name, how in fast.OPTIONS.items() if how == "kernel"}
     assert kernel == set(PRODUCT) | {"hidden_size", "style_size"}
     refused = [name for name, how in fast.OPTIONS.items() if how.startswith("refused")]
-    assert refused == ["batch_size"] and fast.uncovered(2) and not fast.uncovered(1)
+    assert refused == ["batch_size", "dtype"]
+    assert fast.uncovered(2) and fast.uncovered(1, "float32") and not fast.uncovered(1, "float64")
 
 
 # The product of the options the kernel takes, each off and on (the optimizers with a step each

@@ -97,12 +97,13 @@ def test_tune_needs_validation_names(few_dinos, tmp_path):
         tune(few_dinos, TrainConfig(val_fraction=0), 10, files_in(tmp_path))
 
 
-def test_the_printed_command_trains_the_same_model_again(cli, tmp_path):
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_the_printed_command_trains_the_same_model_again(cli, tmp_path, dtype):
     names = tmp_path / "names.txt"
     names.write_text("\n".join(["Anna", "Bertha", "Carla", "Dora", "Emma", "Frieda", "Greta", "Hanna", "Ida",
                                 "Jutta", "Karla", "Lena", "Marta", "Nora", "Olga", "Paula", "Rosa", "Selma"]))
     seen = []
-    result = tune(read_names(names), TrainConfig(), 600, files_in(tmp_path / "tuned", "names"),
+    result = tune(read_names(names), TrainConfig(dtype=dtype), 600, files_in(tmp_path / "tuned", "names"),
                   stop_after(ROUND_SIZE + 1, seen), engine="numpy", draw=small_draws())
     command = reproduce_command(str(names), result.best)
     assert command[:2] == ["namegen", "train"]
@@ -111,6 +112,7 @@ def test_the_printed_command_trains_the_same_model_again(cli, tmp_path):
     retrained = load_checkpoint(tmp_path / "again" / "names.best.npz")
     kept = load_checkpoint(result.checkpoint)
     np.testing.assert_array_equal(retrained.model.params, kept.model.params)
+    assert retrained.model.params.dtype == dtype
 
 
 def test_the_cli_refuses_a_bad_budget_in_one_line(cli):
