@@ -43,7 +43,7 @@ OPTIONS = {
     "learning_rate": "loop", "lr_schedule": "loop", "warmup": "loop",  # the step size of each name is given
     "epochs": "loop", "patience": "loop", "val_fraction": "loop", "seed": "loop", "case": "loop",
     "eval_train": "loop", "max_steps": "loop", "bucket_by_length": "loop",
-    "batch_size": "refused unless 1", "dtype": "refused unless float64",
+    "batch_size": "kernel", "dtype": "refused per name unless float64",
 }
 OPTIMIZER_KINDS = {"sgd": 0, "adam": 1, "adagrad": 2, "rprop": 3}
 
@@ -54,16 +54,20 @@ def available() -> bool:
 
 
 def uncovered(batch_size: int, dtype: str = "float64") -> str | None:
-    """Why the kernel cannot run these options, or None if it can: the one place it refuses."""
-    if batch_size != 1:
-        return "it trains one name per update"
-    if dtype != "float64":
-        return "it computes in float64"
+    """Why the compiled path cannot run these options, or None if it can: the one place it refuses.
+    One name per update runs in the kernel; batches run numpy's matrix products with the compiled
+    tanh and optimizer step between them (see ELEMENTWISE)."""
+    if batch_size == 1 and dtype != "float64":
+        return "its per-name kernel computes in float64"
     return None
 
 
 FASTMATH = {"reassoc", "contract"}  # vectorised sums and fused multiply-adds; no unsafe shortcuts
+# error_model "numpy": a division by zero gives inf or NaN rather than raising, so the compiler need not
+# test every divisor, which would keep a loop from vectorising (Adam's step: 4x). No divisor here can be 0.
+JIT = dict(nogil=True, fastmath=FASTMATH, error_model="numpy")
 _kernel = None  # the compiled train_names, once load() has built it
+_compiled: set[str] = set()  # the helpers load() has compiled
 _problem: str | None = None  # what load() ran into, said once per process
 
 # The one signature compiled: the arguments as train_on passes them.
@@ -86,37 +90,50 @@ def kernel():
     return _kernel
 
 
-def load() -> str | None:
-    """Compile train_names (or load it from numba's cache); None if that went as it should, else
+def load(kernel: bool = True) -> str | None:
+    """Compile the elementwise helpers and, with `kernel`, train_names (or load them from numba's
+    cache; the helpers alone take a fraction of the time); None if that went as it should, else
     what went wrong, in words. An unusable cache (no writable place for it, a truncated or empty
     file, a directory where a file goes: numba raises on each) costs a compile without the cache,
-    never the run; if even that fails, kernel() is unavailable and the run trains on numpy."""
+    never the run; if even that fails, nothing compiled is used and the run trains on numpy."""
     global _kernel, _problem
-    if _kernel is not None or _problem is not None:
+    wanted = HELPERS if kernel else ELEMENTWISE
+    if _problem is not None or (set(wanted) <= _compiled and (_kernel is not None or not kernel)):
         return _problem
     import numba
 
     def compiled(cache: bool):
-        for name in HELPERS:  # compiled first, so that the kernel's calls find compiled functions
-            globals()[name] = numba.njit(cache=cache, nogil=True, fastmath=FASTMATH)(PYTHON[name])
-        return numba.njit(SIGNATURE, cache=cache, nogil=True, fastmath=FASTMATH)(train_names)
+        for name in wanted:  # compiled first, so that the kernel's calls find compiled functions
+            if name not in _compiled:  # with signatures: now, where a failure can be caught
+                signatures = [SIGNATURES[name]] if name in SIGNATURES else []
+                globals()[name] = numba.njit(*signatures, cache=cache, **JIT)(PYTHON[name])
+                _compiled.add(name)
+        return numba.njit(SIGNATURE, cache=cache, **JIT)(train_names) if kernel else None
 
     try:
-        _kernel = compiled(cache=True)
+        built = compiled(cache=True)
     except Exception as e:  # numba raises RuntimeError, UnpicklingError, EOFError, OSError ... for a bad cache
         cause = f"{type(e).__name__}: {str(e)[:120]}"
+        # What compiled before the failure stays; the rest, and the helpers that compile only when the
+        # kernel calls them (their cache files may be the bad ones), compile again without the cache.
+        _compiled.intersection_update(SIGNATURES)
         try:
-            _kernel = compiled(cache=False)
+            built = compiled(cache=False)
             _problem = f"numba's cache is unusable ({cause}); compiled without it, which every run pays for again"
         except Exception as again:
+            globals().update(PYTHON)  # nothing half compiled is called
+            _compiled.clear()
+            built = None
             _problem = f"numba could not compile the kernel ({type(again).__name__}: {str(again)[:120]}); trained on numpy"
+    if kernel:
+        _kernel = built
     threads.rescan()  # numba loads SciPy, when it is installed, and with it another BLAS to limit
     return _problem
 
 
-def usable() -> bool:
-    """Whether the compiled kernel is there to train with (after load())."""
-    return _kernel is not None
+def usable(kernel: bool = True) -> bool:
+    """Whether the compiled kernel (kernel False: the elementwise helpers) is there to use, after load()."""
+    return _kernel is not None if kernel else set(ELEMENTWISE) <= _compiled
 
 
 def layout_arrays(layout: Layout) -> tuple[np.ndarray, np.ndarray]:
@@ -129,6 +146,13 @@ def layout_arrays(layout: Layout) -> tuple[np.ndarray, np.ndarray]:
                           layout[block.of[0]].shape[1], block.shape[1]] for block in layout.products],
                         dtype=np.int64).reshape(-1, 6)
     return shape, products
+
+
+def hyper_of(optimizer: Optimizer, clip: float = 0.0, clip_norm: float = 0.0, weight_decay: float = 0.0) -> np.ndarray:
+    """The figures the update uses, as the kernel reads them (see CLIP ... MAX_STEP)."""
+    return np.array([clip, clip_norm, weight_decay, getattr(optimizer, "beta1", 0.0), getattr(optimizer, "beta2", 0.0),
+                     getattr(optimizer, "eps", 0.0), Rprop.INCREASE, Rprop.DECREASE, Rprop.MIN_STEP, Rprop.MAX_STEP],
+                    dtype=np.float64)
 
 
 def train_on(names: np.ndarray, weights: np.ndarray, layout: Layout, seq: np.ndarray, bounds: np.ndarray,
@@ -149,9 +173,7 @@ def train_on(names: np.ndarray, weights: np.ndarray, layout: Layout, seq: np.nda
     n = len(names)
     losses, norms, clipped = np.zeros(n), np.zeros(n), np.zeros(n, dtype=np.int64)
     state = [optimizer.state[key] for key in optimizer.state_names] + [np.zeros(0)] * 2
-    hyper = np.array([clip, clip_norm, weight_decay, getattr(optimizer, "beta1", 0.0), getattr(optimizer, "beta2", 0.0),
-                      getattr(optimizer, "eps", 0.0), Rprop.INCREASE, Rprop.DECREASE, Rprop.MIN_STEP, Rprop.MAX_STEP],
-                     dtype=np.float64)
+    hyper = hyper_of(optimizer, clip, clip_norm, weight_decay)
     shape, products = layout_arrays(layout)
     done = kernel()(np.ascontiguousarray(names, dtype=np.int64), weights, shape, products, layout.decayed,
                     np.zeros(0, dtype=np.int64) if style_of is None else np.ascontiguousarray(style_of, dtype=np.int64),
@@ -417,5 +439,111 @@ def _step(W, grad, decayed, lr, hyper, kind, first, second, steps):
             second[p] = g
 
 
-HELPERS = ("_build_row", "_read_rows", "_views", "_forward", "_backward", "_to_factors", "_clip", "_step")
+# ------------------------------------------------------------------ elementwise: batches and sampling
+#
+# Between BLAS's matrix products, a batch update of the numpy path makes elementwise passes: tanh at
+# every step, the optimizer's step over the whole trained vector. numpy computes a float64 tanh with the
+# C library's scalar function where the machine has no AVX-512 (20 ns an entry here: as long as the step's
+# matrix product at hidden 256), and Adam in twelve passes over the vector. The loops below do each in
+# one vectorised pass; with numba, the batch path and large samplings use them (training._Loop,
+# sampling.generate). float32 keeps numpy's tanh, which is vectorised already.
+
+LN2_HI, LN2_LO = 6.93147180369123816490e-01, 1.90821492927058770002e-10  # ln 2 in two parts: k ln 2 is exact
+INV_LN2 = 1.44269504088896338700e+00
+
+
+def _tanh(x, out):
+    """out = tanh(x), entry by entry (contiguous, not overlapping), within 3 ulp of the C library's
+    (tests/test_fast.py): -e / (e + 2) with e = expm1(-2|x|) and x's sign, as the kernel; expm1 by its
+    Taylor series to r^14 after taking out k ln 2 (|r| <= ln 2 / 2), 2^k made from its bits, so
+    that the loop has no call and vectorises. |x| beyond 20 counts as 20 (tanh is 1 to the last bit
+    from 19.1 on); NaN stays NaN."""
+    bits = out.view(np.int64)
+    for i in range(x.size):
+        v = x[i]
+        y = -2.0 * abs(v)
+        if y < -40.0:
+            y = -40.0
+        k = math.floor(y * INV_LN2 + 0.5)
+        r = (y - k * LN2_HI) - k * LN2_LO
+        p = 1.0 / 87178291200.0
+        p = p * r + 1.0 / 6227020800.0
+        p = p * r + 1.0 / 479001600.0
+        p = p * r + 1.0 / 39916800.0
+        p = p * r + 1.0 / 3628800.0
+        p = p * r + 1.0 / 362880.0
+        p = p * r + 1.0 / 40320.0
+        p = p * r + 1.0 / 5040.0
+        p = p * r + 1.0 / 720.0
+        p = p * r + 1.0 / 120.0
+        p = p * r + 1.0 / 24.0
+        p = p * r + 1.0 / 6.0
+        p = p * r + 0.5
+        expm1_r = r + r * r * p
+        bits[i] = (np.int64(k) + 1023) << 52  # 2^k, k in [-58, 0]
+        two_k = out[i]
+        e = two_k * expm1_r + (two_k - 1.0)  # expm1(y) = 2^k expm1(r) + (2^k - 1)
+        out[i] = math.copysign(-e / (e + 2.0), v)
+
+
+def _input_tanh(a, table, ids, bias, out):
+    """out[r] = tanh(a[r] + table[ids[r]] + bias[r]) (bias of one row: that row for all): a sampling
+    step's hidden state from h Whh, each name's letter's row of Wxh and bh (plus its style's term)."""
+    total = np.empty(a.shape[1])
+    shared = bias.shape[0] == 1
+    for r in range(a.shape[0]):
+        row, b = table[ids[r]], bias[0] if shared else bias[r]
+        for j in range(a.shape[1]):
+            total[j] = (a[r, j] + row[j]) + b[j]
+        _tanh(total, out[r])
+
+
+def tanh(x: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """out = tanh(x), compiled for float64 (see _tanh; load(kernel=False) first); out may be any view
+    of x's shape, a strided one included."""
+    if x.dtype != np.float64:
+        return np.tanh(x, out=out)
+    x = np.ascontiguousarray(x)
+    if out.flags.c_contiguous and not np.may_share_memory(x, out):
+        _tanh(x.reshape(-1), out.reshape(-1))
+    else:
+        result = np.empty_like(x)
+        _tanh(x.reshape(-1), result.reshape(-1))
+        np.copyto(out, result)
+    return out
+
+
+def input_tanh(a: np.ndarray, table: np.ndarray, ids: np.ndarray, bias: np.ndarray) -> np.ndarray:
+    """tanh(a + table[ids] + bias) in one pass (see _input_tanh); bias (H,) or (len(ids), H)."""
+    out = np.empty_like(a)
+    _input_tanh(a, table, np.ascontiguousarray(ids, dtype=np.int64), np.atleast_2d(bias), out)
+    return out
+
+
+def step(params, h: np.ndarray, ids: np.ndarray, bias=None) -> tuple[np.ndarray, np.ndarray]:
+    """model.step with the letters' rows, the biases and tanh in one compiled pass (float64): the
+    same pre-activations to the bit, tanh to 3 ulp. For sampling many names."""
+    bh = params["bh"] if bias is None else params["bh"] + bias
+    h = input_tanh(h @ params["Whh"], params["Wxh"], ids, bh)
+    return h, h @ params["Why"] + params["by"]
+
+
+def optimizer_step(weights: np.ndarray, grad: np.ndarray, optimizer: Optimizer, decayed: np.ndarray,
+                   weight_decay: float) -> None:
+    """optim.decay_ and then optimizer.step in one compiled pass over the vector (see _step): the
+    numpy update's last two calls. grad is left as it was."""
+    optimizer.steps += 1
+    state = [optimizer.state[key] for key in optimizer.state_names] + [np.zeros(0, dtype=weights.dtype)] * 2
+    _step(weights, grad, decayed, float(optimizer.learning_rate), hyper_of(optimizer, weight_decay=weight_decay),
+          OPTIMIZER_KINDS[optimizer.name], state[0], state[1], optimizer.steps)
+
+
+ELEMENTWISE = ("_tanh", "_input_tanh", "_step")  # what the batch path and sampling use (load(kernel=False))
+HELPERS = ELEMENTWISE + ("_build_row", "_read_rows", "_views", "_forward", "_backward", "_to_factors", "_clip")
 PYTHON = {name: globals()[name] for name in HELPERS}  # the helpers as written, before load() compiles them
+_STEP = "void({0}[::1], {0}[::1], int64[:, ::1], float64, float64[::1], int64, {0}[::1], {0}[::1], int64)"
+SIGNATURES = {  # compiled when loaded (the rest when the kernel first calls them)
+    "_tanh": ["void(float64[::1], float64[::1])"],
+    "_input_tanh": ["void(float64[:, ::1], float64[:, ::1], int64[::1], float64[:, ::1], float64[:, ::1])"],
+    "_step": [_STEP.format("float64"), _STEP.format("float32")],
+}

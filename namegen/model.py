@@ -289,7 +289,7 @@ def stacked_weights(params: Params) -> tuple[np.ndarray, np.ndarray]:
     return W_in, W_out
 
 
-def forward(params: Params, inputs, targets, mask=None, keep=None, styles=None) -> tuple[np.ndarray, Cache]:
+def forward(params: Params, inputs, targets, mask=None, keep=None, styles=None, tanh=np.tanh) -> tuple[np.ndarray, Cache]:
     """Loss of each name and a cache for `backward`.
 
     inputs, targets: (N, T) ids, or (T,) for one name; mask: (N, T) bool or None (all real steps).
@@ -297,6 +297,7 @@ def forward(params: Params, inputs, targets, mask=None, keep=None, styles=None) 
     for none (evaluation and sampling never drop).
     styles: (N,) the style of each name, or an int for one name, for a model with styles (its
     params hold B); None for one without.
+    tanh(x, out): np.tanh, or fast.tanh (the same to 3 ulp, vectorised for float64) on the compiled path.
     Returns nll (N,), the summed negative log-likelihood of each name in nats, and the cache.
     """
     inputs, targets = _as_batch(inputs), _as_batch(targets)
@@ -312,10 +313,10 @@ def forward(params: Params, inputs, targets, mask=None, keep=None, styles=None) 
     if K > H + 1 + V:  # the style's row of W_in, B[style] = s Wsh, joins every step of the name
         u[:, np.arange(N), H + 1 + V + np.broadcast_to(np.asarray(styles), (N,))] = 1.0
     # h_{-1} = u[0, :, :H] = 0: every name starts from a zero state, nothing carries over.
-    dot, tanh = np.dot, np.tanh
+    dot = np.dot
     steps = u[:, 0] if N == 1 else u  # one name: 1-D rows make each call a little cheaper
     for u_t, h_t in zip(steps[:-1], steps[1:, ..., :H]):  # the recurrence is the only loop
-        tanh(dot(u_t, W_in), out=h_t)
+        tanh(dot(u_t, W_in), h_t)
     # Every step's output at once, a stable softmax over the vocabulary axis.
     out_rows = u[1:, :, : H + 1].reshape(T * N, H + 1)  # rows [h_t, 1]
     if keep is not None:
@@ -421,12 +422,12 @@ def backward(params: Params, cache: Cache, truncate: int | None = None, grads: P
 
 
 def loss_and_grads(params: Params, inputs, targets, mask=None, truncate: int | None = None,
-                   grads: Params | None = None, keep=None, styles=None) -> tuple[float, Params]:
+                   grads: Params | None = None, keep=None, styles=None, tanh=np.tanh) -> tuple[float, Params]:
     """Mean per-name loss (nats, summed over each name's steps) and its gradients.
 
     For one name (inputs and targets of shape (T,)) this is the name's total cross-entropy.
-    keep, styles: as for forward. With styles, the gradient of B is what the style vectors and
+    keep, styles, tanh: as for forward. With styles, the gradient of B is what the style vectors and
     Wsh get through B = S Wsh (see factor_grads_); S and Wsh themselves are not written.
     """
-    nll, cache = forward(params, inputs, targets, mask, keep, styles)
+    nll, cache = forward(params, inputs, targets, mask, keep, styles, tanh)
     return float(np.add.reduce(nll)) / len(nll), backward(params, cache, truncate, grads)

@@ -1,6 +1,7 @@
 """Train a model: start or resume a run, then one name (or one padded batch) per update, with
-checkpoints after every epoch. One name per update runs compiled when numba is installed (see
-fast.py), the numpy path otherwise; both give the same model to round-off.
+checkpoints after every epoch. With numba installed, one name per update runs in a compiled kernel
+and a batch update between numpy's matrix products runs a compiled tanh and optimizer step (see
+fast.py); the numpy path otherwise. Both give the same model to round-off.
 
 It never prints: progress goes to callbacks, and a stop request is honoured between updates, so
 an interrupted run is saved in a state that resumes exactly.
@@ -89,9 +90,10 @@ ENGINES = ("auto", "numpy", "numba")
 class Speed:
     """How a run computes, never what: neither option changes the model beyond round-off."""
 
-    engine: str = option("auto", "'numba' trains one name per update compiled (pip install 'namegen[fast]'), "
-                                 "'numpy' on the reference path; 'auto' takes numba when it is installed and "
-                                 "covers the run", choices=ENGINES)
+    engine: str = option("auto", "'numba' trains compiled (pip install 'namegen[fast]'): one name per update "
+                                 "in one kernel, batches with a compiled tanh and optimizer step; 'numpy' on the "
+                                 "reference path; 'auto' takes numba when it is installed and covers the run",
+                         choices=ENGINES)
     threads: int = option(1, "Threads for numpy's matrix products; more pays only for large models "
                              "(hidden several hundred) on an otherwise idle machine", at_least=1)
 
@@ -121,8 +123,9 @@ def choose_engine(config: TrainConfig, wanted: str = "auto") -> EngineChoice:
     why = fast.uncovered(config.batch_size, config.dtype)
     if why:
         return EngineChoice("numpy", f"training on the numpy path: the compiled one does not cover this run ({why})")
-    problem = fast.load()
-    return EngineChoice("numba" if fast.usable() else "numpy", problem, problem)
+    per_name = config.batch_size == 1  # the kernel; batches use the elementwise helpers between numpy's products
+    problem = fast.load(kernel=per_name)
+    return EngineChoice("numba" if fast.usable(kernel=per_name) else "numpy", problem, problem)
 
 
 # ---------------------------------------------------------------------------------- the loop
@@ -229,7 +232,9 @@ class _Loop:
 
     def __init__(self, state: TrainState, checkpoint: Path | None, callbacks: Callbacks, compiled: bool):
         self.state, self.checkpoint, self.callbacks = state, checkpoint, callbacks
-        self.advance = self.update_compiled if compiled else self.update
+        per_name = state.config.batch_size == 1
+        self.advance = self.update_compiled if compiled and per_name else self.update
+        self.compiled = compiled  # for batches: numpy's products, the compiled tanh and optimizer step
         self.names = state.model.encoded
         self.layout = state.layout  # what the optimizer moves: the whole trained vector, one call for each step
         self.params = self.layout.views(state.weights)
@@ -273,15 +278,19 @@ class _Loop:
             chars, shape = int(mask.sum()), (inputs.shape[1], len(batch), state.model.hidden_size)
         keep = dropout_factors(state.rng, shape, config.dropout, config.dtype) if config.dropout else None
         styles = state.model.style_of[batch] if state.model.styles else None
-        loss, _ = loss_and_grads(self.params, inputs, targets, mask, grads=self.grads, keep=keep, styles=styles)
+        loss, _ = loss_and_grads(self.params, inputs, targets, mask, grads=self.grads, keep=keep, styles=styles,
+                                 tanh=fast.tanh if self.compiled else np.tanh)
         self.layout.pass_to_factors_(self.grads, self.params)
         clipping = clip_(self.grad, config.clip, config.clip_norm, self.outside)
         if not (math.isfinite(loss) and math.isfinite(clipping.norm)):
             raise self.diverged(f"the loss became {loss}")
         state.optimizer.learning_rate = learning_rate_at(config, state.epoch, state.position, len(state.order))
-        if config.weight_decay:
-            decay_(state.weights, self.layout.decayed, state.optimizer.learning_rate * config.weight_decay)
-        state.optimizer.step(state.weights, self.grad)
+        if self.compiled:
+            fast.optimizer_step(state.weights, self.grad, state.optimizer, self.layout.decayed, config.weight_decay)
+        else:
+            if config.weight_decay:
+                decay_(state.weights, self.layout.decayed, state.optimizer.learning_rate * config.weight_decay)
+            state.optimizer.step(state.weights, self.grad)
         self.layout.rebuild_(self.params)
         state.position += len(batch)
         state.step += 1

@@ -107,7 +107,7 @@ def run_header(run: Run, engine: str = "numpy") -> str:
         + (f", weight decay {config.weight_decay}" if config.weight_decay else "")
         + (f", patience {config.patience}" if config.patience else "")
         + (f", {config.dtype}" if config.dtype != "float64" else "")
-        + f", {ENGINE_NAMES[engine]}"
+        + f", {ENGINE_NAMES[engine] if config.batch_size == 1 or engine == 'numpy' else 'numpy with compiled steps (numba)'}"
         + (f"; resuming at epoch {state.epoch + 1}, update {state.step}" if run.resumed else "")
         + f"\ncheckpoints: {shown(run.checkpoint)} (latest)"
         + (f", {shown(run.best_checkpoint)} (best)" if len(state.val_idx) else " (no best: no validation names)")

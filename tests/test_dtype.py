@@ -59,7 +59,7 @@ def test_a_float32_checkpoint_loads_resumes_and_samples_as_float32(styled, tmp_p
         formats.update({h.dtype, *(p.dtype for p in params.values()), np.asarray(bias).dtype})
         return step(params, h, ids, bias)
 
-    monkeypatch.setattr("namegen.sampling.step", recording_step)
+    monkeypatch.setattr("namegen.sampling.model_step", recording_step)
     assert len(sample(model, SampleConfig(count=20, seed=1))) == 20
     assert formats == {np.dtype(np.float32)}
 

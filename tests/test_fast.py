@@ -138,11 +138,12 @@ def test_numpy_is_taken_when_asked_or_when_numba_is_missing(monkeypatch):
 
 @needs_numba
 @pytest.mark.parametrize("wanted", ["auto", "numba"])
-def test_batches_fall_back_to_numpy_with_a_note_and_every_per_name_run_is_compiled(wanted):
+def test_float32_per_name_falls_back_to_numpy_with_a_note_and_every_other_run_is_compiled(wanted):
     assert choose_engine(TrainConfig(), wanted) == ("numba", None, None)
-    engine, note, _ = choose_engine(TrainConfig(batch_size=32), wanted)
-    assert engine == "numpy" and "one name per update" in note
-    for options in ({"embedding_size": 8}, {"optimizer": "rprop"}, {"dropout": 0.3, "weight_decay": 0.1}):
+    engine, note, _ = choose_engine(TrainConfig(dtype="float32"), wanted)
+    assert engine == "numpy" and "float64" in note
+    for options in ({"embedding_size": 8}, {"optimizer": "rprop"}, {"dropout": 0.3, "weight_decay": 0.1},
+                    {"batch_size": 32}, {"batch_size": 0, "dtype": "float32"}):
         assert choose_engine(TrainConfig(**options), wanted).engine == "numba"
 
 
@@ -153,10 +154,10 @@ def test_every_option_is_covered_by_the_kernel_or_refused():
 
     assert set(fast.OPTIONS) == {f.name for f in fields(TrainConfig)}
     kernel = {name for name, how in fast.OPTIONS.items() if how == "kernel"}
-    assert kernel == set(PRODUCT) | {"hidden_size", "style_size"}
+    assert kernel == set(PRODUCT) | {"hidden_size", "style_size", "batch_size"}  # batches: BATCHES below
     refused = [name for name, how in fast.OPTIONS.items() if how.startswith("refused")]
-    assert refused == ["batch_size", "dtype"]
-    assert fast.uncovered(2) and fast.uncovered(1, "float32") and not fast.uncovered(1, "float64")
+    assert refused == ["dtype"]
+    assert fast.uncovered(1, "float32") and not fast.uncovered(1) and not fast.uncovered(4, "float32")
 
 
 # The product of the options the kernel takes, each off and on (the optimizers with a step each
@@ -194,13 +195,78 @@ def test_every_combination_of_options_trains_the_same_on_both_paths(styled, opti
     assert a.rng.bit_generator.state == b.rng.bit_generator.state  # the same dropout draws were made
 
 
+# Batches run numpy's products with the compiled tanh and optimizer step: the options that reach those
+# (clipping is the same numpy code on both paths), each off and on, in batches of 4; the whole set as
+# one batch (what Rprop is for) with everything on.
+BATCHES = {"optimizer": PRODUCT["optimizer"], "embedding_size": [0, 3], "dropout": [0.0, 0.3],
+           "weight_decay": [0.0, 0.1], "batch_size": [4]}
+
+
+@needs_numba
+@pytest.mark.parametrize("styled", STYLED, ids=["one list", "two styles"])
+@pytest.mark.parametrize("optimizer, learning_rate", BATCHES["optimizer"])
+@pytest.mark.parametrize("embedding_size", BATCHES["embedding_size"])
+@pytest.mark.parametrize("dropout", BATCHES["dropout"])
+@pytest.mark.parametrize("weight_decay", BATCHES["weight_decay"])
+@pytest.mark.parametrize("batch_size", BATCHES["batch_size"])
+def test_every_combination_of_options_trains_the_same_in_batches(styled, optimizer, learning_rate, embedding_size,
+                                                                 dropout, weight_decay, batch_size):
+    config = TrainConfig(hidden_size=6, style_size=2, epochs=1, optimizer=optimizer, learning_rate=learning_rate,
+                         embedding_size=embedding_size, dropout=dropout, weight_decay=weight_decay,
+                         batch_size=batch_size, clip=0.5)
+    a, b = trained_both_ways(config, tiny_lists(styled))
+    assert_same_run(a, b)
+    np.testing.assert_allclose(b.weights, a.weights, rtol=0, atol=1e-10)
+
+
+@needs_numba
+@pytest.mark.parametrize("optimizer, learning_rate", PRODUCT["optimizer"])
+def test_one_batch_of_every_name_trains_the_same_with_every_option_on(optimizer, learning_rate):
+    config = TrainConfig(hidden_size=6, style_size=2, epochs=5, optimizer=optimizer, learning_rate=learning_rate,
+                         embedding_size=3, dropout=0.3, weight_decay=0.1, batch_size=0, clip=0.5)
+    a, b = trained_both_ways(config, tiny_lists(True))
+    assert_same_run(a, b)
+    np.testing.assert_allclose(b.weights, a.weights, rtol=0, atol=1e-10)
+
+
+@needs_numba
+@pytest.mark.parametrize("optimizer, learning_rate", PRODUCT["optimizer"])
+def test_float32_batches_train_the_same_compiled_to_float32_round_off(few_dinos, optimizer, learning_rate):
+    config = TrainConfig(hidden_size=16, epochs=1, optimizer=optimizer, learning_rate=learning_rate, batch_size=8,
+                         embedding_size=4, dropout=0.2, dtype="float32")
+    a, b = trained_both_ways(config, few_dinos)
+    assert b.weights.dtype == np.float32 and {v.dtype for v in b.optimizer.state.values()} <= {np.dtype(np.float32)}
+    np.testing.assert_allclose(b.weights, a.weights, rtol=0, atol=1e-4)
+    assert b.history[0].val_loss == pytest.approx(a.history[0].val_loss, abs=1e-4)
+
+
 @needs_numba
 def test_the_cli_says_in_one_line_when_it_falls_back(cli, names_file, tmp_path):
     ran = cli("train", "--data", names_file(["Ab", "Abc", "Bca", "Cab"]), "--epochs", 1, "--hidden-size", 4,
-              "--batch-size", 2, "--engine", "numba", "--out-dir", tmp_path)
+              "--dtype", "float32", "--engine", "numba", "--out-dir", tmp_path)
     assert ran.code == 0
     assert [line for line in ran.stderr.splitlines() if "numpy path" in line] == [
-        "note: training on the numpy path: the compiled one does not cover this run (it trains one name per update)"]
+        "note: training on the numpy path: the compiled one does not cover this run (its per-name kernel computes "
+        "in float64)"]
+
+
+TANH_POINTS = np.concatenate([np.random.default_rng(0).normal(scale=3, size=20_000), np.linspace(-25, 25, 20_001),
+                              np.geomspace(1e-300, 30, 3000), -np.geomspace(1e-300, 30, 3000),
+                              [0.0, 5e-324, 1e300, np.finfo(float).max, np.inf]])
+
+
+@needs_numba
+def test_the_compiled_tanh_is_within_3_ulp_of_the_c_librarys_and_keeps_signs_infinities_and_nan():
+    fast.load(kernel=False)
+    x = np.concatenate([TANH_POINTS, -TANH_POINTS])
+    ours, reference = fast.tanh(x, np.empty_like(x)), np.tanh(x)
+    assert np.max(np.abs(ours - reference) / np.spacing(np.abs(reference))) <= 3
+    assert np.array_equal(np.signbit(ours), np.signbit(x))  # -0.0 stays -0.0
+    assert np.isnan(fast.tanh(np.array([np.nan, -np.nan]), np.empty(2))).all()
+    strided = np.zeros((4, 9))  # out a strided view, as forward's hidden states are
+    fast.tanh(x[:32].reshape(4, 8), strided[:, :8])
+    np.testing.assert_array_equal(strided[:, :8], fast.tanh(x[:32].reshape(4, 8), np.empty((4, 8))))
+    assert not strided[:, 8].any()
 
 
 def blas_threads_now() -> list[int]:
@@ -360,6 +426,7 @@ def fresh_kernel(monkeypatch):
         monkeypatch.setattr(numba, "njit", recording)
         for name in ("_kernel", "_problem", *fast.HELPERS):  # as before the test, afterwards
             monkeypatch.setattr(fast, name, None if name in ("_kernel", "_problem") else getattr(fast, name))
+        monkeypatch.setattr(fast, "_compiled", set())
         return calls
 
     return use
@@ -385,6 +452,25 @@ def test_every_unusable_cache_compiles_without_it_and_says_so(fresh_kernel, fail
     assert fast.kernel() == "compiled without a cache"
     assert type(failure).__name__ in problem and "compiled without it" in problem
     assert choose_engine(TrainConfig(), "auto") == ("numba", problem, problem)
+
+
+@needs_numba
+def test_a_bad_cache_file_of_the_kernel_alone_recompiles_the_kernel_and_the_helpers_it_compiles(fresh_kernel):
+    """The helpers compiled with signatures loaded from the cache before the kernel's file failed: they
+    stay. Those compiled when the kernel calls them may have been the bad files: they compile again."""
+    def njit(cache):
+        def build(function):
+            if cache and function is fast.train_names:
+                raise EOFError("Ran out of input")
+            return f"{function.__name__} {'cached' if cache else 'compiled'}"
+        return build
+
+    calls = fresh_kernel(njit)
+    assert "EOFError" in fast.load()
+    lazy = [name for name in fast.HELPERS if name not in fast.SIGNATURES]
+    assert calls == [True] * (len(fast.HELPERS) + 1) + [False] * (len(lazy) + 1)
+    assert fast.kernel() == "train_names compiled" and fast._tanh == "_tanh cached"
+    assert all(getattr(fast, name) == f"{name} compiled" for name in lazy)
 
 
 @needs_numba
