@@ -8,14 +8,17 @@ Every training figure is characters (time steps, end-of-name included) per secon
   2-epoch run (--val-fraction 0, checkpoints, previews and start-up included, so the difference
   is 10 epochs with everything an epoch costs), on a quiet machine and with one other CPU-bound
   process running (--busy runs both);
-- the default `namegen train` (25 epochs) end to end, with the compiled path's first-run cost.
-PyTorch is measured only if it happens to be installed; it is not a dependency.
+- the default `namegen train` (25 epochs) end to end, with the compiled path's first-run cost;
+- the compiled per-name path against numpy for each feature (dropout, an embedding, several lists).
+With --torch (PyTorch installed; it is never a dependency): namegen side by side with the same
+training written for PyTorch (benchmarks/torch_rnn.py): see SIDE_BY_SIDE.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import platform
 import subprocess
@@ -210,6 +213,216 @@ def bench_epoch_overhead(engine: str) -> float:
     return 1 - marks["updates"] / total
 
 
+# ------------------------------------------------------------------- compiled per feature
+
+FEATURES = {  # name -> TrainConfig fields of a per-name run (hidden 50, SGD), and the lists it learns
+    "per-name": ({}, ["dinos"]),
+    "--dropout 0.3": ({"dropout": 0.3}, ["dinos"]),
+    "--embedding-size 16": ({"embedding_size": 16}, ["dinos"]),
+    "--data dinos firstnames": ({}, ["dinos", "firstnames"]),
+    "all three, Adam, decay": ({"dropout": 0.3, "embedding_size": 16, "optimizer": "adam", "learning_rate": 0.003,
+                                "weight_decay": 0.01}, ["dinos", "firstnames"]),
+}
+
+
+def bench_features(repeats: int) -> dict[str, dict[str, float]]:
+    """chars/s of one epoch of each FEATURES run, on numpy and compiled, interleaved, best of `repeats`."""
+    from namegen.data import read_name_lists
+    from namegen.training import choose_engine
+
+    runs = {}
+    for name, (fields, lists) in FEATURES.items():
+        data = read_name_lists([bundled_path("data", f"{stem}.txt") for stem in lists])
+        config = TrainConfig(hidden_size=HIDDEN, epochs=1, **fields)
+        chosen = choose_engine(config, "auto").engine
+        figures = {"numpy": [], chosen: []}
+        for _ in range(repeats):
+            for engine in figures:
+                state = new_state(config, data)
+                marks = {}
+                callbacks = Callbacks(on_epoch_start=lambda s, n: marks.setdefault("start", time.perf_counter()),
+                                      on_step=lambda done, loss: marks.__setitem__("end", time.perf_counter()))
+                train(state, None, callbacks, engine)
+                figures[engine].append(train_chars(state) / (marks["end"] - marks["start"]))
+        runs[name] = {engine: max(values) for engine, values in figures.items()}
+    return runs
+
+
+# ------------------------------------------------------------------- side by side with PyTorch
+#
+# Each recipe runs three ways, one after the other in each repeat (interleaved), every process pinned
+# to one core: namegen in float64 (the default) and in float32, and benchmarks/torch_rnn.py in float32
+# (what a PyTorch user trains in). Two figures each, best of the repeats: the seconds inside the
+# training loop (updates only: namegen's from its callbacks, PyTorch's around its loop), and the wall
+# time of the whole command as a user runs it (start-up, data, validation and a checkpoint every epoch).
+
+BEST = {"hidden_size": 256, "embedding_size": 256, "dropout": 0.5, "optimizer": "adam", "learning_rate": 0.003,
+        "batch_size": 16, "warmup": 0.05}
+SIDE_BY_SIDE = {  # name -> (data: None for dinos, "names" for --names; TrainConfig fields)
+    "default recipe (dinos, 25 epochs, per name)": (None, {}),
+    "best recipe (dinos, 27 epochs)": (None, BEST | {"epochs": 27}),
+    "best recipe, 1 epoch of names.txt": ("names", BEST | {"epochs": 1}),
+}
+SAMPLED = 100_000
+BENCH = Path(__file__).resolve()
+
+
+def cli_options(fields: dict) -> list[str]:
+    """`--hidden-size 256 ...`: TrainConfig fields as the options of both commands."""
+    return [text for key, value in fields.items() for text in (f"--{key.replace('_', '-')}", str(value))]
+
+
+def pinned(cpu: int):
+    return lambda: os.sched_setaffinity(0, {cpu})
+
+
+def timed_json(command: list[str], cpu: int) -> tuple[dict, float]:
+    """The JSON line a command prints last, and its wall time, the process pinned to `cpu`."""
+    start = time.perf_counter()
+    done = subprocess.run(command, capture_output=True, text=True, preexec_fn=pinned(cpu))
+    wall = time.perf_counter() - start
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(command)} failed:\n{done.stderr[-2000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1]), wall
+
+
+def namegen_train(data: str | None, fields: dict, dtype: str, cpu: int) -> tuple[float, float, float]:
+    """(seconds in the loop, wall seconds of `namegen train`, best validation loss); the loop in a
+    process of its own (in_loop below), the wall time of the command a user types."""
+    options = cli_options(fields | {"dtype": dtype}) + (["--data", data] if data else [])
+    loop, _ = timed_json([sys.executable, str(BENCH), "in-loop", *options], cpu)
+    with tempfile.TemporaryDirectory() as out:
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "namegen", "train", *options, "--out-dir", out], check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=pinned(cpu))
+        wall = time.perf_counter() - start
+    return loop["loop_seconds"], wall, loop["best_val"]
+
+
+def torch_train(data: str | None, fields: dict, cpu: int) -> tuple[float, float, float]:
+    options = cli_options(fields) + (["--data", data] if data else [])
+    result, wall = timed_json([sys.executable, str(BENCH.parent / "torch_rnn.py"), "train", *options,
+                               "--dtype", "float32"], cpu)
+    return result["loop_seconds"], wall, result["best_val"]
+
+
+def namegen_sample(checkpoint: Path, cpu: int) -> tuple[float, float]:
+    loop, _ = timed_json([sys.executable, str(BENCH), "in-loop-sample", str(checkpoint)], cpu)
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "namegen", "sample", "-c", str(checkpoint), "-n", str(SAMPLED),
+                    "--seed", "0"], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                   preexec_fn=pinned(cpu))
+    return loop["loop_seconds"], time.perf_counter() - start
+
+
+def torch_sample(checkpoint: Path, cpu: int) -> tuple[float, float]:
+    result, wall = timed_json([sys.executable, str(BENCH.parent / "torch_rnn.py"), "sample", "--checkpoint",
+                               str(checkpoint), "--count", str(SAMPLED), "--dtype", "float32"], cpu)
+    return result["loop_seconds"], wall
+
+
+def in_loop(argv: list[str]) -> None:
+    """`bench.py in-loop --hidden-size 256 ...`: train as `namegen train` would (no checkpoint files)
+    and print the seconds spent in updates (each epoch from its start to its last update) and the
+    best validation loss, as one JSON line."""
+    from namegen.data import read_name_lists
+
+    fields = {}
+    for key, value in zip(argv[::2], argv[1::2]):
+        if key != "--data":
+            name = key[2:].replace("-", "_")
+            kind = type(getattr(TrainConfig(), name))
+            fields[name] = kind(value) if kind is not bool else value == "True"
+    data = [value for key, value in zip(argv[::2], argv[1::2]) if key == "--data"]
+    state = new_state(TrainConfig(**fields), read_name_lists(data or None))
+    spent, marks = [], {}
+
+    def started(s, n):
+        marks["start"] = time.perf_counter()
+
+    def stepped(done, loss):
+        marks["end"] = time.perf_counter()
+
+    callbacks = Callbacks(on_epoch_start=started, on_step=stepped,
+                          on_epoch_end=lambda s, record: spent.append(marks["end"] - marks["start"]))
+    train(state, None, callbacks, "auto")
+    print(json.dumps({"loop_seconds": sum(spent), "best_val": state.best_val_loss}))
+
+
+def in_loop_sample(checkpoint: str) -> None:
+    """`bench.py in-loop-sample CKPT`: the seconds `namegen sample -n 100000` spends drawing."""
+    model = load_model(checkpoint)
+    start = time.perf_counter()
+    names = sample(model, SampleConfig(count=SAMPLED, seed=0), np.random.default_rng(0))
+    print(json.dumps({"loop_seconds": time.perf_counter() - start, "names": len(names)}))
+
+
+def warm_up(cpu: int) -> None:
+    """Fill numba's cache (a first compile takes 15-20 s), so that no timed run pays for it."""
+    with tempfile.TemporaryDirectory() as out:
+        for k, options in enumerate(([], ["--batch-size", "16"], ["--batch-size", "16", "--dtype", "float32"])):
+            subprocess.run([sys.executable, "-m", "namegen", "train", "--epochs", "1", "--preview", "0", *options,
+                            "--out-dir", f"{out}/{k}"], check=True, stdout=subprocess.DEVNULL, preexec_fn=pinned(cpu))
+        subprocess.run([sys.executable, str(BENCH), "in-loop-sample", f"{out}/0/dinos.latest.npz"], check=True,
+                       stdout=subprocess.DEVNULL, preexec_fn=pinned(cpu))
+
+
+def side_by_side(names_path: str | None, repeats: int, cpu: int, parts: str) -> None:
+    warm_up(cpu)
+    ways = {"namegen float64": lambda data, fields: namegen_train(data, fields, "float64", cpu),
+            "namegen float32": lambda data, fields: namegen_train(data, fields, "float32", cpu),
+            "torch float32": lambda data, fields: torch_train(data, fields, cpu)}
+    print(f"\nside by side with PyTorch {torch_version()} (1 thread), every process pinned to CPU {cpu}, "
+          f"best of {repeats}, interleaved; seconds in the training loop / wall seconds of the command")
+    for recipe, (data, fields) in SIDE_BY_SIDE.items() if parts in ("all", "train") else ():
+        if data == "names":
+            if names_path is None:
+                print(f"  {recipe}: skipped (--names PATH: makemore's names.txt, "
+                      "https://github.com/karpathy/makemore/blob/master/names.txt)")
+                continue
+            data = names_path
+        figures = {way: [] for way in ways}
+        for _ in range(repeats):
+            for way, run in ways.items():
+                figures[way].append(run(data, fields))
+        print_side_by_side(recipe, {way: (min(f[0] for f in runs), min(f[1] for f in runs), runs[0][2])
+                                    for way, runs in figures.items()})
+    if parts not in ("all", "sample"):
+        return
+    with tempfile.TemporaryDirectory() as out:
+        checkpoints = {}
+        for dtype in ("float64", "float32"):  # hidden 256, 3 epochs of the best recipe on dinos
+            subprocess.run([sys.executable, "-m", "namegen", "train", *cli_options(BEST | {"epochs": 3, "dtype": dtype}),
+                            "--out-dir", f"{out}/{dtype}", "--preview", "0"], check=True, stdout=subprocess.DEVNULL)
+            checkpoints[dtype] = Path(out) / dtype / "dinos.best.npz"
+        ways = {"namegen float64": lambda: namegen_sample(checkpoints["float64"], cpu),
+                "namegen float32": lambda: namegen_sample(checkpoints["float32"], cpu),
+                "torch float32": lambda: torch_sample(checkpoints["float32"], cpu)}
+        figures = {way: [] for way in ways}
+        for _ in range(repeats):
+            for way, run in ways.items():
+                figures[way].append(run())
+        print_side_by_side(f"sampling {SAMPLED:,} names, hidden 256", {
+            way: (min(f[0] for f in runs), min(f[1] for f in runs), None) for way, runs in figures.items()})
+
+
+def print_side_by_side(recipe: str, best: dict[str, tuple[float, float, float | None]]) -> None:
+    torch_loop, torch_wall, _ = best["torch float32"]
+    print(f"  {recipe}")
+    for way, (loop, wall, val) in best.items():
+        loss = f"   best val {val:.4f}" if val is not None else ""
+        print(f"    {way:16s} loop {loop:7.2f}s ({torch_loop / loop:4.2f}x torch)   "
+              f"wall {wall:7.2f}s ({torch_wall / wall:4.2f}x torch){loss}")
+
+
+def torch_version() -> str | None:
+    try:
+        import torch
+    except ImportError:
+        return None
+    return torch.__version__
+
+
 def load_average() -> str:
     return "load average " + ", ".join(f"{x:.2f}" for x in os.getloadavg())
 
@@ -219,7 +432,18 @@ def main():
     parser.add_argument("--repeats", type=int, default=3, help="runs of each measurement (best is kept)")
     parser.add_argument("--busy", action="store_true", help="also measure end to end with another CPU-bound process")
     parser.add_argument("--skip-default-run", action="store_true", help="skip timing the default `namegen train`")
+    parser.add_argument("--torch", action="store_true", help="only the side by side with PyTorch (installed apart)")
+    parser.add_argument("--parts", choices=("all", "train", "sample"), default="all", help="of the side by side")
+    parser.add_argument("--names", help="makemore's names.txt, for the side by side's names.txt recipe")
+    parser.add_argument("--cpu", type=int, default=max(os.sched_getaffinity(0)), help="the core the side by side pins to")
     args = parser.parse_args()
+    if args.torch:
+        if torch_version() is None:
+            raise SystemExit("--torch: PyTorch is not installed (pip install torch; it is never a dependency of namegen)")
+        print(f"machine: {platform.machine()}, {os.cpu_count()} cores, {platform.python_implementation()} "
+              f"{platform.python_version()}, numpy {np.__version__}; {load_average()}")
+        side_by_side(args.names, args.repeats, args.cpu, args.parts)
+        return
     engines = ["numpy", "numba"] if fast.available() else ["numpy"]
     setups = {name: options for name, options in SETUPS.items() if "numba" not in options or fast.available()}
 
@@ -262,6 +486,12 @@ def main():
 
     print("\nshare of an epoch not spent on updates (5 default epochs, checkpoints and 3 previews): " + ", ".join(
         f"{engine} {100 * bench_epoch_overhead(engine):.1f}%" for engine in engines))
+    features = bench_features(args.repeats)
+    print(f"\ncompiled per-name runs against numpy, one epoch, hidden {HIDDEN} (chars/s, best of {args.repeats}):")
+    for name, figures in features.items():
+        compiled = figures.get("numba")
+        print(f"  {name:28s} numpy {figures['numpy']:10,.0f}   " + (
+            f"compiled {compiled:10,.0f}   {compiled / figures['numpy']:5.2f}x" if compiled else "not compiled"))
     seconds, rate = bench_sampling(10_000)
     print(f"\nsampling 10,000 names (shipped checkpoint): {seconds:.3f}s, {rate:,.0f} names/s")
     if not args.skip_default_run:
@@ -274,4 +504,9 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:2] == ["in-loop"]:
+        in_loop(sys.argv[2:])
+    elif sys.argv[1:2] == ["in-loop-sample"]:
+        in_loop_sample(sys.argv[2])
+    else:
+        main()
