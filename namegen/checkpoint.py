@@ -27,7 +27,7 @@ from .layout import Layout
 from .model import Model, computable
 from .optim import OPTIMIZERS, Optimizer, make_optimizer
 from .options import conforms, field_kinds
-from .state import MAX_HIDDEN, EpochRecord, EpochStats, TrainConfig, TrainState
+from .state import MAX_HIDDEN, EpochRecord, EpochStats, TrainConfig, TrainState, layout_of
 from .vocab import Vocab
 
 FORMAT = "namegen-checkpoint"
@@ -130,7 +130,7 @@ def check_checkpoint_dir(directory: str | Path, resuming: bool = False) -> None:
 # type the metadata implies before its data is read, exactly that many bytes.
 
 ENTRIES = ({"meta", "split/train", "split/val", "order", "styles/of"}
-           | {block.entry for block in Layout(2, 1, styles=2, style_size=1, embedding_size=1).blocks}
+           | {block.entry for block in Layout.with_every_block().blocks}
            | {f"optimizer/{key}" for cls in OPTIMIZERS.values() for key in cls.state_names})
 MAX_DIRECTORY_BYTES = 2**16  # a checkpoint's zip directory lists a dozen entries in about 1 KB
 MAX_META_BYTES = 2 * MAX_NAMES_BYTES + 2**26  # every name, JSON-escaped, plus a long history
@@ -377,7 +377,7 @@ class _Reader:
         if vocab.unknown(self.text("".join(names), "a name")):
             raise self.damaged("the vocabulary does not cover the saved names")
         styles, style_of, style_size = self.styles(len(names))
-        layout = Layout(vocab.size, config.hidden_size, len(styles), style_size, config.embedding_size)
+        layout = layout_of(config, vocab.size, len(styles), style_size)
         weights = np.concatenate([self.floats(block.entry, block.shape, config.dtype).ravel() for block in layout.blocks])
         mismatched = layout.mismatched_product(layout.views(weights))
         if mismatched:

@@ -16,7 +16,9 @@ passed on to the factors (d left = d product rightᵀ, d right = leftᵀ d produ
 Weight decay shrinks every trained matrix and no bias: PyTorch's and nanoGPT's rule.
 
 Adding a trained block is one entry in `Layout.__post_init__` (its shape, its initial values, and,
-for a product, its factors) plus its math in the model's forward and backward passes.
+for a product, its factors; a size that turns it on, set from the run's options in state.layout_of,
+and in `with_every_block`) plus, unless it is a product of a block the model has, its math in the
+model's forward and backward passes.
 """
 
 from __future__ import annotations
@@ -112,6 +114,11 @@ class Layout:
             blocks.append(Block(name, shape, start, entry, init, of))
             start += blocks[-1].size
         object.__setattr__(self, "blocks", tuple(blocks))
+
+    @classmethod
+    def with_every_block(cls) -> Layout:
+        """A small layout holding every block there is (a checkpoint reads no other entries)."""
+        return cls(2, 1, styles=2, style_size=1, embedding_size=1)
 
     def __getitem__(self, name: str) -> Block:
         return next(block for block in self.blocks if block.name == name)

@@ -174,7 +174,7 @@ class TrainState:
     @property
     def layout(self) -> Layout:
         """Where each block of the trained vector lies."""
-        return layout_of(self.config, self.model)
+        return layout_of(self.config, self.model.vocab.size, len(self.model.styles), self.model.style_size)
 
     @property
     def trained_size(self) -> int:
@@ -182,9 +182,10 @@ class TrainState:
         return self.weights.size
 
 
-def layout_of(config: TrainConfig, model: Model) -> Layout:
-    """The layout of a run of `config` training `model`."""
-    return Layout(model.vocab.size, config.hidden_size, len(model.styles), model.style_size, config.embedding_size)
+def layout_of(config: TrainConfig, vocab_size: int, styles: int, style_size: int) -> Layout:
+    """The layout of a run of `config` over a vocabulary of `vocab_size` and `styles` lists (each a
+    vector of `style_size`): the one place a run's options become its blocks."""
+    return Layout(vocab_size, config.hidden_size, styles, style_size if styles else 0, config.embedding_size)
 
 
 def new_state(config: TrainConfig, data: NameList) -> TrainState:
@@ -195,11 +196,10 @@ def new_state(config: TrainConfig, data: NameList) -> TrainState:
     else:
         train_idx, val_idx = split_indices(len(data.names), config.val_fraction, rng)
     vocab = Vocab.from_names(data.names)
-    K, D = len(data.styles), config.style_size if data.styles else 0
-    layout = Layout(vocab.size, config.hidden_size, K, D, config.embedding_size)
+    layout = layout_of(config, vocab.size, len(data.styles), config.style_size)
     weights = layout.initial(rng, config.dtype)  # drawn in float64 and rounded: the same start in either format
     model = Model(vocab, weights[: layout.model_size], config.hidden_size, data.keep_case, data.capitalize, data.names,
-                  data.styles, data.style_of, D)
+                  data.styles, data.style_of, layout.style_size)
     optimizer = make_optimizer(config.optimizer, layout.size, config.learning_rate, config.dtype)
     return TrainState(config, model, data.source, train_idx, val_idx, optimizer, rng, weights)
 
