@@ -106,7 +106,8 @@ def load(kernel: bool = True) -> str | None:
         for name in wanted:  # compiled first, so that the kernel's calls find compiled functions
             if name not in _compiled:  # with signatures: now, where a failure can be caught
                 signatures = [SIGNATURES[name]] if name in SIGNATURES else []
-                globals()[name] = numba.njit(*signatures, cache=cache, **JIT)(PYTHON[name])
+                options = JIT if name not in EXACT else {key: value for key, value in JIT.items() if key != "fastmath"}
+                globals()[name] = numba.njit(*signatures, cache=cache, **options)(PYTHON[name])
                 _compiled.add(name)
         return numba.njit(SIGNATURE, cache=cache, **JIT)(train_names) if kernel else None
 
@@ -252,17 +253,21 @@ def _build_row(W, products, built, p, r, version):
 
 
 def _read_rows(W, products, built, used, version, shape, inputs, style):
-    """The product rows a name reads, built from the factors as they are now: its style's row of B
-    and its letters' rows of Wxh. `used` marks them, for the gradient."""
+    """The product rows a name reads, built from the factors as they are now: its style's row of B,
+    its letters' rows of Wxh, every row of any other product. `used` marks them, for the gradient."""
     used[:, :] = False
     for p in range(products.shape[0]):
         if products[p, 0] == shape[B_]:
             used[p, style] = True
             _build_row(W, products, built, p, style, version)
-        else:
+        elif products[p, 0] == shape[WXH]:
             for x in inputs:
                 used[p, x] = True
                 _build_row(W, products, built, p, np.int64(x), version)
+        else:  # a product of any other block: all of it
+            for r in range(products[p, 3]):
+                used[p, r] = True
+                _build_row(W, products, built, p, np.int64(r), version)
 
 
 def _views(W, shape):
@@ -486,16 +491,45 @@ def _tanh(x, out):
         out[i] = math.copysign(-e / (e + 2.0), v)
 
 
-def _input_tanh(a, table, ids, bias, out):
-    """out[r] = tanh(a[r] + table[ids[r]] + bias[r]) (bias of one row: that row for all): a sampling
-    step's hidden state from h Whh, each name's letter's row of Wxh and bh (plus its style's term)."""
-    total = np.empty(a.shape[1])
+def _input_tanh(product, kept, table, ids, bias, out):
+    """out[r] = tanh(product[kept[r], :H] + table[ids[r]] + bias[r]) (bias of one row: that row for
+    all): a sampling step's hidden state from the rows of h Whh that go on, each name's letter's row
+    of Wxh and bh (plus its style's term)."""
+    H = out.shape[1]
+    total = np.empty(H)
     shared = bias.shape[0] == 1
-    for r in range(a.shape[0]):
-        row, b = table[ids[r]], bias[0] if shared else bias[r]
-        for j in range(a.shape[1]):
-            total[j] = (a[r, j] + row[j]) + b[j]
+    for r in range(out.shape[0]):
+        a, row, b = product[kept[r]], table[ids[r]], bias[0] if shared else bias[r]
+        for j in range(H):
+            total[j] = (a[j] + row[j]) + b[j]
         _tanh(total, out[r])
+
+
+def _draw(product, H, by, u, no_end, ids):
+    """sampling.draw at temperature 1 over every letter, row by row, reading the logits from the
+    columns H: of product plus by: the same sums in the same order (compiled without fastmath), so
+    the same ids as numpy's."""
+    V = by.shape[0]
+    z = np.empty(V)
+    for r in range(product.shape[0]):
+        largest = -np.inf
+        for j in range(V):
+            z[j] = product[r, H + j] + by[j]
+            if no_end and j == 0:
+                z[j] = -np.inf
+            if z[j] > largest:
+                largest = z[j]
+        total = 0.0
+        for j in range(V):
+            z[j] = math.exp(z[j] - largest)
+            total += z[j]
+        target = u[r] * total
+        cdf, count = 0.0, 0
+        for j in range(V):
+            cdf += z[j]
+            if cdf <= target:
+                count += 1
+        ids[r] = count
 
 
 def tanh(x: np.ndarray, out: np.ndarray) -> np.ndarray:
@@ -513,19 +547,20 @@ def tanh(x: np.ndarray, out: np.ndarray) -> np.ndarray:
     return out
 
 
-def input_tanh(a: np.ndarray, table: np.ndarray, ids: np.ndarray, bias: np.ndarray) -> np.ndarray:
-    """tanh(a + table[ids] + bias) in one pass (see _input_tanh); bias (H,) or (len(ids), H)."""
-    out = np.empty_like(a)
-    _input_tanh(a, table, np.ascontiguousarray(ids, dtype=np.int64), np.atleast_2d(bias), out)
+def input_tanh(product: np.ndarray, kept: np.ndarray, table: np.ndarray, ids: np.ndarray,
+                bias: np.ndarray) -> np.ndarray:
+    """tanh(product[kept, :H] + table[ids] + bias) in one pass (see _input_tanh); bias (H,) or (len(ids), H)."""
+    out = np.empty((len(ids), table.shape[1]))
+    _input_tanh(product, np.ascontiguousarray(kept, dtype=np.int64), table, np.ascontiguousarray(ids, dtype=np.int64),
+                np.atleast_2d(bias), out)
     return out
 
 
-def step(params, h: np.ndarray, ids: np.ndarray, bias=None) -> tuple[np.ndarray, np.ndarray]:
-    """model.step with the letters' rows, the biases and tanh in one compiled pass (float64): the
-    same pre-activations to the bit, tanh to 3 ulp. For sampling many names."""
-    bh = params["bh"] if bias is None else params["bh"] + bias
-    h = input_tanh(h @ params["Whh"], params["Wxh"], ids, bh)
-    return h, h @ params["Why"] + params["by"]
+def draw(product: np.ndarray, H: int, by: np.ndarray, u: np.ndarray, no_end: bool) -> np.ndarray:
+    """sampling.draw(product[:, H:] + by, u, no_end) compiled, for temperature 1 and every letter (see _draw)."""
+    ids = np.empty(product.shape[0], dtype=np.int64)
+    _draw(product, H, by, u, no_end, ids)
+    return ids
 
 
 def optimizer_step(weights: np.ndarray, grad: np.ndarray, optimizer: Optimizer, decayed: np.ndarray,
@@ -538,12 +573,14 @@ def optimizer_step(weights: np.ndarray, grad: np.ndarray, optimizer: Optimizer, 
           OPTIMIZER_KINDS[optimizer.name], state[0], state[1], optimizer.steps)
 
 
-ELEMENTWISE = ("_tanh", "_input_tanh", "_step")  # what the batch path and sampling use (load(kernel=False))
+ELEMENTWISE = ("_tanh", "_input_tanh", "_draw", "_step")  # what the batch path and sampling use (load(kernel=False))
 HELPERS = ELEMENTWISE + ("_build_row", "_read_rows", "_views", "_forward", "_backward", "_to_factors", "_clip")
-PYTHON = {name: globals()[name] for name in HELPERS}  # the helpers as written, before load() compiles them
+PYTHON = {name: globals()[name] for name in HELPERS}
+EXACT = {"_draw"}  # compiled without fastmath: its sums are numpy's, in numpy's order  # the helpers as written, before load() compiles them
 _STEP = "void({0}[::1], {0}[::1], int64[:, ::1], float64, float64[::1], int64, {0}[::1], {0}[::1], int64)"
 SIGNATURES = {  # compiled when loaded (the rest when the kernel first calls them)
     "_tanh": ["void(float64[::1], float64[::1])"],
-    "_input_tanh": ["void(float64[:, ::1], float64[:, ::1], int64[::1], float64[:, ::1], float64[:, ::1])"],
+    "_input_tanh": ["void(float64[:, ::1], int64[::1], float64[:, ::1], int64[::1], float64[:, ::1], float64[:, ::1])"],
+    "_draw": ["void(float64[:, ::1], int64, float64[::1], float64[::1], boolean, int64[::1])"],
     "_step": [_STEP.format("float64"), _STEP.format("float32")],
 }

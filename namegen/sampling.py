@@ -15,7 +15,6 @@ import numpy as np
 from .errors import DataError, OptionError, OptionName, SamplingError, plural, shortened
 from . import fast
 from .model import Model, Params, Rejection, blend_term, exp_shifted
-from .model import step as model_step
 from .options import check, option
 from .threads import limited
 from .vocab import BOUNDARY
@@ -58,53 +57,92 @@ class SampleConfig:
 def generate(params: Params, n: int, rng: np.random.Generator, *, temperature: float = 1.0,
              top_k: int = 0, prefix_ids=(), min_length: int = 1, max_length: int = 20,
              bias=None, compiled: bool = False) -> list[list[int] | None]:
-    """Draw n names at once; each is a list of ids, or None if it ran past max_length.
-
-    Rows that end are dropped from the batch, so each step costs in proportion to the names
-    still growing. bias: a model with styles' style term (see model.blend_term), (H,) for all
-    names or (n, H), one per name. compiled: take each step with fast.step (numba, float64).
-    """
-    step = fast.step if compiled else model_step
-    V, H = params["Why"].shape[1], params["Whh"].shape[0]
-    prefix_ids = list(prefix_ids)
-    h = np.zeros((n, H), dtype=params["Whh"].dtype)
-    per_row = bias is not None and np.ndim(bias) == 2
-    h, logits = step(params, h, np.full(n, BOUNDARY), bias)
-    for c in prefix_ids:
-        h, logits = step(params, h, np.full(n, c), bias)
+    """Draw n names at once; each is a list of ids, or None if it ran past max_length (see
+    ended_rows for the options)."""
     out: list[list[int] | None] = [None] * n
+    prefix_ids = list(prefix_ids)
+    for rows, drawn in ended_rows(params, n, rng, temperature=temperature, top_k=top_k, prefix_ids=prefix_ids,
+                                  min_length=min_length, max_length=max_length, bias=bias, compiled=compiled):
+        for row, ids in zip(rows.tolist(), drawn.tolist()):
+            out[row] = prefix_ids + ids
+    return out
+
+
+def ended_rows(params: Params, n: int, rng: np.random.Generator, *, temperature: float = 1.0, top_k: int = 0,
+               prefix_ids=(), min_length: int = 1, max_length: int = 20, bias=None,
+               compiled: bool = False) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Draw n names at once, and at each step yield the rows (of 0..n-1) whose names ended there,
+    with their letters after the prefix, (len(rows), letters); rows never yielded ran past max_length.
+
+    h_t feeds both the output and the next step, so each step is one matrix product, h_t [Whh | Why],
+    and rows that end are dropped, so a step costs in proportion to the names still growing.
+    bias: a model with styles' style term (see model.blend_term), (H,) for all names or (n, H),
+    one per name. compiled: the letters' rows, the biases and tanh in one pass, and (at temperature 1
+    with every letter allowed) the draw, with numba (fast.input_tanh, fast.draw; float64): the same
+    products and draws as numpy's, tanh within 3 ulp.
+    """
+    Whh, Why, by, Wxh = params["Whh"], params["Why"], params["by"], params["Wxh"]
+    H, V = Whh.shape[0], Why.shape[1]
+    W = np.concatenate((Whh, Why), axis=1)  # (H, H + V)
+    prefix_ids = list(prefix_ids)
+    P = len(prefix_ids)
+    bh = params["bh"] if bias is None else params["bh"] + bias  # (H,) or (n, H)
+    per_row = np.ndim(bh) == 2
+
+    def advance(product, kept, ids, bh):
+        """h_t = tanh(h_{t-1} Whh + Wxh[ids] + bh) from the rows `kept` of h_{t-1} [Whh | Why]; h_t [Whh | Why]."""
+        if compiled:
+            return np.dot(fast.input_tanh(product, kept, Wxh, ids, bh), W)
+        return np.dot(np.tanh(product[kept, :H] + Wxh[ids] + bh), W)
+
     rows = np.arange(n)  # the names still growing
-    drawn = np.empty((n, max(max_length - len(prefix_ids), 0)), dtype=np.int64)
-    for length in range(len(prefix_ids), max_length + 1):
-        z = logits.copy()
-        if length < min_length:
-            z[:, BOUNDARY] = -np.inf
-        if 0 < top_k < V:
-            kth = np.partition(z, V - top_k, axis=1)[:, V - top_k, None]
-            z[z < kth] = -np.inf
-        if temperature != 1.0:
-            # Only now subtract the largest logit left: every entry is then 0 or below, so dividing by
-            # any temperature > 0, however small, leaves the largest at 0 and the row a distribution.
-            z -= np.maximum.reduce(z, axis=1, keepdims=True)
-            with np.errstate(over="ignore"):  # below 0 over a tiny temperature: -inf, probability exactly 0
-                z /= temperature
-        exp_z, _ = exp_shifted(z)  # unnormalised: u below is drawn on the row's own total
-        cdf = np.cumsum(exp_z, axis=1)
-        u = rng.random((len(rows), 1)) * cdf[:, -1:]  # scaled so rounding never picks a zero-p id
-        ids = (cdf <= u).sum(axis=1)
+    product = np.zeros((n, H + V), dtype=Whh.dtype)  # h_{-1} [Whh | Why], h_{-1} = 0
+    for token in (BOUNDARY, *prefix_ids):
+        product = advance(product, rows, np.full(n, token), bh)
+    drawn = np.empty((n, max(max_length - P, 0)), dtype=np.int64)
+    simple = compiled and temperature == 1.0 and not 0 < top_k < V
+    for length in range(P, max_length + 1):  # letters so far
+        u = rng.random(len(rows))
+        if simple:
+            ids = fast.draw(product, H, by, u, length < min_length)
+        else:
+            ids = draw(product[:, H:] + by, u, length < min_length, top_k, temperature)
         ended = ids == BOUNDARY
-        for row in rows[ended]:
-            out[row] = prefix_ids + drawn[row, : length - len(prefix_ids)].tolist()
+        if ended.any():
+            yield rows[ended], drawn[rows[ended], : length - P]
         if length == max_length:
-            break  # the rest ran too long: they stay None
-        rows, ids, h = rows[~ended], ids[~ended], h[~ended]
+            break  # the rest ran too long
+        kept = np.flatnonzero(~ended)  # their rows in product
+        rows, ids = rows[kept], ids[kept]
         if per_row:
-            bias = bias[~ended]
+            bh = bh[kept]
         if not len(rows):
             break
-        drawn[rows, length - len(prefix_ids)] = ids
-        h, logits = step(params, h, ids, bias)
-    return out
+        drawn[rows, length - P] = ids
+        product = advance(product, kept, ids, bh)
+
+
+def draw(logits: np.ndarray, u: np.ndarray, no_end: bool, top_k: int = 0, temperature: float = 1.0) -> np.ndarray:
+    """One letter id per row of logits (changed in place), drawn from softmax(logits / temperature)
+    over the top_k likeliest (0: all) with the row's uniform u in [0, 1): the first id whose
+    cumulative weight exceeds u times the row's total. no_end: the end of name is not allowed."""
+    V = logits.shape[1]
+    z = logits
+    if no_end:
+        z[:, BOUNDARY] = -np.inf
+    if 0 < top_k < V:
+        kth = np.partition(z, V - top_k, axis=1)[:, V - top_k, None]
+        z[z < kth] = -np.inf
+    if temperature != 1.0:
+        # Only now subtract the largest logit left: every entry is then 0 or below, so dividing by
+        # any temperature > 0, however small, leaves the largest at 0 and the row a distribution.
+        z -= np.maximum.reduce(z, axis=1, keepdims=True)
+        with np.errstate(over="ignore"):  # below 0 over a tiny temperature: -inf, probability exactly 0
+            z /= temperature
+    exp_z, _ = exp_shifted(z)  # unnormalised: u below is drawn on the row's own total
+    cdf = np.cumsum(exp_z, axis=1)
+    scaled = u[:, None] * cdf[:, -1:]  # scaled so rounding never picks a zero-p id
+    return (cdf <= scaled).sum(axis=1)
 
 
 # Tanh entries (names x hidden size x letters) from which sampling loads numba's helpers, when installed:
@@ -216,11 +254,14 @@ def stream(model: Model, config: SampleConfig, rng: np.random.Generator | None =
             bias = blend_term(params, weights)
         elif model.styles:  # each name in one list's style, as often as the list's names
             bias = params["B"][rng.choice(len(model.styles), size=batch, p=model.style_shares)]
-        for drawn in generate(params, batch, rng, temperature=config.temperature, top_k=config.top_k,
-                              prefix_ids=ids, min_length=config.min_length, max_length=max_length, bias=bias,
-                              compiled=compiled):
+        names: list[str | None] = [None] * batch  # None: ran past max_length
+        for rows, drawn in ended_rows(params, batch, rng, temperature=config.temperature, top_k=config.top_k,
+                                      prefix_ids=ids, min_length=config.min_length, max_length=max_length,
+                                      bias=bias, compiled=compiled):
+            for row, rest in zip(rows.tolist(), model.vocab.decode_rows(drawn)):
+                names[row] = prefix + rest
+        for name in names:
             tries += 1
-            name = None if drawn is None else model.vocab.decode(drawn)
             why = Rejection.TOO_LONG if name is None else model.unlike_data(name) or (
                 Rejection.KNOWN if config.novel and model.knows(name) else
                 Rejection.REPEATED if config.unique and name in taken else None)

@@ -9,6 +9,7 @@ refused here, with one message.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 
@@ -117,6 +118,19 @@ class Vocab:
     def decode(self, ids) -> str:
         """The inverse of `encode`; boundary tokens are dropped."""
         return "".join(self.chars[i - 1] for i in ids if i != BOUNDARY)
+
+    def decode_rows(self, ids: np.ndarray) -> list[str]:
+        """`decode` of each row of a 2-D array of letter ids (no boundary tokens), in a few calls
+        for the whole array: its code points as one UTF-32 string, cut into rows."""
+        count, letters = ids.shape
+        if not letters:
+            return [""] * count
+        text = self._code_points[ids].tobytes().decode("utf-32-le")
+        return [text[i : i + letters] for i in range(0, count * letters, letters)]
+
+    @cached_property
+    def _code_points(self) -> np.ndarray:
+        return np.array([0, *map(ord, self.chars)], dtype="<u4")
 
     def inputs_and_targets(self, name: str) -> tuple[np.ndarray, np.ndarray]:
         """The training pair for one name, each of shape (T+1,), T = len(name).
