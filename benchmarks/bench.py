@@ -395,15 +395,19 @@ def side_by_side(names_path: str | None, repeats: int, cpu: int, parts: str) -> 
             subprocess.run([sys.executable, "-m", "namegen", "train", *cli_options(BEST | {"epochs": 3, "dtype": dtype}),
                             "--out-dir", f"{out}/{dtype}", "--preview", "0"], check=True, stdout=subprocess.DEVNULL)
             checkpoints[dtype] = Path(out) / dtype / "dinos.best.npz"
-        ways = {"namegen float64": lambda: namegen_sample(checkpoints["float64"], cpu),
-                "namegen float32": lambda: namegen_sample(checkpoints["float32"], cpu),
-                "torch float32": lambda: torch_sample(checkpoints["float32"], cpu)}
+        # Each namegen format against PyTorch float32 on the same checkpoint: the same model, so the
+        # same lengths of names to draw.
+        ways = {(dtype, who): (lambda who=who, dtype=dtype: (namegen_sample if who == "namegen" else torch_sample)(
+                    checkpoints[dtype], cpu)) for dtype in checkpoints for who in ("namegen", "torch")}
         figures = {way: [] for way in ways}
         for _ in range(repeats):
             for way, run in ways.items():
                 figures[way].append(run())
-        print_side_by_side(f"sampling {SAMPLED:,} names, hidden 256", {
-            way: (min(f[0] for f in runs), min(f[1] for f in runs), None) for way, runs in figures.items()})
+        for dtype in checkpoints:
+            print_side_by_side(f"sampling {SAMPLED:,} names from a hidden-256 model trained in {dtype}", {
+                f"{who} {dtype if who == 'namegen' else 'float32'}": (min(f[0] for f in figures[dtype, who]),
+                                                                      min(f[1] for f in figures[dtype, who]), None)
+                for who in ("namegen", "torch")})
 
 
 def print_side_by_side(recipe: str, best: dict[str, tuple[float, float, float | None]]) -> None:
