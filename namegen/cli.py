@@ -7,6 +7,7 @@ terminal.py; with it, this is the only module that prints.
 
 from __future__ import annotations
 
+import sys
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -175,8 +176,11 @@ def sample_command(ctx: typer.Context, checkpoint: CheckpointOption = None, as_j
             rejected = Counter()
             found = sample(model, config, rejected=rejected)
             return show(views.names(path, model, found, config.seed, rejected), as_json)
-        for name in stream(model, config):  # a failure comes after the names found: they are printed
-            typer.echo(views.visible(name))
+        try:  # a failure comes after the names found: they are printed; one write a name, no flush each
+            for name in stream(model, config):
+                sys.stdout.write(views.visible(name) + "\n")
+        finally:
+            sys.stdout.flush()
 
 
 # ---------------------------------------------------------------------------- evaluate and score

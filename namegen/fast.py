@@ -56,7 +56,7 @@ def available() -> bool:
 def uncovered(batch_size: int, dtype: str = "float64") -> str | None:
     """Why the compiled path cannot run these options, or None if it can: the one place it refuses.
     One name per update runs in the kernel; batches run numpy's matrix products with the compiled
-    tanh and optimizer step between them (see ELEMENTWISE)."""
+    tanh and optimizer step between them (see USES)."""
     if batch_size == 1 and dtype != "float64":
         return "its per-name kernel computes in float64"
     return None
@@ -90,14 +90,15 @@ def kernel():
     return _kernel
 
 
-def load(kernel: bool = True) -> str | None:
-    """Compile the elementwise helpers and, with `kernel`, train_names (or load them from numba's
-    cache; the helpers alone take a fraction of the time); None if that went as it should, else
-    what went wrong, in words. An unusable cache (no writable place for it, a truncated or empty
-    file, a directory where a file goes: numba raises on each) costs a compile without the cache,
-    never the run; if even that fails, nothing compiled is used and the run trains on numpy."""
+def load(use: str = "kernel") -> str | None:
+    """Compile what `use` needs (see USES: "kernel", the per-name train_names and its helpers;
+    "batches" or "sampling", the elementwise helpers they call), or load it from numba's cache;
+    None if that went as it should, else what went wrong, in words. An unusable cache (no
+    writable place for it, a truncated or empty file, a directory where a file goes: numba raises
+    on each) costs a compile without the cache, never the run; if even that fails, nothing compiled
+    is used and the run trains on numpy."""
     global _kernel, _problem
-    wanted = HELPERS if kernel else ELEMENTWISE
+    wanted, kernel = USES[use], use == "kernel"
     if _problem is not None or (set(wanted) <= _compiled and (_kernel is not None or not kernel)):
         return _problem
     import numba
@@ -132,9 +133,9 @@ def load(kernel: bool = True) -> str | None:
     return _problem
 
 
-def usable(kernel: bool = True) -> bool:
-    """Whether the compiled kernel (kernel False: the elementwise helpers) is there to use, after load()."""
-    return _kernel is not None if kernel else set(ELEMENTWISE) <= _compiled
+def usable(use: str = "kernel") -> bool:
+    """Whether what `use` needs (see USES) is compiled and there to use, after load(use)."""
+    return set(USES[use]) <= _compiled and (_kernel is not None or use != "kernel")
 
 
 def layout_arrays(layout: Layout) -> tuple[np.ndarray, np.ndarray]:
@@ -533,7 +534,7 @@ def _draw(product, H, by, u, no_end, ids):
 
 
 def tanh(x: np.ndarray, out: np.ndarray) -> np.ndarray:
-    """out = tanh(x), compiled for float64 (see _tanh; load(kernel=False) first); out may be any view
+    """out = tanh(x), compiled for float64 (see _tanh; load("batches") or load("sampling") first); out may be any view
     of x's shape, a strided one included."""
     if x.dtype != np.float64:
         return np.tanh(x, out=out)
@@ -573,8 +574,12 @@ def optimizer_step(weights: np.ndarray, grad: np.ndarray, optimizer: Optimizer, 
           OPTIMIZER_KINDS[optimizer.name], state[0], state[1], optimizer.steps)
 
 
-ELEMENTWISE = ("_tanh", "_input_tanh", "_draw", "_step")  # what the batch path and sampling use (load(kernel=False))
-HELPERS = ELEMENTWISE + ("_build_row", "_read_rows", "_views", "_forward", "_backward", "_to_factors", "_clip")
+USES = {  # what each use compiles (or loads from the cache: about 0.15 s a signature), callees first
+    "kernel": ("_step", "_build_row", "_read_rows", "_views", "_forward", "_backward", "_to_factors", "_clip"),
+    "batches": ("_tanh", "_step"),  # between numpy's matrix products: training._Loop
+    "sampling": ("_tanh", "_input_tanh", "_draw"),  # sampling.ended_rows
+}
+HELPERS = tuple(dict.fromkeys(name for names in USES.values() for name in names))
 PYTHON = {name: globals()[name] for name in HELPERS}
 EXACT = {"_draw"}  # compiled without fastmath: its sums are numpy's, in numpy's order  # the helpers as written, before load() compiles them
 _STEP = "void({0}[::1], {0}[::1], int64[:, ::1], float64, float64[::1], int64, {0}[::1], {0}[::1], int64)"

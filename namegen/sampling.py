@@ -154,7 +154,7 @@ def compiled_for(model: Model, count: int) -> bool:
     """Whether drawing `count` names from `model` is worth the compiled step (see COMPILED_FROM)."""
     if model.params.dtype != np.float64 or count * model.hidden_size * model.longest_name < COMPILED_FROM:
         return False
-    return fast.available() and (fast.load(kernel=False), fast.usable(kernel=False))[1]
+    return fast.available() and (fast.load("sampling"), fast.usable("sampling"))[1]
 
 
 DEFAULT_MAX_LENGTH_CAP = 1000  # a default, not a limit: max_length may ask for more

@@ -123,9 +123,9 @@ def choose_engine(config: TrainConfig, wanted: str = "auto") -> EngineChoice:
     why = fast.uncovered(config.batch_size, config.dtype)
     if why:
         return EngineChoice("numpy", f"training on the numpy path: the compiled one does not cover this run ({why})")
-    per_name = config.batch_size == 1  # the kernel; batches use the elementwise helpers between numpy's products
-    problem = fast.load(kernel=per_name)
-    return EngineChoice("numba" if fast.usable(kernel=per_name) else "numpy", problem, problem)
+    use = "kernel" if config.batch_size == 1 else "batches"  # batches: helpers between numpy's products
+    problem = fast.load(use)
+    return EngineChoice("numba" if fast.usable(use) else "numpy", problem, problem)
 
 
 # ---------------------------------------------------------------------------------- the loop

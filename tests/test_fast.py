@@ -257,7 +257,7 @@ TANH_POINTS = np.concatenate([np.random.default_rng(0).normal(scale=3, size=20_0
 
 @needs_numba
 def test_the_compiled_tanh_is_within_3_ulp_of_the_c_librarys_and_keeps_signs_infinities_and_nan():
-    fast.load(kernel=False)
+    fast.load("batches")
     x = np.concatenate([TANH_POINTS, -TANH_POINTS])
     ours, reference = fast.tanh(x, np.empty_like(x)), np.tanh(x)
     assert np.max(np.abs(ours - reference) / np.spacing(np.abs(reference))) <= 3
@@ -450,7 +450,7 @@ def test_every_unusable_cache_compiles_without_it_and_says_so(fresh_kernel, fail
 
     calls = fresh_kernel(njit)
     problem = fast.load()
-    assert calls == [True] + [False] * (len(fast.HELPERS) + 1)  # the helpers and the kernel, without the cache
+    assert calls == [True] + [False] * (len(fast.USES["kernel"]) + 1)  # the helpers and the kernel, without the cache
     assert fast.kernel() == "compiled without a cache"
     assert type(failure).__name__ in problem and "compiled without it" in problem
     assert choose_engine(TrainConfig(), "auto") == ("numba", problem, problem)
@@ -469,9 +469,9 @@ def test_a_bad_cache_file_of_the_kernel_alone_recompiles_the_kernel_and_the_help
 
     calls = fresh_kernel(njit)
     assert "EOFError" in fast.load()
-    lazy = [name for name in fast.HELPERS if name not in fast.SIGNATURES]
-    assert calls == [True] * (len(fast.HELPERS) + 1) + [False] * (len(lazy) + 1)
-    assert fast.kernel() == "train_names compiled" and fast._tanh == "_tanh cached"
+    lazy = [name for name in fast.USES["kernel"] if name not in fast.SIGNATURES]
+    assert calls == [True] * (len(fast.USES["kernel"]) + 1) + [False] * (len(lazy) + 1)
+    assert fast.kernel() == "train_names compiled" and fast._step == "_step cached"
     assert all(getattr(fast, name) == f"{name} compiled" for name in lazy)
 
 

@@ -188,7 +188,7 @@ def styled_params():
 def test_the_compiled_sampling_steps_draw_the_names_numpy_draws(styled_params, options):
     """fast.input_tanh and fast.draw against the numpy steps: the same products, the same sums for
     the draw, tanh within 3 ulp, so the same names for the same generator (3,000 names, each option)."""
-    fast.load(kernel=False)
+    fast.load("sampling")
     params, per_name, blend = styled_params
     options = options | ({"bias": {"per name": per_name, "blend": blend}[options["bias"]]} if "bias" in options else {})
     drawn = [generate(params, 3000, np.random.default_rng(11), compiled=compiled, **options) for compiled in (False, True)]
@@ -202,7 +202,7 @@ def test_the_compiled_sampling_steps_draw_the_names_numpy_draws(styled_params, o
 def test_the_compiled_draw_picks_the_ids_numpy_picks(seed, no_end):
     from namegen.sampling import draw
 
-    fast.load(kernel=False)
+    fast.load("sampling")
     rng = np.random.default_rng(seed)
     product = rng.standard_normal((64, 7 + 30)) * rng.choice([0.1, 3.0, 40.0])
     by = rng.standard_normal(30)
