@@ -165,6 +165,12 @@ class TuneCallbacks:
     should_stop: Callable[[], bool] = lambda: False
 
 
+def check_judged(base: TrainConfig) -> None:
+    """Refuse options without validation names: tune judges each trial on them."""
+    if base.val_fraction == 0:
+        raise OptionError(OptionName("val_fraction"), " must be above 0: tune judges each trial on validation names")
+
+
 def tune(data: NameList, base: TrainConfig, budget: float, files: RunFiles, callbacks: TuneCallbacks | None = None,
          engine: str = "auto", draw: Callable[[np.random.Generator], Setting] = draw_setting) -> TuneResult:
     """Successive halving within `budget` seconds (see the module's text).
@@ -173,8 +179,7 @@ def tune(data: NameList, base: TrainConfig, budget: float, files: RunFiles, call
     RUNG_EPOCHS[-1] and the drawn settings. files: where the tuned model goes (files.best; see
     RunFiles.tuned); the search holds files.lock while it runs.
     """
-    if base.val_fraction == 0:
-        raise OptionError(OptionName("val_fraction"), " must be above 0: tune judges each trial on validation names")
+    check_judged(base)
     files.directory.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     with exclusive_run(files.latest):
@@ -335,6 +340,7 @@ class Search:
         """Read the names and check everything that can be checked before a trial starts: the budget,
         the options, the output directory and the lock (so a refusal comes before numba loads)."""
         seconds, base = parse_duration(budget), TrainConfig(**options)
+        check_judged(base)  # before any file is touched
         names = read_names(data, base.case)
         files = RunFiles.for_data(data, out_dir).tuned()
         check_checkpoint_dir(files.directory)

@@ -115,9 +115,11 @@ def test_the_printed_command_trains_the_same_model_again(cli, tmp_path, dtype):
     assert retrained.model.params.dtype == dtype
 
 
-def test_the_cli_refuses_a_bad_budget_in_one_line(cli):
+def test_the_cli_refuses_a_bad_budget_in_one_line_before_touching_a_file(cli, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     cli("tune", "--budget", "soon").fails_in_one_line(2, "--budget")
     cli("tune", "--val-fraction", "0").fails_in_one_line(2, "--val-fraction")
+    assert list(tmp_path.iterdir()) == []  # no checkpoints directory, no lock
 
 
 def test_the_cli_reports_trials_and_json(cli, tmp_path):
