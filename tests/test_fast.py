@@ -1,6 +1,7 @@
 """The compiled per-name path trains the same model as the numpy path, to round-off; the engine
 is chosen as documented, and work runs on one BLAS thread unless asked otherwise."""
 
+import itertools
 import json
 import os
 import time
@@ -176,20 +177,22 @@ def tiny_lists(styled: bool):
     return replace(names, styles=("a", "b"), style_of=np.repeat([0, 1], [12, 12]))
 
 
+def combinations(space: dict) -> list[dict]:
+    """Every combination of the values in `space` (option -> values; an optimizer with its step), as
+    TrainConfig fields."""
+    fields = [dict(zip(space, values)) for values in itertools.product(*space.values())]
+    return [{**f, "optimizer": f["optimizer"][0], "learning_rate": f["optimizer"][1]} for f in fields]
+
+
+def named(fields: dict) -> str:
+    return "-".join(f"{key}={value}" for key, value in fields.items() if key != "learning_rate")
+
+
 @needs_numba
 @pytest.mark.parametrize("styled", STYLED, ids=["one list", "two styles"])
-@pytest.mark.parametrize("optimizer, learning_rate", PRODUCT["optimizer"])
-@pytest.mark.parametrize("embedding_size", PRODUCT["embedding_size"])
-@pytest.mark.parametrize("dropout", PRODUCT["dropout"])
-@pytest.mark.parametrize("weight_decay", PRODUCT["weight_decay"])
-@pytest.mark.parametrize("clip", PRODUCT["clip"])
-@pytest.mark.parametrize("clip_norm", PRODUCT["clip_norm"])
-def test_every_combination_of_options_trains_the_same_on_both_paths(styled, optimizer, learning_rate, embedding_size,
-                                                                      dropout, weight_decay, clip, clip_norm):
-    config = TrainConfig(hidden_size=6, style_size=2, epochs=1, optimizer=optimizer, learning_rate=learning_rate,
-                         embedding_size=embedding_size, dropout=dropout, weight_decay=weight_decay, clip=clip,
-                         clip_norm=clip_norm)
-    a, b = trained_both_ways(config, tiny_lists(styled))
+@pytest.mark.parametrize("options", combinations(PRODUCT), ids=named)
+def test_every_combination_of_options_trains_the_same_on_both_paths(styled, options):
+    a, b = trained_both_ways(TrainConfig(hidden_size=6, style_size=2, epochs=1, **options), tiny_lists(styled))
     assert_same_run(a, b)
     np.testing.assert_allclose(b.weights, a.weights, rtol=0, atol=1e-10)  # the factors too
     assert a.rng.bit_generator.state == b.rng.bit_generator.state  # the same dropout draws were made
@@ -204,17 +207,9 @@ BATCHES = {"optimizer": PRODUCT["optimizer"], "embedding_size": [0, 3], "dropout
 
 @needs_numba
 @pytest.mark.parametrize("styled", STYLED, ids=["one list", "two styles"])
-@pytest.mark.parametrize("optimizer, learning_rate", BATCHES["optimizer"])
-@pytest.mark.parametrize("embedding_size", BATCHES["embedding_size"])
-@pytest.mark.parametrize("dropout", BATCHES["dropout"])
-@pytest.mark.parametrize("weight_decay", BATCHES["weight_decay"])
-@pytest.mark.parametrize("batch_size", BATCHES["batch_size"])
-def test_every_combination_of_options_trains_the_same_in_batches(styled, optimizer, learning_rate, embedding_size,
-                                                                 dropout, weight_decay, batch_size):
-    config = TrainConfig(hidden_size=6, style_size=2, epochs=1, optimizer=optimizer, learning_rate=learning_rate,
-                         embedding_size=embedding_size, dropout=dropout, weight_decay=weight_decay,
-                         batch_size=batch_size, clip=0.5)
-    a, b = trained_both_ways(config, tiny_lists(styled))
+@pytest.mark.parametrize("options", combinations(BATCHES), ids=named)
+def test_every_combination_of_options_trains_the_same_in_batches(styled, options):
+    a, b = trained_both_ways(TrainConfig(hidden_size=6, style_size=2, epochs=1, clip=0.5, **options), tiny_lists(styled))
     assert_same_run(a, b)
     np.testing.assert_allclose(b.weights, a.weights, rtol=0, atol=1e-10)
 
