@@ -223,7 +223,7 @@ def train_names(names, W, shape, products, decayed, style_of, seq, bounds, lrs, 
         _backward(W, grad, shape, seq[start:start + T], style, keep[row:row + T], hs, dz)
         _to_factors(W, grad, products, used)
         row += T
-        norm = np.sqrt(np.dot(grad, grad))
+        norm = math.sqrt(_squares(grad))
         losses[k], norms[k] = loss, norm
         if not (np.isfinite(loss) and np.isfinite(norm)):
             done = k
@@ -385,6 +385,15 @@ def _to_factors(W, grad, products, used):
                     d_right[j] += left * g[j]
                 grad[o_l + r * d + q] += s
             g[:] = 0.0
+
+
+def _squares(x):
+    """The sum of x's squares, as a loop: numba's np.dot calls SciPy's BLAS, and without SciPy
+    installed the kernel would not compile (every run would fall back to numpy)."""
+    total = 0.0
+    for i in range(x.size):
+        total += x[i] * x[i]
+    return total
 
 
 def _clip(grad, norm, clip, clip_norm):
@@ -575,7 +584,8 @@ def optimizer_step(weights: np.ndarray, grad: np.ndarray, optimizer: Optimizer, 
 
 
 USES = {  # what each use compiles (or loads from the cache: about 0.15 s a signature), callees first
-    "kernel": ("_step", "_build_row", "_read_rows", "_views", "_forward", "_backward", "_to_factors", "_clip"),
+    "kernel": ("_step", "_build_row", "_read_rows", "_views", "_forward", "_backward", "_to_factors", "_squares",
+               "_clip"),
     "batches": ("_tanh", "_step"),  # between numpy's matrix products: training._Loop
     "sampling": ("_tanh", "_input_tanh", "_draw"),  # sampling.ended_rows
 }

@@ -457,3 +457,21 @@ def test_a_kernel_that_cannot_be_compiled_at_all_leaves_the_run_to_numpy(fresh_k
     fresh_kernel(njit)
     choice = choose_engine(TrainConfig(), "auto")
     assert choice.engine == "numpy" and "could not compile" in choice.problem
+
+
+BLAS_CALLS = {"dot", "vdot", "inner", "matmul", "linalg", "kron", "tensordot", "einsum"}
+
+
+def test_no_compiled_function_calls_what_numba_hands_to_scipys_blas():
+    """numba compiles np.dot, @ and np.linalg into calls to SciPy's BLAS: where SciPy is not
+    installed (namegen[fast] does not bring it), the kernel would not compile and every run would
+    fall back to numpy, with a note. The compiled functions use loops instead."""
+    import ast
+    import inspect
+    import textwrap
+
+    for function in [fast.train_names, *fast.PYTHON.values()]:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(function)))
+        for node in ast.walk(tree):
+            assert not (isinstance(node, ast.BinOp) and isinstance(node.op, ast.MatMult)), function.__name__
+            assert not (isinstance(node, ast.Attribute) and node.attr in BLAS_CALLS), (function.__name__, node.attr)
