@@ -1,10 +1,12 @@
 """Fixtures and helpers shared by the tests: small models and name lists, trained checkpoints,
 damaged copies of them, and running the CLI in-process."""
 
+import faulthandler
 import json
 import os
 import signal
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -238,6 +240,22 @@ def forge_zip(path: Path, entries: dict, declared: dict | None = None) -> Path:
 
 # ------------------------------------------------------------------------ runs to kill, quickly
 
+def own_tqdm_locks() -> None:
+    """Give a forked child tqdm write locks of its own. tqdm's lock includes a multiprocessing lock,
+    a semaphore that every child forked from this process shares: a sibling killed while it wrote
+    a progress bar leaves it taken, and the next child's first bar waited for it forever (seen in
+    CI: the child's stack ended in TqdmDefaultWriteLock.acquire). namegen's own runs are separate
+    processes, each with its own lock; only this harness forks."""
+    import threading
+
+    from tqdm.std import TqdmDefaultWriteLock, tqdm
+
+    TqdmDefaultWriteLock.th_lock = threading.RLock()
+    if hasattr(TqdmDefaultWriteLock, "mp_lock"):
+        del TqdmDefaultWriteLock.mp_lock
+    tqdm.set_lock(TqdmDefaultWriteLock())
+
+
 class Forked:
     """`namegen ARGS` in a child forked from the test process, which has imported namegen already:
     it starts in a millisecond where a new interpreter takes half a second. For the tests that
@@ -247,19 +265,22 @@ class Forked:
         if fast.available():
             fast.load()  # compiled (or loaded) once, here, rather than in every child
         CliRunner().invoke(app, ["sample", "--bogus"])  # typer imports what parsing needs (pydantic) on first use
+        self.stacks = tempfile.NamedTemporaryFile(prefix="namegen-forked-", suffix=".txt", delete=False).name
         self.pid = os.fork()
         if self.pid == 0:
-            self._run([str(a) for a in args])
+            self._run([str(a) for a in args], self.stacks)
         self.returncode = None
 
     @staticmethod
-    def _run(args):
+    def _run(args, stacks):
         code = 1
         try:
             devnull = os.open(os.devnull, os.O_WRONLY)
             os.dup2(devnull, 1)
             os.dup2(devnull, 2)
             sys.stdout = sys.stderr = open(os.devnull, "w")  # never a stream another thread of the parent held
+            faulthandler.register(signal.SIGUSR1, open(stacks, "w"), all_threads=True)  # what wait() shows if stuck
+            own_tqdm_locks()
             for name in ("SIGINT", "SIGTERM", "SIGHUP"):
                 signal.signal(getattr(signal, name), signal.SIG_DFL)
             sys.argv = ["namegen", *args]
@@ -282,8 +303,15 @@ class Forked:
     def wait(self, timeout: float = 60.0) -> int:
         deadline = time.monotonic() + timeout
         while self.poll() is None:
-            assert time.monotonic() < deadline, "the forked run did not end"
+            if time.monotonic() > deadline:  # say where it is stuck, then stop it
+                os.kill(self.pid, signal.SIGUSR1)
+                time.sleep(1.0)
+                os.kill(self.pid, signal.SIGKILL)
+                os.waitpid(self.pid, 0)
+                raise AssertionError(f"the forked run did not end in {timeout:.0f}s; its stacks:\n"
+                                     + Path(self.stacks).read_text())
             time.sleep(0.005)
+        os.unlink(self.stacks)
         return self.returncode
 
     def kill(self):
