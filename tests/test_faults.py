@@ -19,7 +19,7 @@ from namegen.data import read_names
 from namegen.state import TrainConfig, new_state, resume_state
 from namegen.training import train
 
-from conftest import TINY, Forked
+from conftest import TINY, Forked, own_tqdm_locks
 
 
 @pytest.fixture
@@ -53,6 +53,28 @@ def temporaries(directory: Path):
 
 
 @pytest.mark.slow
+@pytest.mark.slow
+def test_a_forked_run_draws_its_bars_though_a_killed_sibling_held_the_write_lock(tiny, tmp_path):
+    """The harness's own soundness. A child forked from here takes tqdm's write lock and dies
+    holding it, as a run killed while it drew a bar does (the lock is a semaphore every fork
+    shares); the next forked run still ends. This process's locks are fresh ones for the test."""
+    from tqdm.std import TqdmDefaultWriteLock, tqdm
+
+    saved = TqdmDefaultWriteLock.th_lock, TqdmDefaultWriteLock.__dict__.get("mp_lock"), tqdm.get_lock()
+    own_tqdm_locks()
+    try:
+        holder = os.fork()
+        if holder == 0:
+            tqdm.get_lock().acquire()
+            os._exit(0)  # still holding it
+        os.waitpid(holder, 0)
+        run = Forked("train", "--data", tiny, "--out-dir", tmp_path, "--epochs", 2, "--hidden-size", 4, "--preview", 0)
+        assert run.wait(timeout=20) == 0
+    finally:
+        TqdmDefaultWriteLock.th_lock, TqdmDefaultWriteLock.mp_lock = saved[:2]
+        tqdm.set_lock(saved[2])
+
+
 def test_sigkill_at_random_moments_always_leaves_a_loadable_checkpoint(tiny, tmp_path):
     out = tmp_path / "ck"
     checkpoint = out / "tiny.latest.npz"
