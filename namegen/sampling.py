@@ -221,9 +221,9 @@ def style_weights(model: Model, text: str) -> np.ndarray | None:
 
 
 def drawn_names(model: Model, config: SampleConfig, count: int, rng: np.random.Generator, prefix: str,
-                max_length: int, weights: np.ndarray | None, compiled: bool) -> list[str | None]:
-    """`count` names drawn at once, starting with `prefix` (cleaned and known to the vocabulary), in
-    the style `weights` ask for (None: each in one list's, drawn here); None where one ran past max_length."""
+                prefix_ids: list[int], max_length: int, weights: np.ndarray | None, compiled: bool) -> list[str | None]:
+    """`count` names drawn at once, starting with `prefix` (cleaned; its ids `prefix_ids`), in the
+    style `weights` ask for (None: each in one list's, drawn here); None where one ran past max_length."""
     params = model.param_views
     bias = None
     if weights is not None:
@@ -232,7 +232,7 @@ def drawn_names(model: Model, config: SampleConfig, count: int, rng: np.random.G
         bias = params["B"][rng.choice(len(model.styles), size=count, p=model.style_shares)]
     names: list[str | None] = [None] * count
     for rows, drawn in ended_rows(params, count, rng, temperature=config.temperature, top_k=config.top_k,
-                                  prefix_ids=model.vocab.encode(prefix, "the prefix").tolist(),
+                                  prefix_ids=prefix_ids,
                                   min_length=config.min_length, max_length=max_length, bias=bias, compiled=compiled):
         for row, rest in zip(rows.tolist(), model.vocab.decode_rows(drawn)):
             names[row] = prefix + rest
@@ -253,7 +253,7 @@ def stream(model: Model, config: SampleConfig, rng: np.random.Generator | None =
     rng = np.random.default_rng(config.seed) if rng is None else rng
     prefix = model.clean_prefix(config.prefix)
     try:
-        model.vocab.encode(prefix, "the prefix")
+        ids = model.vocab.encode(prefix, "the prefix").tolist()
     except DataError as e:  # the vocabulary's message, as a sampling request that cannot be met
         raise SamplingError(*e.parts) from None
     max_length = config.max_length or max(default_max_length(model), len(prefix), config.min_length)
@@ -267,7 +267,7 @@ def stream(model: Model, config: SampleConfig, rng: np.random.Generator | None =
         batch = min(budget - tries, max(64, 2 * (config.count - found)), ramp, MOST_AT_ONCE,
                     max(1, DRAW_BUFFER // max_length))
         ramp *= 2
-        for name in drawn_names(model, config, batch, rng, prefix, max_length, weights, compiled):
+        for name in drawn_names(model, config, batch, rng, prefix, ids, max_length, weights, compiled):
             tries += 1
             why = Rejection.TOO_LONG if name is None else model.unlike_data(name) or (
                 Rejection.KNOWN if config.novel and model.knows(name) else
