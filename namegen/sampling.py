@@ -29,6 +29,9 @@ class SampleConfig:
     count: int = option(10, "How many names", at_least=1)
     temperature: float = option(1.0, "Below 1: safer names; above 1: wilder", above=0)
     top_k: int = option(0, "Draw each letter from the k likeliest only; 0: from all", at_least=0)
+    top_p: float = option(1.0, "Draw each letter from the fewest likeliest letters whose probabilities (after "
+                               "--temperature and --top-k) add up to at least p (nucleus sampling); 1: from all",
+                          above=0, at_most=1)
     prefix: str = option("", "Every name starts with these letters")
     min_length: int = option(1, "Shortest name, in letters; the end of name is held back until then",
                              at_least=1, at_most=MAX_LENGTH)
@@ -55,21 +58,22 @@ class SampleConfig:
 
 @limited
 def generate(params: Params, n: int, rng: np.random.Generator, *, temperature: float = 1.0,
-             top_k: int = 0, prefix_ids=(), min_length: int = 1, max_length: int = 20,
+             top_k: int = 0, top_p: float = 1.0, prefix_ids=(), min_length: int = 1, max_length: int = 20,
              bias=None, compiled: bool = False) -> list[list[int] | None]:
     """Draw n names at once; each is a list of ids, or None if it ran past max_length (see
     ended_rows for the options)."""
     out: list[list[int] | None] = [None] * n
     prefix_ids = list(prefix_ids)
-    for rows, drawn in ended_rows(params, n, rng, temperature=temperature, top_k=top_k, prefix_ids=prefix_ids,
-                                  min_length=min_length, max_length=max_length, bias=bias, compiled=compiled):
+    for rows, drawn in ended_rows(params, n, rng, temperature=temperature, top_k=top_k, top_p=top_p,
+                                  prefix_ids=prefix_ids, min_length=min_length, max_length=max_length, bias=bias,
+                                  compiled=compiled):
         for row, ids in zip(rows.tolist(), drawn.tolist()):
             out[row] = prefix_ids + ids
     return out
 
 
 def ended_rows(params: Params, n: int, rng: np.random.Generator, *, temperature: float = 1.0, top_k: int = 0,
-               prefix_ids=(), min_length: int = 1, max_length: int = 20, bias=None,
+               top_p: float = 1.0, prefix_ids=(), min_length: int = 1, max_length: int = 20, bias=None,
                compiled: bool = False) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Draw n names at once, and at each step yield the rows (of 0..n-1) whose names ended there,
     with their letters after the prefix, (len(rows), letters); rows never yielded ran past max_length.
@@ -78,7 +82,7 @@ def ended_rows(params: Params, n: int, rng: np.random.Generator, *, temperature:
     and rows that end are dropped, so a step costs in proportion to the names still growing.
     bias: a model with styles' style term (see model.blend_term), (H,) for all names or (n, H),
     one per name. compiled: the letters' rows, the biases and tanh in one pass, and (at temperature 1
-    with every letter allowed) the draw, with numba (fast.input_tanh, fast.draw; float64): the same
+    with every letter allowed: no top-k, no top-p) the draw, with numba (fast.input_tanh, fast.draw; float64): the same
     products and draws as numpy's, tanh within 3 ulp.
     """
     Whh, Why, by, Wxh = params["Whh"], params["Why"], params["by"], params["Wxh"]
@@ -100,13 +104,13 @@ def ended_rows(params: Params, n: int, rng: np.random.Generator, *, temperature:
     for token in (BOUNDARY, *prefix_ids):
         product = advance(product, rows, np.full(n, token), bh)
     drawn = np.empty((n, max(max_length - P, 0)), dtype=np.int64)
-    simple = compiled and temperature == 1.0 and not 0 < top_k < V
+    simple = compiled and temperature == 1.0 and not 0 < top_k < V and top_p == 1.0
     for length in range(P, max_length + 1):  # letters so far
         u = rng.random(len(rows))
         if simple:
             ids = fast.draw(product, H, by, u, length < min_length)
         else:
-            ids = draw(product[:, H:] + by, u, length < min_length, top_k, temperature)
+            ids = draw(product[:, H:] + by, u, length < min_length, top_k, temperature, top_p)
         ended = ids == BOUNDARY
         if ended.any():
             yield rows[ended], drawn[rows[ended], : length - P]
@@ -122,10 +126,12 @@ def ended_rows(params: Params, n: int, rng: np.random.Generator, *, temperature:
         product = advance(product, kept, ids, bh)
 
 
-def draw(logits: np.ndarray, u: np.ndarray, no_end: bool, top_k: int = 0, temperature: float = 1.0) -> np.ndarray:
+def draw(logits: np.ndarray, u: np.ndarray, no_end: bool, top_k: int = 0, temperature: float = 1.0,
+         top_p: float = 1.0) -> np.ndarray:
     """One letter id per row of logits (changed in place), drawn from softmax(logits / temperature)
-    over the top_k likeliest (0: all) with the row's uniform u in [0, 1): the first id whose
-    cumulative weight exceeds u times the row's total. no_end: the end of name is not allowed."""
+    over the top_k likeliest (0: all), then over the fewest likeliest whose probabilities add up to
+    top_p (1: all), with the row's uniform u in [0, 1): the first id whose cumulative weight exceeds
+    u times the row's total. no_end: the end of name is not allowed."""
     V = logits.shape[1]
     z = logits
     if no_end:
@@ -139,10 +145,23 @@ def draw(logits: np.ndarray, u: np.ndarray, no_end: bool, top_k: int = 0, temper
         z -= np.maximum.reduce(z, axis=1, keepdims=True)
         with np.errstate(over="ignore"):  # below 0 over a tiny temperature: -inf, probability exactly 0
             z /= temperature
-    exp_z, _ = exp_shifted(z)  # unnormalised: u below is drawn on the row's own total
+    exp_z, total = exp_shifted(z)  # unnormalised: u below is drawn on the row's own total
+    if top_p < 1.0:
+        keep_nucleus_(exp_z, total, top_p)
     cdf = np.cumsum(exp_z, axis=1)
     scaled = u[:, None] * cdf[:, -1:]  # scaled so rounding never picks a zero-p id
     return (cdf <= scaled).sum(axis=1)
+
+
+def keep_nucleus_(weights: np.ndarray, total: np.ndarray, top_p: float) -> None:
+    """Zero, in place, every weight of a row but the fewest largest whose sum reaches top_p of the
+    row's total: an entry stays if the weights larger than it (ties: those before it) sum to less."""
+    order = np.argsort(-weights, axis=1, kind="stable")
+    ranked = np.take_along_axis(weights, order, axis=1)
+    before = np.cumsum(ranked, axis=1) - ranked
+    dropped = np.empty_like(ranked, dtype=bool)
+    np.put_along_axis(dropped, order, before >= top_p * total, axis=1)
+    weights[dropped] = 0.0
 
 
 # Tanh entries (names x hidden size x letters) from which sampling loads numba's helpers, when installed:
@@ -232,7 +251,7 @@ def drawn_names(model: Model, config: SampleConfig, count: int, rng: np.random.G
         bias = params["B"][rng.choice(len(model.styles), size=count, p=model.style_shares)]
     names: list[str | None] = [None] * count
     for rows, drawn in ended_rows(params, count, rng, temperature=config.temperature, top_k=config.top_k,
-                                  prefix_ids=prefix_ids,
+                                  top_p=config.top_p, prefix_ids=prefix_ids,
                                   min_length=config.min_length, max_length=max_length, bias=bias, compiled=compiled):
         for row, rest in zip(rows.tolist(), model.vocab.decode_rows(drawn)):
             names[row] = prefix + rest

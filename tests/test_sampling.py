@@ -220,3 +220,41 @@ def test_decoding_rows_at_once_is_decoding_each_row(rows):
     ids = np.array([vocab.encode(row, "a row") for row in rows])
     assert vocab.decode_rows(ids) == [vocab.decode(row) for row in ids] == rows
     assert vocab.decode_rows(ids[:, :0]) == [""] * len(rows)
+
+
+def nucleus(probs: np.ndarray, top_p: float) -> np.ndarray:
+    """The distribution nucleus sampling draws from, written plainly: the likeliest letters, one by
+    one, until their probabilities reach top_p; renormalised."""
+    kept, mass = np.zeros_like(probs), 0.0
+    for i in sorted(range(len(probs)), key=lambda i: -probs[i]):
+        if mass >= top_p:
+            break
+        kept[i], mass = probs[i], mass + probs[i]
+    return kept / kept.sum()
+
+
+def chi_square_bound(df: int, z: float = 3.72) -> float:
+    """The chi-square statistic a correct sampler exceeds with probability about 1e-4 (z: that tail's
+    normal quantile), by the Wilson-Hilferty approximation."""
+    return df * (1 - 2 / (9 * df) + z * np.sqrt(2 / (9 * df))) ** 3
+
+
+@pytest.mark.parametrize("temperature, top_k, top_p", [(1.0, 0, 1.0), (0.7, 0, 1.0), (1.0, 6, 1.0), (1.0, 0, 0.6),
+                                                       (1.3, 0, 0.8), (0.8, 8, 0.5), (1.0, 0, 0.01)])
+def test_the_first_letter_follows_the_renormalised_softmax_of_every_mode(trained_state, temperature, top_k, top_p):
+    """Chi-square of 20,000 first letters against softmax(logits / temperature), cut to the top_k and
+    then to the nucleus of top_p, renormalised; a letter outside that set is never drawn."""
+    params = trained_state.model.param_views
+    _, logits = step(params, np.zeros((1, params["Whh"].shape[0])), np.array([0]))
+    z = logits[0].copy()
+    z[0] = -np.inf  # a name has at least one letter
+    if top_k:
+        z[z < np.sort(z)[-top_k]] = -np.inf
+    expected = nucleus(softmax(z / temperature), top_p) * 20_000
+    drawn = generate(params, 20_000, np.random.default_rng(7), temperature=temperature, top_k=top_k, top_p=top_p,
+                     max_length=40)
+    counts = np.bincount([d[0] for d in drawn if d], minlength=len(expected))
+    assert counts[expected == 0].sum() == 0 and counts.sum() == 20_000
+    shown = expected >= 5
+    statistic = (((counts - expected) ** 2)[shown] / expected[shown]).sum()
+    assert statistic < chi_square_bound(max(shown.sum() - 1, 1)), (statistic, shown.sum())
