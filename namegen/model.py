@@ -39,6 +39,8 @@ class Rejection(str, Enum):
     ODD_EDGE = "odd_edge"  # it begins or ends with a symbol no name of the data begins or ends with
     KNOWN = "known"  # one of the model's own names, with novel
     REPEATED = "repeated"  # drawn before, with unique
+    SUFFIX = "suffix"  # it does not end as --suffix asks
+    PATTERN = "pattern"  # it does not match --pattern in full
 
 
 def unflatten(flat: np.ndarray, vocab_size: int, hidden_size: int, styles: int = 0, style_size: int = 0,

@@ -6,6 +6,8 @@ Sampling draws from its own numpy Generator, so the same seed always gives the s
 from __future__ import annotations
 
 import math
+import re
+import unicodedata
 from collections import Counter
 from dataclasses import dataclass
 from typing import Iterator
@@ -33,6 +35,9 @@ class SampleConfig:
                                "--temperature and --top-k) add up to at least p (nucleus sampling); 1: from all",
                           above=0, at_most=1)
     prefix: str = option("", "Every name starts with these letters")
+    suffix: str = option("", "Every name ends with these letters (case as --prefix)")
+    pattern: str = option("", "Every name matches this regular expression in full (Python's re; without regard to "
+                              "case where the model writes names in lower case), e.g. '.*th.*' or 'gal.*|.*iel'")
     min_length: int = option(1, "Shortest name, in letters; the end of name is held back until then",
                              at_least=1, at_most=MAX_LENGTH)
     max_length: int | None = option(None, "Longest name, in letters; longer draws are rejected", at_least=1,
@@ -51,9 +56,14 @@ class SampleConfig:
         if self.max_length is not None and self.min_length > self.max_length:
             raise OptionError(OptionName("min_length"), f" {self.min_length} is greater than ",
                               OptionName("max_length"), f" {self.max_length}")
-        if self.max_length is not None and len(self.prefix) > self.max_length:
-            raise OptionError(OptionName("prefix"), f" {shortened(self.prefix)} is longer than ",
-                              OptionName("max_length"), f" {self.max_length}")
+        for name in ("prefix", "suffix"):
+            if self.max_length is not None and len(getattr(self, name)) > self.max_length:
+                raise OptionError(OptionName(name), f" {shortened(getattr(self, name))} is longer than ",
+                                  OptionName("max_length"), f" {self.max_length}")
+        try:
+            re.compile(self.pattern)
+        except re.error as e:
+            raise OptionError(OptionName("pattern"), f" {shortened(self.pattern)} is not a regular expression: {e}") from None
 
 
 @limited
@@ -258,6 +268,35 @@ def drawn_names(model: Model, config: SampleConfig, count: int, rng: np.random.G
     return names
 
 
+@dataclass(frozen=True)
+class Shape:
+    """What --suffix and --pattern ask of a name's letters, as the model writes them."""
+
+    suffix: str
+    pattern: re.Pattern | None
+
+    @classmethod
+    def of(cls, model: Model, config: SampleConfig, max_length: int) -> Shape:
+        """The shape asked for; a SamplingError if no name could have it."""
+        suffix = unicodedata.normalize("NFC", config.suffix)
+        suffix = suffix if model.keep_case else suffix.lower()
+        if suffix and model.vocab.unknown(suffix):
+            raise SamplingError(*model.vocab.unknown_error(suffix, "--suffix").parts)
+        if len(suffix) > max_length:
+            raise SamplingError(OptionName("suffix"), f" {shortened(suffix)} is longer than the longest name drawn "
+                                f"({max_length} letters); ask for more with ", OptionName("max_length"))
+        flags = 0 if model.keep_case else re.IGNORECASE
+        return cls(suffix, re.compile(config.pattern, flags) if config.pattern else None)
+
+    def misses(self, name: str) -> Rejection | None:
+        """Why `name` does not have this shape, or None."""
+        if not name.endswith(self.suffix):
+            return Rejection.SUFFIX
+        if self.pattern is not None and not self.pattern.fullmatch(name):
+            return Rejection.PATTERN
+        return None
+
+
 def stream(model: Model, config: SampleConfig, rng: np.random.Generator | None = None,
            rejected: Counter | None = None) -> Iterator[str]:
     """The names of `sample`, each as soon as it is drawn, keeping none of them (but with
@@ -266,7 +305,9 @@ def stream(model: Model, config: SampleConfig, rng: np.random.Generator | None =
 
     A draw is rejected, and counted in `rejected` by reason, if it ran past the longest length
     (TOO_LONG), could never be a line of the data (Model.unlike_data: NOT_CLEAN, ODD_EDGE), or is
-    known (KNOWN, with novel) or repeats a name (REPEATED, with unique): see model.Rejection.
+    known (KNOWN, with novel) or repeats a name (REPEATED, with unique), or has not the shape
+    --suffix and --pattern ask for (SUFFIX, PATTERN): see model.Rejection. A rejected draw is drawn
+    again, so the names follow the model's distribution conditioned on every constraint.
     """
     rejected = Counter() if rejected is None else rejected
     rng = np.random.default_rng(config.seed) if rng is None else rng
@@ -276,6 +317,7 @@ def stream(model: Model, config: SampleConfig, rng: np.random.Generator | None =
     except DataError as e:  # the vocabulary's message, as a sampling request that cannot be met
         raise SamplingError(*e.parts) from None
     max_length = config.max_length or max(default_max_length(model), len(prefix), config.min_length)
+    shape = Shape.of(model, config, max_length)
     budget = config.max_tries or max(10_000, 100 * config.count)
     compiled = compiled_for(model, config.count)
     weights = style_weights(model, config.style)
@@ -288,7 +330,7 @@ def stream(model: Model, config: SampleConfig, rng: np.random.Generator | None =
         ramp *= 2
         for name in drawn_names(model, config, batch, rng, prefix, ids, max_length, weights, compiled):
             tries += 1
-            why = Rejection.TOO_LONG if name is None else model.unlike_data(name) or (
+            why = Rejection.TOO_LONG if name is None else model.unlike_data(name) or shape.misses(name) or (
                 Rejection.KNOWN if config.novel and model.knows(name) else
                 Rejection.REPEATED if config.unique and name in taken else None)
             if why:
@@ -305,5 +347,5 @@ def stream(model: Model, config: SampleConfig, rng: np.random.Generator | None =
         raise SamplingError(
             f"found only {found} of {plural(config.count, (wanted + ' ' if wanted else '') + 'name')} in "
             f"{plural(tries, 'draw')}; ask for fewer, or relax ", OptionName("novel"), "/", OptionName("unique"), "/",
-            OptionName("prefix"), " or the length limits",
+            OptionName("prefix"), "/", OptionName("suffix"), "/", OptionName("pattern"), " or the length limits",
         )

@@ -258,3 +258,33 @@ def test_the_first_letter_follows_the_renormalised_softmax_of_every_mode(trained
     shown = expected >= 5
     statistic = (((counts - expected) ** 2)[shown] / expected[shown]).sum()
     assert statistic < chi_square_bound(max(shown.sum() - 1, 1)), (statistic, shown.sum())
+
+
+def test_a_suffix_and_a_pattern_are_met_by_every_name_and_counted_when_missed(trained_state):
+    from collections import Counter
+
+    rejected = Counter()
+    names = sample(trained_state.model, SampleConfig(count=40, suffix="SAURUS", seed=1), rejected=rejected)
+    assert len(names) == 40 and all(n.endswith("saurus") for n in names)  # as the model writes it: lower case
+    assert rejected["suffix"] > 0
+    matched = draw(trained_state, count=40, pattern="a.*|.*on", seed=2)
+    assert len(matched) == 40 and all(n.lower().startswith("a") or n.endswith("on") for n in matched)
+    both = draw(trained_state, count=10, prefix="ste", suffix="us", pattern=".{6,12}", seed=3)
+    assert all(n.startswith("Ste") and n.endswith("us") and 6 <= len(n) <= 12 for n in both)
+
+
+def test_a_suffix_no_name_can_have_and_a_pattern_that_is_not_one_are_refused(trained_state):
+    with pytest.raises(SamplingError, match="never saw"):
+        draw(trained_state, suffix="us7")
+    with pytest.raises(ValueError, match="pattern"):
+        SampleConfig(pattern="(unclosed")
+    with pytest.raises(ValueError, match="suffix"):
+        SampleConfig(suffix="saurus", max_length=4)
+    with pytest.raises(SamplingError, match="longer than the longest name"):
+        draw(trained_state, suffix="a" * 200)
+
+
+def test_the_cli_refuses_impossible_constraints_in_one_line(cli, trained_checkpoint):
+    cli("sample", "-c", trained_checkpoint, "--pattern", "(").fails_in_one_line(2, "--pattern")
+    cli("sample", "-c", trained_checkpoint, "--suffix", "q7").fails_in_one_line(1, "never saw")
+    cli("sample", "-c", trained_checkpoint, "--suffix", "xyz", "--max-length", 2).fails_in_one_line(2, "--suffix")
