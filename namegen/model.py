@@ -41,6 +41,8 @@ class Rejection(str, Enum):
     REPEATED = "repeated"  # drawn before, with unique
     SUFFIX = "suffix"  # it does not end as --suffix asks
     PATTERN = "pattern"  # it does not match --pattern in full
+    CONTAINS = "contains"  # it lacks a text --contains asks for
+    EXCLUDED = "excluded"  # it holds a text --exclude forbids
 
 
 def unflatten(flat: np.ndarray, vocab_size: int, hidden_size: int, styles: int = 0, style_size: int = 0,

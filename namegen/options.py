@@ -73,7 +73,8 @@ def field_kinds(cls: type) -> dict[str, tuple[type, bool]]:
     return kinds
 
 
-KIND_WORDS = {bool: "true or false", int: "a whole number", float: "a finite number", str: "text"}
+TEXTS = tuple[str, ...]  # a repeatable option: every value it was given
+KIND_WORDS = {bool: "true or false", int: "a whole number", float: "a finite number", str: "text", TEXTS: "texts"}
 
 
 def check_values(config: type, values: dict[str, Any]) -> None:
@@ -96,7 +97,9 @@ def check(config) -> None:
 
 
 def conforms(value, kind: type) -> bool:
-    """Whether `value` is a `kind` (bool, int, float or str) as JSON or a user could give it."""
+    """Whether `value` is a `kind` (bool, int, float, str or TEXTS) as JSON or a user could give it."""
+    if kind == TEXTS:
+        return isinstance(value, tuple) and all(isinstance(v, str) for v in value)
     if kind is bool or isinstance(value, bool):  # bool is an int to Python, never to an option
         return kind is bool and isinstance(value, bool)
     if kind is float:  # an int is a fine float unless it is too large to be one

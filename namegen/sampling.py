@@ -36,6 +36,10 @@ class SampleConfig:
                           above=0, at_most=1)
     prefix: str = option("", "Every name starts with these letters")
     suffix: str = option("", "Every name ends with these letters (case as --prefix)")
+    contains: tuple[str, ...] = option((), "Every name contains this text (given again: each of them)",
+                                       default_text="none")
+    exclude: tuple[str, ...] = option((), "No name contains this text, a letter or more (given again: any of them)",
+                                      default_text="none")
     pattern: str = option("", "Every name matches this regular expression in full (Python's re; without regard to "
                               "case where the model writes names in lower case), e.g. '.*th.*' or 'gal.*|.*iel'")
     min_length: int = option(1, "Shortest name, in letters; the end of name is held back until then",
@@ -52,6 +56,9 @@ class SampleConfig:
     seed: int | None = option(None, "Seed for repeatable names", at_least=0, default_text="fresh each run")
 
     def __post_init__(self):
+        for name in ("contains", "exclude"):  # a list from Python or JSON is the same request
+            if isinstance(getattr(self, name), list):
+                object.__setattr__(self, name, tuple(getattr(self, name)))
         check(self)
         if self.max_length is not None and self.min_length > self.max_length:
             raise OptionError(OptionName("min_length"), f" {self.min_length} is greater than ",
@@ -270,28 +277,48 @@ def drawn_names(model: Model, config: SampleConfig, count: int, rng: np.random.G
 
 @dataclass(frozen=True)
 class Shape:
-    """What --suffix and --pattern ask of a name's letters, as the model writes them."""
+    """What --suffix, --contains, --exclude and --pattern ask of a name's letters, as the model writes them."""
 
     suffix: str
+    contains: tuple[str, ...]
+    exclude: tuple[str, ...]
     pattern: re.Pattern | None
 
     @classmethod
     def of(cls, model: Model, config: SampleConfig, max_length: int) -> Shape:
         """The shape asked for; a SamplingError if no name could have it."""
-        suffix = unicodedata.normalize("NFC", config.suffix)
-        suffix = suffix if model.keep_case else suffix.lower()
-        if suffix and model.vocab.unknown(suffix):
-            raise SamplingError(*model.vocab.unknown_error(suffix, "--suffix").parts)
-        if len(suffix) > max_length:
-            raise SamplingError(OptionName("suffix"), f" {shortened(suffix)} is longer than the longest name drawn "
-                                f"({max_length} letters); ask for more with ", OptionName("max_length"))
+        def letters(text: str) -> str:
+            text = unicodedata.normalize("NFC", text)
+            return text if model.keep_case else text.lower()
+
+        suffix, contains = letters(config.suffix), tuple(letters(text) for text in config.contains if text)
+        exclude = tuple(letters(text) for text in config.exclude if text)
+        for name, text in [("suffix", suffix)] * bool(suffix) + [("contains", text) for text in contains]:
+            if model.vocab.unknown(text):
+                raise SamplingError(*model.vocab.unknown_error(text, f"--{name}").parts)
+            if len(text) > max_length:
+                raise SamplingError(OptionName(name), f" {shortened(text)} is longer than the longest name drawn "
+                                    f"({max_length} letters); ask for more with ", OptionName("max_length"))
+            for banned in exclude:
+                if banned in text:
+                    raise SamplingError(OptionName(name), f" {shortened(text)} holds ", OptionName("exclude"),
+                                        f" {shortened(banned)}: no name can have both")
+        prefix = model.clean_prefix(config.prefix)
+        for banned in exclude:
+            if banned in prefix:
+                raise SamplingError(OptionName("prefix"), f" {shortened(prefix)} holds ", OptionName("exclude"),
+                                    f" {shortened(banned)}: no name can have both")
         flags = 0 if model.keep_case else re.IGNORECASE
-        return cls(suffix, re.compile(config.pattern, flags) if config.pattern else None)
+        return cls(suffix, contains, exclude, re.compile(config.pattern, flags) if config.pattern else None)
 
     def misses(self, name: str) -> Rejection | None:
         """Why `name` does not have this shape, or None."""
         if not name.endswith(self.suffix):
             return Rejection.SUFFIX
+        if not all(text in name for text in self.contains):
+            return Rejection.CONTAINS
+        if any(text in name for text in self.exclude):
+            return Rejection.EXCLUDED
         if self.pattern is not None and not self.pattern.fullmatch(name):
             return Rejection.PATTERN
         return None
@@ -306,7 +333,7 @@ def stream(model: Model, config: SampleConfig, rng: np.random.Generator | None =
     A draw is rejected, and counted in `rejected` by reason, if it ran past the longest length
     (TOO_LONG), could never be a line of the data (Model.unlike_data: NOT_CLEAN, ODD_EDGE), or is
     known (KNOWN, with novel) or repeats a name (REPEATED, with unique), or has not the shape
-    --suffix and --pattern ask for (SUFFIX, PATTERN): see model.Rejection. A rejected draw is drawn
+    --suffix, --contains, --exclude and --pattern ask for (SUFFIX, CONTAINS, EXCLUDED, PATTERN): see model.Rejection. A rejected draw is drawn
     again, so the names follow the model's distribution conditioned on every constraint.
     """
     rejected = Counter() if rejected is None else rejected
@@ -347,5 +374,6 @@ def stream(model: Model, config: SampleConfig, rng: np.random.Generator | None =
         raise SamplingError(
             f"found only {found} of {plural(config.count, (wanted + ' ' if wanted else '') + 'name')} in "
             f"{plural(tries, 'draw')}; ask for fewer, or relax ", OptionName("novel"), "/", OptionName("unique"), "/",
-            OptionName("prefix"), "/", OptionName("suffix"), "/", OptionName("pattern"), " or the length limits",
+            OptionName("prefix"), "/", OptionName("suffix"), "/", OptionName("contains"), "/", OptionName("exclude"),
+            "/", OptionName("pattern"), " or the length limits",
         )

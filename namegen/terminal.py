@@ -31,7 +31,7 @@ from . import views
 from .checkpoint import load_checkpoint, load_model
 from .errors import NamegenError, OptionError
 from .model import Model
-from .options import SPEC, field_kinds, spec_of
+from .options import SPEC, TEXTS, field_kinds, spec_of
 from .recent import default_checkpoint
 from .state import EpochRecord, TrainState
 from .training import Callbacks, preview_names
@@ -130,8 +130,8 @@ def setting(config: type, name: str, *flags: str) -> Any:
     if not flags:
         flags = (f"{flag(name)}/--no-{name.replace('_', '-')}",) if default is True else (flag(name),)
     return typer.Option(*flags, help=text + ".",
-                        show_default=spec.default_text if default is None else not isinstance(default, bool),
-                        metavar="<" + "|".join(spec.choices) + ">" if spec.choices else None)
+                        show_default=spec.default_text if default is None or default == () else not isinstance(default, bool),
+                        metavar="<" + "|".join(spec.choices) + ">" if spec.choices else "<str>" if default == () else None)
 
 
 def with_options(*configs: type, only: tuple[str, ...] = (), flags: dict[str, tuple[str, ...]] | None = None):
@@ -148,6 +148,7 @@ def with_options(*configs: type, only: tuple[str, ...] = (), flags: dict[str, tu
                 if SPEC not in f.metadata or (only and f.name not in only):
                     continue
                 kind, optional = kinds[f.name]
+                kind = list[str] if kind == TEXTS else kind  # given once per value; the config keeps a tuple
                 annotation = Annotated[Optional[kind] if optional else kind, setting(config, f.name, *(flags or {}).get(f.name, ()))]
                 added.append(inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=f.default,
                                                annotation=annotation))
@@ -160,7 +161,7 @@ def values_of(ctx: typer.Context, config: type, given_only: bool = False) -> dic
     """This command's values for the options of `config` (with given_only, only those typed on the
     command line: a resumed run keeps the checkpoint's value for the rest)."""
     names = {f.name for f in fields(config)}
-    return {name: value for name, value in ctx.params.items()
+    return {name: tuple(value) if isinstance(value, list) else value for name, value in ctx.params.items()
             if name in names and (not given_only or ctx.get_parameter_source(name).name == "COMMANDLINE")}
 
 

@@ -288,3 +288,37 @@ def test_the_cli_refuses_impossible_constraints_in_one_line(cli, trained_checkpo
     cli("sample", "-c", trained_checkpoint, "--pattern", "(").fails_in_one_line(2, "--pattern")
     cli("sample", "-c", trained_checkpoint, "--suffix", "q7").fails_in_one_line(1, "never saw")
     cli("sample", "-c", trained_checkpoint, "--suffix", "xyz", "--max-length", 2).fails_in_one_line(2, "--suffix")
+
+
+def test_contains_and_exclude_hold_for_every_name_each_time_they_are_given(trained_state):
+    from collections import Counter
+
+    rejected = Counter()
+    names = sample(trained_state.model, SampleConfig(count=30, contains=("o", "A"), exclude=("x", "saurus"), seed=4),
+                   rejected=rejected)
+    assert len(names) == 30
+    assert all("o" in n.lower() and "a" in n.lower() and "x" not in n.lower() and "saurus" not in n.lower()
+               for n in names)
+    assert rejected["contains"] + rejected["excluded"] > 0
+    assert SampleConfig(contains=["a", "b"]).contains == ("a", "b")  # a list, from Python or JSON, is kept as a tuple
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"contains": ("ab",), "exclude": ("b",)}, "no name can have both"),
+    ({"suffix": "us", "exclude": ("s",)}, "no name can have both"),
+    ({"prefix": "ste", "exclude": ("te",)}, "no name can have both"),
+    ({"contains": ("q7",)}, "never saw"),
+    ({"contains": ("a" * 300,)}, "longer than the longest name"),
+])
+def test_constraints_no_name_can_meet_are_refused_before_sampling(trained_state, options, message):
+    with pytest.raises(SamplingError, match=message):
+        draw(trained_state, **options)
+
+
+def test_the_cli_takes_contains_and_exclude_again_and_again(cli, trained_checkpoint):
+    ran = cli("sample", "-c", trained_checkpoint, "-n", 8, "--contains", "a", "--contains", "o", "--exclude", "x",
+              "--exclude", "u", "--seed", 1)
+    assert ran.code == 0, ran.stderr
+    names = ran.stdout.split()
+    assert len(names) == 8 and all("a" in n.lower() and "o" in n.lower() and not {"x", "u"} & set(n.lower())
+                                   for n in names)
