@@ -43,6 +43,7 @@ class Rejection(str, Enum):
     PATTERN = "pattern"  # it does not match --pattern in full
     CONTAINS = "contains"  # it lacks a text --contains asks for
     EXCLUDED = "excluded"  # it holds a text --exclude forbids
+    USED = "used"  # one of the names of --exclude-names
 
 
 def unflatten(flat: np.ndarray, vocab_size: int, hidden_size: int, styles: int = 0, style_size: int = 0,

@@ -14,6 +14,7 @@ from typing import Iterator
 
 import numpy as np
 
+from .data import read_names
 from .errors import DataError, OptionError, OptionName, SamplingError, plural, shortened
 from . import fast
 from .model import Model, Params, Rejection, blend_term, exp_shifted
@@ -40,6 +41,8 @@ class SampleConfig:
                                        default_text="none")
     exclude: tuple[str, ...] = option((), "No name contains this text, a letter or more (given again: any of them)",
                                       default_text="none")
+    exclude_names: str = option("", "A file of names already used, one per line (UTF-8): none of them is printed; "
+                                    "compared after cleaning, as --novel compares")
     pattern: str = option("", "Every name matches this regular expression in full (Python's re; without regard to "
                               "case where the model writes names in lower case), e.g. '.*th.*' or 'gal.*|.*iel'")
     min_length: int = option(1, "Shortest name, in letters; the end of name is held back until then",
@@ -283,6 +286,7 @@ class Shape:
     contains: tuple[str, ...]
     exclude: tuple[str, ...]
     pattern: re.Pattern | None
+    used: frozenset[str] = frozenset()  # the names of --exclude-names, cleaned as the model cleans
 
     @classmethod
     def of(cls, model: Model, config: SampleConfig, max_length: int) -> Shape:
@@ -309,7 +313,9 @@ class Shape:
                 raise SamplingError(OptionName("prefix"), f" {shortened(prefix)} holds ", OptionName("exclude"),
                                     f" {shortened(banned)}: no name can have both")
         flags = 0 if model.keep_case else re.IGNORECASE
-        return cls(suffix, contains, exclude, re.compile(config.pattern, flags) if config.pattern else None)
+        used = frozenset(map(model.clean, read_names(config.exclude_names, "keep").names)) if config.exclude_names \
+            else frozenset()
+        return cls(suffix, contains, exclude, re.compile(config.pattern, flags) if config.pattern else None, used)
 
     def misses(self, name: str) -> Rejection | None:
         """Why `name` does not have this shape, or None."""
@@ -321,7 +327,7 @@ class Shape:
             return Rejection.EXCLUDED
         if self.pattern is not None and not self.pattern.fullmatch(name):
             return Rejection.PATTERN
-        return None
+        return Rejection.USED if name in self.used else None
 
 
 def stream(model: Model, config: SampleConfig, rng: np.random.Generator | None = None,
@@ -333,7 +339,8 @@ def stream(model: Model, config: SampleConfig, rng: np.random.Generator | None =
     A draw is rejected, and counted in `rejected` by reason, if it ran past the longest length
     (TOO_LONG), could never be a line of the data (Model.unlike_data: NOT_CLEAN, ODD_EDGE), or is
     known (KNOWN, with novel) or repeats a name (REPEATED, with unique), or has not the shape
-    --suffix, --contains, --exclude and --pattern ask for (SUFFIX, CONTAINS, EXCLUDED, PATTERN): see model.Rejection. A rejected draw is drawn
+    --suffix, --contains, --exclude and --pattern ask for (SUFFIX, CONTAINS, EXCLUDED, PATTERN), or
+    is one of the names of --exclude-names (USED): see model.Rejection. A rejected draw is drawn
     again, so the names follow the model's distribution conditioned on every constraint.
     """
     rejected = Counter() if rejected is None else rejected

@@ -322,3 +322,21 @@ def test_the_cli_takes_contains_and_exclude_again_and_again(cli, trained_checkpo
     names = ran.stdout.split()
     assert len(names) == 8 and all("a" in n.lower() and "o" in n.lower() and not {"x", "u"} & set(n.lower())
                                    for n in names)
+
+
+def test_names_already_used_are_never_printed_whatever_their_case_or_spacing(trained_state, tmp_path):
+    from collections import Counter
+
+    before = draw(trained_state, count=200, seed=5)
+    used = tmp_path / "manuscript.txt"
+    used.write_text("\n".join(f"  {name.upper()} " for name in before[:50]) + "\n")
+    rejected = Counter()
+    after = sample(trained_state.model, SampleConfig(count=200, seed=5, exclude_names=str(used)), rejected=rejected)
+    assert len(after) == 200 and not set(after) & set(before[:50])
+    assert rejected["used"] >= 50  # the same draws came first, and each of those was drawn again
+
+
+def test_an_unreadable_list_of_used_names_is_one_line(cli, trained_checkpoint, tmp_path):
+    cli("sample", "-c", trained_checkpoint, "--exclude-names", tmp_path / "nope.txt").fails_in_one_line(1, "no such file")
+    (tmp_path / "bad.txt").write_bytes(b"Rex\n\xff\xfe oops\n")
+    cli("sample", "-c", trained_checkpoint, "--exclude-names", tmp_path / "bad.txt").fails_in_one_line(1, "UTF-8")
