@@ -378,9 +378,27 @@ def stream(model: Model, config: SampleConfig, rng: np.random.Generator | None =
                 break
     if found < config.count:
         wanted = " ".join(w for w, on in (("novel", config.novel), ("unique", config.unique)) if on)
-        raise SamplingError(
-            f"found only {found} of {plural(config.count, (wanted + ' ' if wanted else '') + 'name')} in "
-            f"{plural(tries, 'draw')}; ask for fewer, or relax ", OptionName("novel"), "/", OptionName("unique"), "/",
-            OptionName("prefix"), "/", OptionName("suffix"), "/", OptionName("contains"), "/", OptionName("exclude"),
-            "/", OptionName("pattern"), " or the length limits",
-        )
+        raise SamplingError(f"found only {found} of {plural(config.count, (wanted + ' ' if wanted else '') + 'name')} "
+                            f"in {plural(tries, 'draw')}", *rarest(rejected, tries))
+
+
+# What each reason for drawing again says, and the option that asked for it (None: the model's own).
+REJECTED_BY = {
+    Rejection.TOO_LONG: ("ran past the longest length", "max_length"), Rejection.NOT_CLEAN: ("were not clean", None),
+    Rejection.ODD_EDGE: ("began or ended oddly", None), Rejection.KNOWN: ("were training names", "novel"),
+    Rejection.REPEATED: ("repeated a name", "unique"), Rejection.SUFFIX: ("did not end as asked", "suffix"),
+    Rejection.CONTAINS: ("lacked a text asked for", "contains"), Rejection.EXCLUDED: ("held an excluded text", "exclude"),
+    Rejection.PATTERN: ("did not match the pattern", "pattern"), Rejection.USED: ("were names already used", "exclude_names"),
+}
+
+
+def rarest(rejected: Counter, tries: int) -> tuple:
+    """The end of the message of a request that ran out of draws: which constraint turned most of them
+    away, and what would help."""
+    asked = [(count, why) for why, count in rejected.items() if REJECTED_BY.get(why, (None, None))[1]]
+    if not asked:
+        return ("; ask for fewer, or allow more draws with ", OptionName("max_tries"))
+    count, why = max(asked)
+    words, name = REJECTED_BY[why]
+    return (f"; {count} of them {words} (", OptionName(name), "); ask for fewer, relax ", OptionName(name),
+            ", or allow more draws with ", OptionName("max_tries"))

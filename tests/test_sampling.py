@@ -1,5 +1,6 @@
 """Sampling: repeatable by seed, every option honoured, impossible requests refused."""
 
+import re
 import warnings
 from dataclasses import replace
 
@@ -340,3 +341,13 @@ def test_an_unreadable_list_of_used_names_is_one_line(cli, trained_checkpoint, t
     cli("sample", "-c", trained_checkpoint, "--exclude-names", tmp_path / "nope.txt").fails_in_one_line(1, "no such file")
     (tmp_path / "bad.txt").write_bytes(b"Rex\n\xff\xfe oops\n")
     cli("sample", "-c", trained_checkpoint, "--exclude-names", tmp_path / "bad.txt").fails_in_one_line(1, "UTF-8")
+
+
+@pytest.mark.parametrize("options, option", [({"suffix": "xyzzy"}, "suffix"), ({"pattern": "q.*z"}, "pattern"),
+                                             ({"count": 40, "novel": True, "max_length": 2}, "max_length")])
+def test_a_request_that_runs_out_of_draws_names_the_constraint_that_turned_them_away(trained_state, options, option):
+    with pytest.raises(SamplingError) as info:
+        draw(trained_state, **{"count": 3, "max_tries": 2000, **options})
+    message = str(info.value)
+    assert re.search(rf"; \d+ of them .* \({option}\); ask for fewer, relax {option}, or allow more draws with "
+                     "max_tries", message), message  # the library names fields; the CLI spells them --max-tries
