@@ -44,6 +44,37 @@ class Rejection(str, Enum):
     CONTAINS = "contains"  # it lacks a text --contains asks for
     EXCLUDED = "excluded"  # it holds a text --exclude forbids
     USED = "used"  # one of the names of --exclude-names
+    UNBALANCED = "unbalanced"  # a bracket or quote left open or closed unopened, which no name of the data does
+    CAPITAL = "capital"  # a capital where no name of the data has one (inside a word, say)
+
+
+PAIRS = ("()", "[]", "{}", '""', "«»")  # brackets and quotes: opening and closing (a quote: the same twice)
+
+
+def balanced(name: str, pair: str) -> bool:
+    """Whether `name` opens and closes `pair` properly: never closes more than it opened, and closes
+    all it opened (a quote: an even number of them)."""
+    opening, closing = pair
+    if opening == closing:
+        return name.count(opening) % 2 == 0
+    depth = 0
+    for c in name:
+        depth += (c == opening) - (c == closing)
+        if depth < 0:
+            return False
+    return depth == 0
+
+
+def capital_places(name: str) -> set[str]:
+    """Where `name` has capitals: "start" (a word's first character), "after mark" (after an
+    apostrophe or hyphen: O'Brien, Jean-Luc), "inside" (after a letter or digit: McDonald)."""
+    places = set()
+    for i, c in enumerate(name):
+        if c.isupper():
+            before = name[i - 1] if i else " "
+            places.add("start" if before.isspace() or not before.isalnum() and before not in "'’-"
+                       else "after mark" if before in "'’-" else "inside")
+    return places
 
 
 def unflatten(flat: np.ndarray, vocab_size: int, hidden_size: int, styles: int = 0, style_size: int = 0,
@@ -155,7 +186,24 @@ class Model:
         starts, ends = self._edges
         if not (name[0].isalnum() or name[0] in starts) or not (name[-1].isalnum() or name[-1] in ends):
             return Rejection.ODD_EDGE
+        if not all(balanced(name, pair) for pair in self._balanced_pairs):
+            return Rejection.UNBALANCED
+        if any(place not in self._capital_places for place in capital_places(name)):
+            return Rejection.CAPITAL
         return None
+
+    @cached_property
+    def _balanced_pairs(self) -> tuple[str, ...]:
+        """The brackets and quotes the data uses and keeps balanced in every name (learned from the
+        names, so a list whose lines leave one open keeps doing so)."""
+        return tuple(pair for pair in PAIRS if any(c in self.vocab.chars for c in pair)
+                     and all(balanced(n, pair) for n in self.names))
+
+    @cached_property
+    def _capital_places(self) -> frozenset[str]:
+        """Where the data's names have capitals: at a word's start, after an apostrophe or hyphen,
+        inside a word (see capital_places). A list of codes with inner capitals keeps them."""
+        return frozenset(place for n in self.names for place in capital_places(n))
 
     @cached_property
     def _edges(self) -> tuple[set[str], set[str]]:

@@ -337,7 +337,8 @@ def stream(model: Model, config: SampleConfig, rng: np.random.Generator | None =
     after the last name it found if the allowed draws do not suffice.
 
     A draw is rejected, and counted in `rejected` by reason, if it ran past the longest length
-    (TOO_LONG), could never be a line of the data (Model.unlike_data: NOT_CLEAN, ODD_EDGE), or is
+    (TOO_LONG), could never be a line of the data (Model.unlike_data: NOT_CLEAN, ODD_EDGE,
+    UNBALANCED, CAPITAL), or is
     known (KNOWN, with novel) or repeats a name (REPEATED, with unique), or has not the shape
     --suffix, --contains, --exclude and --pattern ask for (SUFFIX, CONTAINS, EXCLUDED, PATTERN), or
     is one of the names of --exclude-names (USED): see model.Rejection. A rejected draw is drawn
@@ -389,6 +390,7 @@ REJECTED_BY = {
     Rejection.REPEATED: ("repeated a name", "unique"), Rejection.SUFFIX: ("did not end as asked", "suffix"),
     Rejection.CONTAINS: ("lacked a text asked for", "contains"), Rejection.EXCLUDED: ("held an excluded text", "exclude"),
     Rejection.PATTERN: ("did not match the pattern", "pattern"), Rejection.USED: ("were names already used", "exclude_names"),
+    Rejection.UNBALANCED: ("left a bracket or quote open", None), Rejection.CAPITAL: ("had a capital out of place", None),
 }
 
 

@@ -351,3 +351,57 @@ def test_a_request_that_runs_out_of_draws_names_the_constraint_that_turned_them_
     message = str(info.value)
     assert re.search(rf"; \d+ of them .* \({option}\); ask for fewer, relax {option}, or allow more draws with "
                      "max_tries", message), message  # the library names fields; the CLI spells them --max-tries
+
+
+@pytest.fixture(scope="module")
+def bracketed_model():
+    """A briefly trained model of multi-word names with parentheses, hyphens and apostrophes, letter
+    case kept: it draws many names no line of its data could be."""
+    from namegen.data import parse_names
+    from namegen.state import TrainConfig, new_state
+    from namegen.training import train
+
+    names = ["Hiril (Elf)", "Gandalf the Grey", "Bilbo Baggins", "Frodo (Hobbit)", "Helm's Deep", "Barad-dûr",
+             "Orodruin (Mount Doom)", "Tom Bombadil", "Dol Guldur", "Aragorn (Strider)", "O'Neill", "Jean-Luc"] * 10
+    state = new_state(TrainConfig(hidden_size=16, epochs=2, batch_size=8, optimizer="adam", learning_rate=0.01),
+                      parse_names("\n".join(names), "middle.txt", "keep"))
+    train(state, engine="numpy")
+    return state.model
+
+
+def test_no_printed_name_breaks_a_rule_every_line_of_the_data_keeps(bracketed_model):
+    from collections import Counter
+
+    from namegen.model import balanced, capital_places
+
+    rejected = Counter()
+    names = sample(bracketed_model, SampleConfig(count=1000, seed=1), rejected=rejected)
+    assert all(balanced(n, "()") for n in names) and not any("inside" in capital_places(n) for n in names)
+    assert rejected["unbalanced"] > 0 and rejected["capital"] > 0  # by rule, as --json counts them
+    assert bracketed_model._capital_places == {"start", "after mark"}  # O'Neill, Jean-Luc: learned, so allowed
+
+
+def test_rules_are_learned_so_a_list_that_breaks_them_keeps_its_names():
+    from namegen.data import parse_names
+    from namegen.state import TrainConfig, new_state
+
+    codes = parse_names("\n".join(["McDonald", "DeVito", "C3PO", "Open (left", "iPhone"] * 4), "codes.txt", "keep")
+    model = new_state(TrainConfig(hidden_size=4), codes).model
+    assert model.unlike_data("McVito") is None and model.unlike_data("Open (Phone") is None
+
+
+@pytest.mark.parametrize("name, pair, expected", [("a (b) c", "()", True), ("a (b", "()", False), ("a) (b", "()", False),
+                                                  ('say "hi"', '""', True), ('say "hi', '""', False)])
+def test_balance_is_opening_before_closing_and_as_many(name, pair, expected):
+    from namegen.model import balanced
+
+    assert balanced(name, pair) is expected
+
+
+def test_capitals_are_placed_at_a_word_start_after_a_mark_or_inside():
+    from namegen.model import capital_places
+
+    assert capital_places("Hiril (Elf)") == {"start"}
+    assert capital_places("O'Neill Jean-Luc") == {"start", "after mark"}
+    assert capital_places("McDonald") == {"start", "inside"}
+    assert capital_places("lower case") == set()
