@@ -380,7 +380,7 @@ def stream(model: Model, config: SampleConfig, rng: np.random.Generator | None =
     if found < config.count:
         wanted = " ".join(w for w, on in (("novel", config.novel), ("unique", config.unique)) if on)
         raise SamplingError(f"found only {found} of {plural(config.count, (wanted + ' ' if wanted else '') + 'name')} "
-                            f"in {plural(tries, 'draw')}", *rarest(rejected, tries))
+                            f"in {plural(tries, 'draw')}", *rarest(rejected))
 
 
 # What each reason for drawing again says, and the option that asked for it (None: the model's own).
@@ -394,7 +394,7 @@ REJECTED_BY = {
 }
 
 
-def rarest(rejected: Counter, tries: int) -> tuple:
+def rarest(rejected: Counter) -> tuple:
     """The end of the message of a request that ran out of draws: which constraint turned most of them
     away, and what would help."""
     asked = [(count, why) for why, count in rejected.items() if REJECTED_BY.get(why, (None, None))[1]]
