@@ -2,6 +2,7 @@
 
 import re
 import warnings
+from collections import Counter
 from dataclasses import replace
 
 import numpy as np
@@ -405,3 +406,43 @@ def test_capitals_are_placed_at_a_word_start_after_a_mark_or_inside():
     assert capital_places("O'Neill Jean-Luc") == {"start", "after mark"}
     assert capital_places("McDonald") == {"start", "inside"}
     assert capital_places("lower case") == set()
+
+
+def test_constrained_names_follow_the_model_conditioned_on_the_constraints_by_enumeration():
+    """A model over three letters with random weights, names of at most 3 letters: every name's
+    probability by enumeration (the product of its letters' softmax and the end's), conditioned on
+    --suffix a, --exclude bb and --pattern '.*[ab].*' (renormalised over the names that meet them);
+    20,000 names drawn with those constraints against it, by chi-square."""
+    from itertools import product
+
+    from namegen.data import parse_names
+    from namegen.state import TrainConfig, new_state
+
+    model = new_state(TrainConfig(hidden_size=5), parse_names("abc\ncab\nbca\nca", "abc.txt")).model
+    model.params[:] = np.random.default_rng(3).standard_normal(model.params.size)  # a model with opinions
+    params, V = model.param_views, model.vocab.size
+
+    def probability(ids):
+        h, logits = step(params, np.zeros((1, params["Whh"].shape[0])), np.array([0]))
+        p = 1.0
+        for i in [*ids, 0]:
+            p *= softmax(logits)[0, i]
+            h, logits = step(params, h, np.array([i]))
+        return p
+
+    wanted = {}
+    for length in (1, 2, 3):
+        for ids in product(range(1, V), repeat=length):
+            name = model.vocab.decode(ids)
+            if name.endswith("a") and "bb" not in name and ("a" in name or "b" in name):
+                wanted[name] = probability(ids)
+    total = sum(wanted.values())
+    config = SampleConfig(count=20_000, suffix="a", exclude=("bb",), pattern=".*[ab].*", max_length=3, seed=9,
+                          max_tries=10_000_000)
+    counts = Counter(sample(model, config))
+    assert set(counts) <= set(wanted)
+    expected = np.array([20_000 * wanted[name] / total for name in wanted])
+    observed = np.array([counts[name] for name in wanted])
+    shown = expected >= 5
+    statistic = (((observed - expected) ** 2)[shown] / expected[shown]).sum()
+    assert statistic < chi_square_bound(shown.sum() - 1), (statistic, shown.sum())
