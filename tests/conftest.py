@@ -320,20 +320,27 @@ class Forked:
         return self.wait()
 
 
-def copied_numba_cache(cache) -> bool:
-    """Copy the numba cache this process loaded everything compiled from (beside fast.py) to where
-    numba looks under NUMBA_CACHE_DIR=cache, which saves a cold compile (15-20 s); False if there is
-    none to copy."""
-    import shutil
-
+def numba_cache_files() -> list[Path]:
+    """The files of numba's cache beside fast.py for what fast.py compiles now, every use loaded (so
+    compiled, or loaded from those very files) first."""
     from namegen import fast
 
     for use in fast.USES:
         fast.load(use)
     source = Path(fast.__file__).parent / "__pycache__"
     functions = [fast.train_names, *fast.PYTHON.values()]  # numba names its files after each one's first line
-    files = [f for function in functions for f in source.glob(f"fast.{function.__name__}-"
-                                                              f"{function.__code__.co_firstlineno}.py*.nb[ic]")]
+    return [f for function in functions for f in source.glob(f"fast.{function.__name__}-"
+                                                             f"{function.__code__.co_firstlineno}.py*.nb[ic]")]
+
+
+def copied_numba_cache(cache) -> bool:
+    """Copy the numba cache of this checkout (see numba_cache_files) to where numba looks under
+    NUMBA_CACHE_DIR=cache, which saves a cold compile (15-20 s); False if there is none to copy."""
+    import shutil
+
+    from namegen import fast
+
+    files = numba_cache_files()
     try:
         from numba.core.caching import _CacheLocator
 

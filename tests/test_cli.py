@@ -16,7 +16,7 @@ import pytest
 from namegen.checkpoint import load_checkpoint
 from namegen.evaluation import Evaluation
 
-from conftest import TINY
+from conftest import TINY, numba_cache_files
 
 
 @pytest.fixture
@@ -381,13 +381,12 @@ def warm_numba_cache(clone: Path) -> None:
 
     from namegen import fast
 
-    for use in fast.USES:
-        fast.load(use)
+    files = numba_cache_files()
     source = Path(fast.__file__)
     if source.read_bytes() != (clone / "namegen" / "fast.py").read_bytes():
         return  # an edit not committed yet: the cache is of other code, and the clone compiles its own
     (clone / "namegen" / "__pycache__").mkdir(exist_ok=True)
-    for f in source.parent.glob("__pycache__/fast.*.nb[ic]"):
+    for f in files:
         shutil.copy2(f, clone / "namegen" / "__pycache__" / f.name)
     os.utime(clone / "namegen" / "fast.py", ns=(source.stat().st_atime_ns, source.stat().st_mtime_ns))
 
