@@ -8,8 +8,8 @@ from __future__ import annotations
 import math
 import re
 import unicodedata
-from collections import Counter
-from dataclasses import dataclass
+from collections import Counter, deque
+from dataclasses import dataclass, field
 from typing import Iterator
 
 import numpy as np
@@ -20,7 +20,7 @@ from . import fast
 from .model import Model, Params, Rejection, blend_term, exp_shifted
 from .options import check, option
 from .threads import limited
-from .vocab import BOUNDARY
+from .vocab import BOUNDARY, Vocab
 
 MAX_LENGTH = 100_000  # letters in a name, at most: one draw's ids must fit in memory with others
 
@@ -84,19 +84,61 @@ def generate(params: Params, n: int, rng: np.random.Generator, *, temperature: f
     ended_rows for the options)."""
     out: list[list[int] | None] = [None] * n
     prefix_ids = list(prefix_ids)
-    for rows, drawn in ended_rows(params, n, rng, temperature=temperature, top_k=top_k, top_p=top_p,
-                                  prefix_ids=prefix_ids, min_length=min_length, max_length=max_length, bias=bias,
-                                  compiled=compiled):
+    for rows, drawn, _ in ended_rows(params, n, rng, temperature=temperature, top_k=top_k, top_p=top_p,
+                                     prefix_ids=prefix_ids, min_length=min_length, max_length=max_length, bias=bias,
+                                     compiled=compiled):
         for row, ids in zip(rows.tolist(), drawn.tolist()):
             out[row] = prefix_ids + ids
     return out
 
 
+class Banned:
+    """The texts no name may hold, as an Aho-Corasick automaton over letter ids: each growing name
+    carries one state, which one table lookup a letter advances, so a draw is stopped at the letter
+    that completes a banned text, whatever the number of texts."""
+
+    def __init__(self, texts: list[list[int]], vocab_size: int):
+        children: list[dict[int, int]] = [{}]  # the trie of the texts: state -> {id: next state}
+        done = [False]  # a text ends at this state
+        for text in texts:
+            state = 0
+            for c in text:
+                if c not in children[state]:
+                    children.append({})
+                    done.append(False)
+                    children[state][c] = len(children) - 1
+                state = children[state][c]
+            done[state] = True
+        self.next = np.zeros((len(children), vocab_size), dtype=np.intp)  # (S, V): the state after a letter
+        fallback = [0] * len(children)  # the longest proper suffix of a state's text that is a state too
+        queue = deque(children[0].values())
+        self.next[0, list(children[0])] = list(children[0].values())
+        while queue:  # breadth first: a state's fallback is shallower, so complete already
+            state = queue.popleft()
+            done[state] = done[state] or done[fallback[state]]  # "ab" banned: "cab" ends in it
+            self.next[state] = self.next[fallback[state]]
+            for c, child in children[state].items():
+                fallback[child] = self.next[fallback[state], c] if state else 0
+                self.next[state, c] = child
+                queue.append(child)
+        self.dead = np.array(done)  # (S,) the letters so far hold a banned text
+
+    @classmethod
+    def of(cls, vocab: Vocab, texts) -> Banned | None:
+        """The automaton of `texts` (None if there are none); a text with a letter the model never
+        writes can never appear, and is left out."""
+        ids = [vocab.encode(text, "a banned text").tolist() for text in texts if text and not vocab.unknown(text)]
+        return cls(ids, vocab.size) if ids else None
+
+
 def ended_rows(params: Params, n: int, rng: np.random.Generator, *, temperature: float = 1.0, top_k: int = 0,
                top_p: float = 1.0, prefix_ids=(), min_length: int = 1, max_length: int = 20, bias=None,
-               compiled: bool = False) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+               banned: Banned | None = None, compiled: bool = False
+               ) -> Iterator[tuple[np.ndarray, np.ndarray, Rejection | None]]:
     """Draw n names at once, and at each step yield the rows (of 0..n-1) whose names ended there,
-    with their letters after the prefix, (len(rows), letters); rows never yielded ran past max_length.
+    with their letters after the prefix, (len(rows), letters), and None; and the rows stopped there
+    because their letters hold a text of `banned`, with their letters and Rejection.EXCLUDED.
+    Rows never yielded ran past max_length.
 
     h_t feeds both the output and the next step, so each step is one matrix product, h_t [Whh | Why],
     and rows that end are dropped, so a step costs in proportion to the names still growing.
@@ -120,9 +162,12 @@ def ended_rows(params: Params, n: int, rng: np.random.Generator, *, temperature:
         return np.dot(np.tanh(product[kept, :H] + Wxh[ids] + bh), W)
 
     rows = np.arange(n)  # the names still growing
+    state = np.zeros(n, dtype=np.intp)  # each one's state in banned
     product = np.zeros((n, H + V), dtype=Whh.dtype)  # h_{-1} [Whh | Why], h_{-1} = 0
     for token in (BOUNDARY, *prefix_ids):
         product = advance(product, rows, np.full(n, token), bh)
+        if banned and token != BOUNDARY:
+            state = banned.next[state, token]
     drawn = np.empty((n, max(max_length - P, 0)), dtype=np.int64)
     simple = compiled and temperature == 1.0 and not 0 < top_k < V and top_p == 1.0
     for length in range(P, max_length + 1):  # letters so far
@@ -133,16 +178,24 @@ def ended_rows(params: Params, n: int, rng: np.random.Generator, *, temperature:
             ids = draw(product[:, H:] + by, u, length < min_length, top_k, temperature, top_p)
         ended = ids == BOUNDARY
         if ended.any():
-            yield rows[ended], drawn[rows[ended], : length - P]
+            yield rows[ended], drawn[rows[ended], : length - P], None
         if length == max_length:
             break  # the rest ran too long
+        drawn[rows[~ended], length - P] = ids[~ended]
+        if banned:
+            state = banned.next[state, ids]
+            stopped = banned.dead[state] & ~ended
+            if stopped.any():
+                yield rows[stopped], drawn[rows[stopped], : length - P + 1], Rejection.EXCLUDED
+                ended |= stopped
         kept = np.flatnonzero(~ended)  # their rows in product
         rows, ids = rows[kept], ids[kept]
+        if banned:
+            state = state[kept]
         if per_row:
             bh = bh[kept]
         if not len(rows):
             break
-        drawn[rows, length - P] = ids
         product = advance(product, kept, ids, bh)
 
 
@@ -260,21 +313,27 @@ def style_weights(model: Model, text: str) -> np.ndarray | None:
 
 
 def drawn_names(model: Model, config: SampleConfig, count: int, rng: np.random.Generator, prefix: str,
-                prefix_ids: list[int], max_length: int, weights: np.ndarray | None, compiled: bool) -> list[str | None]:
+                prefix_ids: list[int], max_length: int, weights: np.ndarray | None, banned: Banned | None,
+                compiled: bool) -> list[str | Rejection]:
     """`count` names drawn at once, starting with `prefix` (cleaned; its ids `prefix_ids`), in the
-    style `weights` ask for (None: each in one list's, drawn here); None where one ran past max_length."""
+    style `weights` ask for (None: each in one list's, drawn here); in place of a name, why it was
+    stopped: TOO_LONG if it ran past max_length, EXCLUDED once it held a text of `banned`."""
     params = model.param_views
     bias = None
     if weights is not None:
         bias = blend_term(params, weights)
     elif model.styles:  # each name in one list's style, as often as the list's names
         bias = params["B"][rng.choice(len(model.styles), size=count, p=model.style_shares)]
-    names: list[str | None] = [None] * count
-    for rows, drawn in ended_rows(params, count, rng, temperature=config.temperature, top_k=config.top_k,
-                                  top_p=config.top_p, prefix_ids=prefix_ids,
-                                  min_length=config.min_length, max_length=max_length, bias=bias, compiled=compiled):
-        for row, rest in zip(rows.tolist(), model.vocab.decode_rows(drawn)):
-            names[row] = prefix + rest
+    names: list[str | Rejection] = [Rejection.TOO_LONG] * count
+    for rows, drawn, stopped in ended_rows(params, count, rng, temperature=config.temperature, top_k=config.top_k,
+                                           top_p=config.top_p, prefix_ids=prefix_ids, min_length=config.min_length,
+                                           max_length=max_length, bias=bias, banned=banned, compiled=compiled):
+        if stopped:
+            for row in rows.tolist():
+                names[row] = stopped
+        else:
+            for row, rest in zip(rows.tolist(), model.vocab.decode_rows(drawn)):
+                names[row] = prefix + rest
     return names
 
 
@@ -287,6 +346,7 @@ class Shape:
     exclude: tuple[str, ...]
     pattern: re.Pattern | None
     used: frozenset[str] = frozenset()  # the names of --exclude-names, cleaned as the model cleans
+    banned: Banned | None = field(default=None, compare=False)  # exclude, to stop a draw as soon as it holds one
 
     @classmethod
     def of(cls, model: Model, config: SampleConfig, max_length: int) -> Shape:
@@ -315,7 +375,8 @@ class Shape:
         flags = 0 if model.keep_case else re.IGNORECASE
         used = frozenset(map(model.clean, read_names(config.exclude_names, "keep").names)) if config.exclude_names \
             else frozenset()
-        return cls(suffix, contains, exclude, re.compile(config.pattern, flags) if config.pattern else None, used)
+        return cls(suffix, contains, exclude, re.compile(config.pattern, flags) if config.pattern else None, used,
+                   Banned.of(model.vocab, exclude))
 
     def misses(self, name: str) -> Rejection | None:
         """Why `name` does not have this shape, or None."""
@@ -363,9 +424,9 @@ def stream(model: Model, config: SampleConfig, rng: np.random.Generator | None =
         batch = min(budget - tries, max(64, 2 * (config.count - found)), ramp, MOST_AT_ONCE,
                     max(1, DRAW_BUFFER // max_length))
         ramp *= 2
-        for name in drawn_names(model, config, batch, rng, prefix, ids, max_length, weights, compiled):
+        for name in drawn_names(model, config, batch, rng, prefix, ids, max_length, weights, shape.banned, compiled):
             tries += 1
-            why = Rejection.TOO_LONG if name is None else model.unlike_data(name) or shape.misses(name) or (
+            why = name if isinstance(name, Rejection) else model.unlike_data(name) or shape.misses(name) or (
                 Rejection.KNOWN if config.novel and model.knows(name) else
                 Rejection.REPEATED if config.unique and name in taken else None)
             if why:

@@ -446,3 +446,62 @@ def test_constrained_names_follow_the_model_conditioned_on_the_constraints_by_en
     shown = expected >= 5
     statistic = (((observed - expected) ** 2)[shown] / expected[shown]).sum()
     assert statistic < chi_square_bound(shown.sum() - 1), (statistic, shown.sum())
+
+
+@given(st.lists(st.text("abc", min_size=1, max_size=3), min_size=1, max_size=4), st.text("abcd", max_size=12))
+def test_the_banned_automaton_stops_at_the_first_letter_that_completes_a_banned_text(texts, name):
+    from namegen.sampling import Banned
+    from namegen.vocab import Vocab
+
+    vocab = Vocab(tuple("abcd"))
+    banned = Banned.of(vocab, texts)
+    state, stopped_at = 0, None
+    for i, c in enumerate(vocab.encode(name, "a name").tolist()):
+        state = banned.next[state, c]
+        if banned.dead[state]:
+            stopped_at = i
+            break
+    ends = [i for i in range(len(name)) if any(name[: i + 1].endswith(text) for text in texts)]
+    assert stopped_at == (ends[0] if ends else None)
+
+
+class CountingGenerator:
+    """A random generator that counts the uniforms drawn: one per growing name per step."""
+
+    def __init__(self, seed):
+        self.rng, self.steps = np.random.default_rng(seed), 0
+
+    def random(self, n):
+        self.steps += n
+        return self.rng.random(n)
+
+
+def test_a_draw_that_holds_an_excluded_text_is_stopped_at_once_and_never_drawn_further():
+    """Count the steps: with --exclude, a name is drawn only up to the letter that completes an
+    excluded text, so the steps are exactly each draw's letters (plus the end for names that ended),
+    and fewer than the same draws without stopping."""
+    from namegen.data import parse_names
+    from namegen.model import Rejection
+    from namegen.sampling import Banned, ended_rows
+    from namegen.state import TrainConfig, new_state
+
+    model = new_state(TrainConfig(hidden_size=5), parse_names("abc\ncab\nbca\nca", "abc.txt")).model
+    model.params[:] = np.random.default_rng(3).standard_normal(model.params.size)
+    texts = ["b", "ca"]
+    steps = {}
+    for banned in (None, Banned.of(model.vocab, texts)):
+        rng = CountingGenerator(5)
+        drawn = list(ended_rows(model.param_views, 2000, rng, max_length=30, banned=banned))
+        counted = 0
+        for rows, letters, why in drawn:
+            names = model.vocab.decode_rows(letters)
+            counted += sum(len(name) + (why is None) for name in names)
+            if banned and why is Rejection.EXCLUDED:
+                assert all(any(name.endswith(t) for t in texts) for name in names)
+                assert not any(t in name[:-1] for name in names for t in texts)  # stopped at the first
+            elif banned:
+                assert not any(t in name for name in names for t in texts)
+        too_long = 2000 - sum(len(rows) for rows, _, _ in drawn)
+        assert rng.steps == counted + too_long * 31
+        steps[banned is None] = rng.steps
+    assert steps[False] < 0.7 * steps[True]
