@@ -18,13 +18,13 @@ import typer
 from . import __version__, views
 from .checkpoint import load_model
 from .diagnostics import DEMOS, DemoConfig, FlowConfig, diagnose, run_demo, run_surface
-from .errors import NamegenError, OptionError, OptionName, shortened
-from .evaluation import evaluate_sets, score
+from .errors import NamegenError, OptionError, OptionName, SamplingError, shortened
+from .evaluation import drawn_nll, evaluate_sets, score
 from .gradcheck import GradcheckConfig, gradient_check, random_model
 from .options import check, option
 from .plot import write_png, write_surface_png
 from .recent import record_run
-from .sampling import SampleConfig, sample, stream
+from .sampling import SampleConfig, sampled, stream
 from .state import TrainConfig
 from .terminal import (EXIT_ERROR, EXIT_INTERRUPTED, STOP_SIGNALS, CheckpointOption, Command, Commands, JsonOption,
                        NamesArgument, Progress, TuneProgress, counting_bar, err, fail, load_model_at, load_run, out,
@@ -172,10 +172,16 @@ def sample_command(ctx: typer.Context, checkpoint: CheckpointOption = None, as_j
                           "as it is drawn; JSON is printed once every name is")
     path, model = load_model_at(checkpoint, as_json)
     with blas_threads(Speed(**values_of(ctx, Speed)).threads):
-        if as_json:
-            rejected = Counter()
-            found = sample(model, config, rejected=rejected)
-            return show(views.names(path, model, found, config.seed, rejected), as_json)
+        if as_json:  # the names found are shown even if the draws ran out, and then the error
+            rejected, problem = Counter(), None
+            try:
+                found = sampled(model, config, rejected=rejected)
+            except SamplingError as e:
+                found, problem = e.found, e
+            show(views.names(path, model, config, found, drawn_nll(model, found, config.style), rejected), as_json)
+            if problem:
+                raise problem
+            return
         try:  # a failure comes after the names found: they are printed; one write a name, no flush each
             for name in stream(model, config):
                 sys.stdout.write(views.visible(name) + "\n")

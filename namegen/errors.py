@@ -69,9 +69,9 @@ class CheckpointError(NamegenError):
 class SamplingError(NamegenError):
     """A sampling request is impossible (unknown prefix letter, unmeetable constraints)."""
 
-    def __init__(self, *parts: str, found: list[str] | None = None):
+    def __init__(self, *parts: str, found: list | None = None):
         super().__init__(*parts)
-        self.found = found or []  # names found before giving up, so the work is not lost
+        self.found = found or []  # names (or sampling.Drawn) found before giving up, so the work is not lost
 
 
 class TrainingError(NamegenError):

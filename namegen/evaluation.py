@@ -15,6 +15,7 @@ import numpy as np
 from .data import pad_batch, read_names
 from .errors import DataError
 from .model import Model, name_losses
+from .sampling import Drawn, style_weights
 from .state import TrainState
 from .threads import limited
 from .vocab import Encoded
@@ -61,6 +62,20 @@ def name_nll(model: Model, encoded: Encoded, indices=None, chunk: int = 128, sty
         inputs, targets, mask = pad_batch([encoded.ids(i) for i in indices[rows]])
         out[rows] = name_losses(params, inputs, targets, mask, None if styles is None else styles[indices[rows]])
     return out
+
+
+def drawn_nll(model: Model, drawn: list[Drawn], style: str = "") -> np.ndarray:
+    """The NLL in nats of each sampled name, prefix included, under the model at temperature 1 (whatever
+    --temperature, --top-k or --top-p drew it), in the style it was drawn in: `style` (--style, a
+    style or a blend) for all, or else each name's own."""
+    if not drawn:
+        return np.empty(0)
+    encoded = model.vocab.encode_names([d.cleaned for d in drawn])
+    if not model.styles:
+        return name_nll(model, encoded)
+    if style:
+        return name_nll(model.in_style(style_weights(model, style)), encoded)
+    return name_nll(model, encoded, styles=np.array([model.styles.index(d.style) for d in drawn], dtype=np.intp))
 
 
 def evaluate(model: Model, encoded: Encoded, indices=None, styles=None) -> Evaluation:

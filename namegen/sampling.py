@@ -58,6 +58,14 @@ class SampleConfig:
                                    default_text="100 per name asked, at least 10,000")
     seed: int | None = option(None, "Seed for repeatable names", at_least=0, default_text="fresh each run")
 
+    @property
+    def constraints(self) -> dict:
+        """The constraints asked for, by option: what every name printed meets."""
+        asked = {name: getattr(self, name) for name in ("prefix", "suffix", "contains", "exclude", "exclude_names",
+                                                         "pattern", "max_length", "novel", "unique")}
+        asked["min_length"] = self.min_length if self.min_length > 1 else None
+        return {name: value for name, value in asked.items() if value}
+
     def __post_init__(self):
         for name in ("contains", "exclude"):  # a list from Python or JSON is the same request
             if isinstance(getattr(self, name), list):
@@ -266,13 +274,23 @@ def sample(model: Model, config: SampleConfig, rng: np.random.Generator | None =
     """Names that meet every option in config, displayed as the data was (capitalised or not).
 
     rng: the generator to draw from; None makes one from config.seed.
-    rejected: if given, counts the draws that were not kept, by reason (see stream).
+    rejected: if given, counts the draws that were not kept, by reason (see draws).
     Raises SamplingError, holding the names found so far, if the allowed draws do not suffice.
     """
-    found: list[str] = []
     try:
-        for name in stream(model, config, rng, rejected):
-            found.append(name)
+        return [drawn.name for drawn in sampled(model, config, rng, rejected)]
+    except SamplingError as e:
+        raise SamplingError(*e.parts, found=[drawn.name for drawn in e.found]) from None
+
+
+def sampled(model: Model, config: SampleConfig, rng: np.random.Generator | None = None,
+            rejected: Counter | None = None) -> list[Drawn]:
+    """The names of `sample`, each with what it was drawn with (see Drawn); a SamplingError holds
+    the Drawn found so far."""
+    found: list[Drawn] = []
+    try:
+        for drawn in draws(model, config, rng, rejected):
+            found.append(drawn)
     except SamplingError as e:
         raise SamplingError(*e.parts, found=found) from None
     return found
@@ -314,16 +332,18 @@ def style_weights(model: Model, text: str) -> np.ndarray | None:
 
 def drawn_names(model: Model, config: SampleConfig, count: int, rng: np.random.Generator, prefix: str,
                 prefix_ids: list[int], max_length: int, weights: np.ndarray | None, banned: Banned | None,
-                compiled: bool) -> list[str | Rejection]:
+                compiled: bool) -> tuple[list[str | Rejection], np.ndarray | None]:
     """`count` names drawn at once, starting with `prefix` (cleaned; its ids `prefix_ids`), in the
     style `weights` ask for (None: each in one list's, drawn here); in place of a name, why it was
-    stopped: TOO_LONG if it ran past max_length, EXCLUDED once it held a text of `banned`."""
+    stopped: TOO_LONG if it ran past max_length, EXCLUDED once it held a text of `banned`. And the
+    style each was drawn in, (count,), where it was drawn here (else None)."""
     params = model.param_views
-    bias = None
+    bias = styles = None
     if weights is not None:
         bias = blend_term(params, weights)
     elif model.styles:  # each name in one list's style, as often as the list's names
-        bias = params["B"][rng.choice(len(model.styles), size=count, p=model.style_shares)]
+        styles = rng.choice(len(model.styles), size=count, p=model.style_shares)
+        bias = params["B"][styles]
     names: list[str | Rejection] = [Rejection.TOO_LONG] * count
     for rows, drawn, stopped in ended_rows(params, count, rng, temperature=config.temperature, top_k=config.top_k,
                                            top_p=config.top_p, prefix_ids=prefix_ids, min_length=config.min_length,
@@ -334,7 +354,7 @@ def drawn_names(model: Model, config: SampleConfig, count: int, rng: np.random.G
         else:
             for row, rest in zip(rows.tolist(), model.vocab.decode_rows(drawn)):
                 names[row] = prefix + rest
-    return names
+    return names, styles
 
 
 @dataclass(frozen=True)
@@ -391,18 +411,33 @@ class Shape:
         return Rejection.USED if name in self.used else None
 
 
+@dataclass(frozen=True)
+class Drawn:
+    """A name as sampling hands it out, and what it was drawn with."""
+
+    name: str  # as shown: capitalised where the data was
+    cleaned: str  # as the model writes it
+    style: str | None = None  # for a model of several lists: the style (or --style's blend) it was drawn in
+
+
 def stream(model: Model, config: SampleConfig, rng: np.random.Generator | None = None,
            rejected: Counter | None = None) -> Iterator[str]:
+    """The names of `sample`, each as soon as it is drawn (see draws)."""
+    return (drawn.name for drawn in draws(model, config, rng, rejected))
+
+
+def draws(model: Model, config: SampleConfig, rng: np.random.Generator | None = None,
+          rejected: Counter | None = None) -> Iterator[Drawn]:
     """The names of `sample`, each as soon as it is drawn, keeping none of them (but with
     config.unique, which must remember them): for counts too large to hold. Raises SamplingError
     after the last name it found if the allowed draws do not suffice.
 
     A draw is rejected, and counted in `rejected` by reason, if it ran past the longest length
     (TOO_LONG), could never be a line of the data (Model.unlike_data: NOT_CLEAN, ODD_EDGE,
-    UNBALANCED, CAPITAL), or is
-    known (KNOWN, with novel) or repeats a name (REPEATED, with unique), or has not the shape
-    --suffix, --contains, --exclude and --pattern ask for (SUFFIX, CONTAINS, EXCLUDED, PATTERN), or
-    is one of the names of --exclude-names (USED): see model.Rejection. A rejected draw is drawn
+    UNBALANCED, CAPITAL), or is known (KNOWN, with novel) or repeats a name (REPEATED, with
+    unique), or has not the shape --suffix, --contains, --exclude and --pattern ask for (SUFFIX,
+    CONTAINS, EXCLUDED, PATTERN; a draw is stopped as soon as it holds an excluded text), or is
+    one of the names of --exclude-names (USED): see model.Rejection. A rejected draw is drawn
     again, so the names follow the model's distribution conditioned on every constraint.
     """
     rejected = Counter() if rejected is None else rejected
@@ -424,7 +459,8 @@ def stream(model: Model, config: SampleConfig, rng: np.random.Generator | None =
         batch = min(budget - tries, max(64, 2 * (config.count - found)), ramp, MOST_AT_ONCE,
                     max(1, DRAW_BUFFER // max_length))
         ramp *= 2
-        for name in drawn_names(model, config, batch, rng, prefix, ids, max_length, weights, shape.banned, compiled):
+        names, styles = drawn_names(model, config, batch, rng, prefix, ids, max_length, weights, shape.banned, compiled)
+        for row, name in enumerate(names):
             tries += 1
             why = name if isinstance(name, Rejection) else model.unlike_data(name) or shape.misses(name) or (
                 Rejection.KNOWN if config.novel and model.knows(name) else
@@ -435,7 +471,7 @@ def stream(model: Model, config: SampleConfig, rng: np.random.Generator | None =
             if config.unique:
                 taken.add(name)
             found += 1
-            yield model.display(name)
+            yield Drawn(model.display(name), name, config.style or None if styles is None else model.styles[styles[row]])
             if found == config.count:
                 break
     if found < config.count:

@@ -24,6 +24,7 @@ from .errors import fixed, plural
 from .evaluation import Evaluation, Score
 from .gradcheck import GradientCheck
 from .model import Model
+from .sampling import Drawn, SampleConfig
 from .state import EpochRecord, TrainState
 from .training import Run, StopReason, TrainResult
 from .tune import Setting, Trial, TuneEnd, TuneResult
@@ -216,12 +217,24 @@ def tune_summary(result: TuneResult, command: list[str]) -> View:
 
 # ---------------------------------------------------------------------------------------- sample
 
-def names(path: Path, model: Model, found: list[str], seed: int | None, rejected: dict | None = None) -> View:
-    """Sampled names; `rejected` counts the draws not kept, by reason (see sampling.stream)."""
-    return View({"checkpoint": str(path), "seed": seed,
-                 "names": [{"name": name, "novel": not model.knows(name)} for name in found],
+def names(path: Path, model: Model, config: SampleConfig, found: list[Drawn], nll: np.ndarray,
+          rejected: dict | None = None) -> View:
+    """Sampled names, each with its NLL under the model (see evaluation.drawn_nll), the style it was
+    drawn in, and the constraints it meets; `rejected` counts the draws not kept, by reason (see
+    sampling.draws), and the acceptance is the share of draws kept."""
+    met = list(config.constraints)
+
+    def row(drawn: Drawn, nats: float) -> dict:
+        chars = len(drawn.cleaned) + 1  # its letters and the end of name
+        return {"name": drawn.name, "novel": not model.knows(drawn.cleaned), "nats": float(nats),
+                "nats_per_char": float(nats) / chars, **({"style": drawn.style} if model.styles else {}), "meets": met}
+
+    draws = len(found) + sum((rejected or {}).values())
+    return View({"checkpoint": str(path), "seed": config.seed, "constraints": config.constraints,
+                 "names": [row(drawn, nats) for drawn, nats in zip(found, nll)],
+                 "draws": draws, "acceptance": len(found) / draws if draws else None,
                  "rejected": dict(sorted((rejected or {}).items()))},  # model.Rejection: JSON writes their values
-                [shown(name) for name in found])
+                [shown(drawn.name) for drawn in found])
 
 
 # ---------------------------------------------------------------------------- evaluate and score

@@ -138,6 +138,26 @@ def test_sample_json_marks_novel_names(cli, trained_checkpoint, trained_state):
     assert all(item["novel"] == (not trained_state.model.knows(item["name"])) for item in payload["names"])
 
 
+def test_sample_json_gives_each_names_nats_as_score_does_and_the_constraints_it_meets(cli, trained_checkpoint):
+    payload = cli("sample", "-c", trained_checkpoint, "-n", 5, "--seed", 2, "--prefix", "st", "--exclude", "q",
+                  "--temperature", 1.5, "--json").json()
+    items = payload["names"]
+    scored = cli("score", "-c", trained_checkpoint, *[item["name"] for item in items], "--json").json()["scores"]
+    for item, same in zip(items, scored):  # the model's own probability, whatever the temperature drew it with
+        assert item["nats"] == pytest.approx(same["nats"], rel=1e-12)
+        assert item["nats_per_char"] == pytest.approx(same["nats_per_char"], rel=1e-12)
+        assert item["meets"] == ["prefix", "exclude"] and item["name"].lower().startswith("st")
+    assert payload["constraints"] == {"prefix": "st", "exclude": ["q"]}
+    assert payload["draws"] == 5 + sum(payload["rejected"].values()) and payload["acceptance"] == 5 / payload["draws"]
+
+
+def test_a_sampling_error_in_json_still_gives_the_names_found(cli, trained_checkpoint):
+    result = cli("sample", "-c", trained_checkpoint, "-n", 40, "--novel", "--unique", "--max-length", 2, "--json")
+    result.fails_in_one_line(1, "of 40 novel unique names")
+    payload = json.loads(result.stdout)
+    assert 0 < len(payload["names"]) < 40 and payload["acceptance"] < 1
+
+
 def test_a_sampling_error_prints_what_it_found_then_one_error_line(cli, trained_checkpoint):
     result = cli("sample", "-c", trained_checkpoint, "-n", 40, "--novel", "--unique", "--max-length", 2)
     result.fails_in_one_line(1, "of 40 novel unique names")

@@ -129,6 +129,27 @@ def test_held_out_names_fit_their_own_style_best(two_styles):
     assert scored[0].loss.nll == min(e.nll for e in scored[0].by_style.values())
 
 
+def test_each_sampled_name_says_the_style_it_was_drawn_in_and_its_nats_there(two_styles):
+    from collections import Counter
+
+    from namegen.evaluation import drawn_nll
+    from namegen.sampling import SampleConfig, sampled
+
+    model = two_styles.model
+    found = sampled(model, SampleConfig(count=400, seed=4))
+    counts = Counter(d.style for d in found)
+    assert set(counts) == {"dinos", "firstnames"} and 150 < counts["dinos"] < 250  # as often as its names
+    nll = drawn_nll(model, found)
+    for d, nats in zip(found[:20], nll):
+        assert nats == pytest.approx(score(model, [d.name])[0].by_style[d.style].nll, rel=1e-12)
+    # each drawn in its style fits that style better than the other, on the whole
+    fits = [score(model, [d.name])[0].style == d.style for d in found[:100]]
+    assert sum(fits) >= 75
+    blend = sampled(model, SampleConfig(count=3, seed=4, style="dinos=1,firstnames=1"))
+    assert {d.style for d in blend} == {"dinos=1,firstnames=1"}
+    assert drawn_nll(model, blend, "dinos=1,firstnames=1").shape == (3,)
+
+
 def test_a_blends_samples_lie_between_the_pure_styles(two_styles):
     model = two_styles.model
     rng = np.random.default_rng(0)
