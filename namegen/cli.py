@@ -20,6 +20,7 @@ from .checkpoint import load_model
 from .diagnostics import DEMOS, DemoConfig, FlowConfig, diagnose, run_demo, run_surface
 from .errors import NamegenError, OptionError, OptionName, SamplingError, shortened
 from .evaluation import drawn_nll, evaluate_sets, score
+from .likeliest import most_likely
 from .gradcheck import GradcheckConfig, gradient_check, random_model
 from .options import check, option
 from .plot import write_png, write_surface_png
@@ -172,21 +173,30 @@ def sample_command(ctx: typer.Context, checkpoint: CheckpointOption = None, as_j
                           "as it is drawn; JSON is printed once every name is")
     path, model = load_model_at(checkpoint, as_json)
     with blas_threads(Speed(**values_of(ctx, Speed)).threads):
-        if as_json:  # the names found are shown even if the draws ran out, and then the error
-            rejected, problem = Counter(), None
-            try:
-                found = sampled(model, config, rejected=rejected)
-            except SamplingError as e:
-                found, problem = e.found, e
-            show(views.names(path, model, config, found, drawn_nll(model, found, config.style), rejected), as_json)
-            if problem:
-                raise problem
-            return
+        if config.most_likely:
+            return shown_with_problem(lambda: most_likely(model, config),
+                                      lambda found: views.likeliest(path, model, config, found), as_json)
+        if as_json:
+            rejected = Counter()
+            return shown_with_problem(lambda: sampled(model, config, rejected=rejected), lambda found: views.names(
+                path, model, config, found, drawn_nll(model, found, config.style), rejected), as_json)
         try:  # a failure comes after the names found: they are printed; one write a name, no flush each
             for name in stream(model, config):
                 sys.stdout.write(views.visible(name) + "\n")
         finally:
             sys.stdout.flush()
+
+
+def shown_with_problem(find, view, as_json: bool) -> None:
+    """Show the view of what `find` found; if it ran out of draws, the view of the names it found
+    before, and then the error."""
+    try:
+        found, problem = find(), None
+    except SamplingError as e:
+        found, problem = e.found, e
+    show(view(found), as_json)
+    if problem:
+        raise problem
 
 
 # ---------------------------------------------------------------------------- evaluate and score

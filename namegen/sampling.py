@@ -54,8 +54,11 @@ class SampleConfig:
     style: str = option("", "For a model of several lists: the style to sample in, by name ('elves'), or a blend "
                             "('elves=0.7,dwarves=0.3'); without it each name takes one list's style, as often as "
                             "that list's names", default_text="each list's in turn")
-    max_tries: int | None = option(None, "Names drawn before giving up on the filters", at_least=1,
-                                   default_text="100 per name asked, at least 10,000")
+    most_likely: int = option(0, "Instead of drawing names: the N names the model finds likeliest, likeliest first, each "
+                                 "with its log-probability (an exact search, with the constraints above; not with "
+                                 "--temperature, --top-k or --top-p; --count does not apply)", at_least=0)
+    max_tries: int | None = option(None, "Names drawn before giving up on the filters (with --most-likely: partial "
+                                         "names extended)", at_least=1, default_text="100 per name asked, at least 10,000")
     seed: int | None = option(None, "Seed for repeatable names", at_least=0, default_text="fresh each run")
 
     @property
@@ -411,6 +414,18 @@ class Shape:
         return Rejection.USED if name in self.used else None
 
 
+def prepared(model: Model, config: SampleConfig) -> tuple[str, list[int], int, Shape, np.ndarray | None]:
+    """What a request asks of every name, checked before any is drawn: the prefix cleaned and its
+    ids, the longest length, the shape, the style weights (see style_weights)."""
+    prefix = model.clean_prefix(config.prefix)
+    try:
+        ids = model.vocab.encode(prefix, "the prefix").tolist()
+    except DataError as e:  # the vocabulary's message, as a sampling request that cannot be met
+        raise SamplingError(*e.parts) from None
+    max_length = config.max_length or max(default_max_length(model), len(prefix), config.min_length)
+    return prefix, ids, max_length, Shape.of(model, config, max_length), style_weights(model, config.style)
+
+
 @dataclass(frozen=True)
 class Drawn:
     """A name as sampling hands it out, and what it was drawn with."""
@@ -442,16 +457,9 @@ def draws(model: Model, config: SampleConfig, rng: np.random.Generator | None = 
     """
     rejected = Counter() if rejected is None else rejected
     rng = np.random.default_rng(config.seed) if rng is None else rng
-    prefix = model.clean_prefix(config.prefix)
-    try:
-        ids = model.vocab.encode(prefix, "the prefix").tolist()
-    except DataError as e:  # the vocabulary's message, as a sampling request that cannot be met
-        raise SamplingError(*e.parts) from None
-    max_length = config.max_length or max(default_max_length(model), len(prefix), config.min_length)
-    shape = Shape.of(model, config, max_length)
+    prefix, ids, max_length, shape, weights = prepared(model, config)
     budget = config.max_tries or max(10_000, 100 * config.count)
     compiled = compiled_for(model, config.count)
-    weights = style_weights(model, config.style)
     taken: set[str] = set()
     found = tries = 0
     ramp = FIRST_BATCH  # batches start small and double, so that the first names come at once

@@ -24,6 +24,7 @@ from .errors import fixed, plural
 from .evaluation import Evaluation, Score
 from .gradcheck import GradientCheck
 from .model import Model
+from .likeliest import Likely
 from .sampling import Drawn, SampleConfig
 from .state import EpochRecord, TrainState
 from .training import Run, StopReason, TrainResult
@@ -235,6 +236,19 @@ def names(path: Path, model: Model, config: SampleConfig, found: list[Drawn], nl
                  "draws": draws, "acceptance": len(found) / draws if draws else None,
                  "rejected": dict(sorted((rejected or {}).items()))},  # model.Rejection: JSON writes their values
                 [shown(drawn.name) for drawn in found])
+
+
+def likeliest(path: Path, model: Model, config: SampleConfig, found: list[Likely]) -> View:
+    """The names the model finds likeliest (see likeliest.most_likely), with their log-probabilities."""
+    rows = [{"name": n.name, "novel": not model.knows(n.cleaned), "log_probability": -n.nats, "nats": n.nats,
+             "nats_per_char": n.nats / (len(n.cleaned) + 1), **({"style": config.style} if model.styles else {}),
+             "meets": list(config.constraints)} for n in found]
+    table = folding_table("name", "log p", "nats/char", "in the data",
+                          title=f"the {plural(len(found), 'likeliest name')} ({shown(path)})")
+    for r in rows:
+        table.add_row(shown(r["name"]), fixed(r["log_probability"], 3), fixed(r["nats_per_char"], 3),
+                      "no" if r["novel"] else "yes")
+    return View({"checkpoint": str(path), "constraints": config.constraints, "names": rows}, [table] if rows else [])
 
 
 # ---------------------------------------------------------------------------- evaluate and score
