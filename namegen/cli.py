@@ -8,7 +8,6 @@ terminal.py; with it, this is the only module that prints.
 from __future__ import annotations
 
 import sys
-from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Optional
@@ -21,11 +20,12 @@ from .diagnostics import DEMOS, DemoConfig, FlowConfig, diagnose, run_demo, run_
 from .errors import NamegenError, OptionError, OptionName, SamplingError, shortened
 from .evaluation import drawn_nll, evaluate_sets, score
 from .likeliest import most_likely
+from .similar import similar
 from .gradcheck import GradcheckConfig, gradient_check, random_model
 from .options import check, option
 from .plot import write_png, write_surface_png
 from .recent import record_run
-from .sampling import SampleConfig, sampled, stream
+from .sampling import SampleConfig, Tally, sampled, stream
 from .state import TrainConfig
 from .terminal import (EXIT_ERROR, EXIT_INTERRUPTED, STOP_SIGNALS, CheckpointOption, Command, Commands, JsonOption,
                        NamesArgument, Progress, TuneProgress, counting_bar, err, fail, load_model_at, load_run, out,
@@ -176,9 +176,10 @@ def sample_command(ctx: typer.Context, checkpoint: CheckpointOption = None, as_j
         if config.most_likely:
             return shown_with_problem(lambda: most_likely(model, config),
                                       lambda found: views.likeliest(path, model, config, found), as_json)
-        if as_json:
-            rejected = Counter()
-            return shown_with_problem(lambda: sampled(model, config, rejected=rejected), lambda found: views.names(
+        if as_json or config.similar_to:
+            rejected = Tally()
+            find = similar if config.similar_to else sampled
+            return shown_with_problem(lambda: find(model, config, rejected=rejected), lambda found: views.names(
                 path, model, config, found, drawn_nll(model, found, config.style), rejected), as_json)
         try:  # a failure comes after the names found: they are printed; one write a name, no flush each
             for name in stream(model, config):

@@ -54,6 +54,9 @@ class SampleConfig:
     style: str = option("", "For a model of several lists: the style to sample in, by name ('elves'), or a blend "
                             "('elves=0.7,dwarves=0.3'); without it each name takes one list's style, as often as "
                             "that list's names", default_text="each list's in turn")
+    similar_to: str = option("", "The names closest to this one (Damerau-Levenshtein distance on letters, case aside), "
+                                 "closest first, among 100 names drawn per name asked (at least 2,000); needs "
+                                 "pip install 'namegen[similar]'")
     most_likely: int = option(0, "Instead of drawing names: the N names the model finds likeliest, likeliest first, each "
                                  "with its log-probability (an exact search, with the constraints above; not with "
                                  "--temperature, --top-k or --top-p; --count does not apply)", at_least=0)
@@ -81,6 +84,9 @@ class SampleConfig:
             if self.max_length is not None and len(getattr(self, name)) > self.max_length:
                 raise OptionError(OptionName(name), f" {shortened(getattr(self, name))} is longer than ",
                                   OptionName("max_length"), f" {self.max_length}")
+        if self.most_likely and self.similar_to:
+            raise OptionError(OptionName("most_likely"), " and ", OptionName("similar_to"), " are two ways to choose "
+                              "names: give one")
         try:
             re.compile(self.pattern)
         except re.error as e:
@@ -426,6 +432,12 @@ def prepared(model: Model, config: SampleConfig) -> tuple[str, list[int], int, S
     return prefix, ids, max_length, Shape.of(model, config, max_length), style_weights(model, config.style)
 
 
+class Tally(Counter):
+    """The draws not kept, by reason (a Counter, as `rejected` is everywhere), and the draws kept."""
+
+    kept = 0
+
+
 @dataclass(frozen=True)
 class Drawn:
     """A name as sampling hands it out, and what it was drawn with."""
@@ -433,6 +445,7 @@ class Drawn:
     name: str  # as shown: capitalised where the data was
     cleaned: str  # as the model writes it
     style: str | None = None  # for a model of several lists: the style (or --style's blend) it was drawn in
+    distance: int | None = None  # with --similar-to: its edit distance to that name (see similar.similar)
 
 
 def stream(model: Model, config: SampleConfig, rng: np.random.Generator | None = None,
@@ -479,6 +492,8 @@ def draws(model: Model, config: SampleConfig, rng: np.random.Generator | None = 
             if config.unique:
                 taken.add(name)
             found += 1
+            if isinstance(rejected, Tally):
+                rejected.kept += 1
             yield Drawn(model.display(name), name, config.style or None if styles is None else model.styles[styles[row]])
             if found == config.count:
                 break

@@ -222,18 +222,22 @@ def names(path: Path, model: Model, config: SampleConfig, found: list[Drawn], nl
           rejected: dict | None = None) -> View:
     """Sampled names, each with its NLL under the model (see evaluation.drawn_nll), the style it was
     drawn in, and the constraints it meets; `rejected` counts the draws not kept, by reason (see
-    sampling.draws), and the acceptance is the share of draws kept."""
+    sampling.draws), and the acceptance is the share of draws kept (found, or a sampling.Tally's
+    count where more were kept than shown, as --similar-to ranks)."""
     met = list(config.constraints)
 
     def row(drawn: Drawn, nats: float) -> dict:
         chars = len(drawn.cleaned) + 1  # its letters and the end of name
         return {"name": drawn.name, "novel": not model.knows(drawn.cleaned), "nats": float(nats),
-                "nats_per_char": float(nats) / chars, **({"style": drawn.style} if model.styles else {}), "meets": met}
+                "nats_per_char": float(nats) / chars, **({"style": drawn.style} if model.styles else {}),
+                **({"distance": drawn.distance} if config.similar_to else {}), "meets": met}
 
-    draws = len(found) + sum((rejected or {}).values())
+    kept = getattr(rejected, "kept", len(found))
+    draws = kept + sum((rejected or {}).values())
     return View({"checkpoint": str(path), "seed": config.seed, "constraints": config.constraints,
+                 **({"similar_to": config.similar_to} if config.similar_to else {}),
                  "names": [row(drawn, nats) for drawn, nats in zip(found, nll)],
-                 "draws": draws, "acceptance": len(found) / draws if draws else None,
+                 "draws": draws, "acceptance": kept / draws if draws else None,
                  "rejected": dict(sorted((rejected or {}).items()))},  # model.Rejection: JSON writes their values
                 [shown(drawn.name) for drawn in found])
 
