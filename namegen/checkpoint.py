@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .data import MAX_NAMES_BYTES, MAX_STYLES
+from .data import MAX_NAMES_BYTES, MAX_STYLES, START
 from .errors import CheckpointError, OptionName
 from .files import atomic_link, atomic_write, probe_writable
 from .layout import Layout
@@ -45,7 +45,8 @@ def _meta(state: TrainState) -> dict:
         "version": VERSION,
         "namegen_version": __version__,
         "vocab": list(model.vocab.chars),
-        "capitalize": model.capitalize,
+        "capitalize": model.capitalize,  # what namegen read before "capitals": a capital at a name's start or none
+        "capitals": list(model.capitals),
         "config": dataclasses.asdict(state.config),
         "data": {"source": state.source, "fingerprint": model.fingerprint, "case": model.case,
                  "names": len(model.names), "train": len(state.train_idx), "val": len(state.val_idx)},
@@ -133,6 +134,7 @@ ENTRIES = ({"meta", "split/train", "split/val", "order", "styles/of"}
            | {block.entry for block in Layout.with_every_block().blocks}
            | {f"optimizer/{key}" for cls in OPTIMIZERS.values() for key in cls.state_names})
 MAX_DIRECTORY_BYTES = 2**16  # a checkpoint's zip directory lists a dozen entries in about 1 KB
+MAX_CAPITALS = 256  # contexts a capital follows: the name's start and a few marks (" ", "-", "(")
 MAX_META_BYTES = 2 * MAX_NAMES_BYTES + 2**26  # every name, JSON-escaped, plus a long history
 MAX_HEADER_BYTES = 2**16  # an .npy header describes one array in about 128 bytes
 MAX_COUNT = 2**53  # epochs, updates: beyond this a float could not even count them
@@ -358,6 +360,20 @@ class _Reader:
             values["case"] = "keep" if saved["keep_case"] is True else "lower"
         return TrainConfig(**values)
 
+    def capitals(self) -> tuple[str, ...]:
+        """Where names are shown with capitals (see data.capital_contexts); files written before
+        "capitals" say only whether a name's first letter is one."""
+        if "capitals" not in self.meta:
+            capitalize = self.meta["capitalize"]
+            if type(capitalize) is not bool:
+                raise self.damaged("capitalize is not true or false")
+            return (START,) if capitalize else ()
+        capitals = self.meta["capitals"]
+        if not isinstance(capitals, list) or len(capitals) > MAX_CAPITALS or not all(
+                isinstance(c, str) and (c == START or len(c) == 1) for c in capitals):
+            raise self.damaged("capitals is not a list of contexts")
+        return tuple(sorted(set(capitals)))
+
     def keep_case(self, config: TrainConfig) -> bool:
         """Whether the model's names kept their letter case, as saved ("keep" or "lower"); a file
         written before --case had no "auto" to resolve, and its config says which."""
@@ -383,10 +399,7 @@ class _Reader:
         if mismatched:
             left, right = (layout[name].entry for name in mismatched.of)
             raise self.damaged(f"{mismatched.entry} is not {left} times {right}")
-        capitalize = self.meta["capitalize"]
-        if type(capitalize) is not bool:
-            raise self.damaged("capitalize is not true or false")
-        model = Model(vocab, weights[: layout.model_size], config.hidden_size, self.keep_case(config), capitalize, names,
+        model = Model(vocab, weights[: layout.model_size], config.hidden_size, self.keep_case(config), self.capitals(), names,
                       styles, style_of, style_size)
         if self.meta["data"]["fingerprint"] != model.fingerprint:
             raise self.damaged("the saved names do not match their fingerprint")

@@ -42,9 +42,13 @@ RESTORED_SHARE = 0.95  # "auto" lower-cases names when this share of them comes 
 @dataclass(frozen=True)
 class NameList:
     names: list[str]  # cleaned names, in file order (duplicates kept: they are part of the data)
-    capitalize: bool  # most raw names start upper-case but were lower-cased: capitalise output
+    capitals: tuple[str, ...]  # names were lower-cased: where to show capitals (see capital_contexts)
     source: str  # where they came from, for messages and checkpoint metadata
     keep_case: bool = False  # the names kept their letter case (case "keep", or "auto" deciding so)
+
+    @property
+    def capitalize(self) -> bool:
+        return bool(self.capitals)
     styles: tuple[str, ...] = ()  # with several lists: each list's style, named after its file
     style_of: np.ndarray | None = None  # with several lists: the style of each name
 
@@ -74,11 +78,41 @@ def clean_prefix(prefix: str, keep_case: bool = False) -> str:
     return cleaned + " " if cleaned and prefix.rstrip(INVISIBLE)[-1:].isspace() else cleaned
 
 
-def capitalised(name: str) -> str:
-    """The name with its first letter in capitals, where the capital turns back into the same
-    letter (ß would become SS, and the name a different one)."""
-    first = name[:1].upper()
-    return first + name[1:] if len(first) == 1 and first.lower() == name[:1] else name
+START = "start"  # the context of a name's first character
+
+
+def context(name: str, i: int) -> str | None:
+    """What comes before character i where a capital may start a word: START for the first, else
+    the character before if it is no letter or digit (" ", "-", "'", "("); None inside a word."""
+    if not i:
+        return START
+    return None if name[i - 1].isalnum() else name[i - 1]
+
+
+def capital_contexts(names: list[str]) -> tuple[str, ...]:
+    """The contexts (see context) in which the cased letters of `names` are capitals more often than
+    not, sorted: ("start",) for Tyrannosaurus, (" ", "start") for "Mr. Mime" and "Tapu Koko", and
+    "-" too if most letters after a hyphen are capitals (Ho-Oh, but Jangmo-o and Kommo-o: not)."""
+    upper, total = Counter(), Counter()
+    for name in names:
+        for i, c in enumerate(name):
+            where = context(name, i)
+            if where is not None and c.lower() != c.upper():
+                total[where] += 1
+                upper[where] += c.isupper()
+    return tuple(sorted(where for where in total if 2 * upper[where] > total[where]))
+
+
+def capitalised(name: str, capitals: tuple[str, ...] = (START,)) -> str:
+    """The name with a capital at each letter whose context is in `capitals` (see capital_contexts),
+    where the capital turns back into the same letter (ß would become SS, and the name a different one)."""
+    letters = list(name)
+    for i, c in enumerate(name):
+        if context(name, i) in capitals:
+            upper = c.upper()
+            if len(upper) == 1 and upper.lower() == c:
+                letters[i] = upper
+    return "".join(letters)
 
 
 def read_text(path: Path) -> str:
@@ -147,16 +181,16 @@ def parse_names(text: str, source: str, case: str = "auto") -> NameList:
     raw = [line for line in raw if line]
     if not raw:
         raise DataError(f"{source}: no names found (the file is empty or only blank lines)")
-    capitalize = sum(line[:1].isupper() for line in raw) * 2 > len(raw)
     kept = [clean_name(line, keep_case=True) for line in raw]
+    capitals = capital_contexts(kept)
     if case == "keep":
-        return NameList(kept, False, source, keep_case=True)
+        return NameList(kept, (), source, keep_case=True)
     lowered = [name.lower() for name in kept]  # clean_name lower-cases last: the same as cleaning again
     if case == "auto":
-        shown = (capitalised(name) if capitalize else name for name in lowered)
+        shown = (capitalised(name, capitals) for name in lowered)
         if sum(name == was for name, was in zip(shown, kept)) < RESTORED_SHARE * len(raw):
-            return NameList(kept, False, source, keep_case=True)
-    return NameList(lowered, capitalize, source)
+            return NameList(kept, (), source, keep_case=True)
+    return NameList(lowered, capitals, source)
 
 
 def read_names(path: str | Path | None = None, case: str = "auto") -> NameList:

@@ -181,4 +181,4 @@ def random_model(seed: int, hidden_size: int = 8) -> Model:
     data = read_names()
     vocab = Vocab.from_names(data.names)
     params = random_params(vocab.size, hidden_size, np.random.default_rng(seed))
-    return Model(vocab, params, hidden_size, False, data.capitalize, data.names)
+    return Model(vocab, params, hidden_size, False, data.capitals, data.names)

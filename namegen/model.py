@@ -104,7 +104,7 @@ class Model:
     params: np.ndarray  # flat float64 parameter vector, trained in place; see unflatten
     hidden_size: int  # H
     keep_case: bool  # names are cleaned without lower-casing (data.parse_names decided so)
-    capitalize: bool  # names are shown capitalised, as most names of the data were
+    capitals: tuple[str, ...]  # where names are shown with capitals, as the data had them (see data.capital_contexts)
     names: list[str]  # the cleaned names it was trained on (train and validation), in file order
     styles: tuple[str, ...] = ()  # one per name list it learned (see the styles section); () for one list
     style_of: np.ndarray | None = None  # (len(names),) the style of each name, with styles
@@ -140,7 +140,7 @@ class Model:
         weights = self.style_shares if weights is None else weights
         flat = np.concatenate([p["Whh"].ravel(), p["bh"] + blend_term(p, weights), p["Wxh"].ravel(), p["Why"].ravel(),
                                p["by"]])
-        return Model(self.vocab, flat, self.hidden_size, self.keep_case, self.capitalize, self.names)
+        return Model(self.vocab, flat, self.hidden_size, self.keep_case, self.capitals, self.names)
 
     @cached_property
     def longest_name(self) -> int:
@@ -157,8 +157,19 @@ class Model:
         return clean_name(name, self.keep_case)
 
     def clean_prefix(self, prefix: str) -> str:
-        """The beginning of a name, cleaned the way the data was (see data.clean_prefix)."""
-        return clean_prefix(prefix, self.keep_case)
+        """The beginning of a name, cleaned the way the data was (see data.clean_prefix). A model that
+        keeps case takes a first letter typed in lower case as a capital where its names begin with
+        that letter only as one ("gal" asks for "Gal..." of a list with Galadriel and no "gal...")."""
+        cleaned = clean_prefix(prefix, self.keep_case)
+        first = cleaned[:1]
+        if self.keep_case and first.islower() and first not in self._first_letters and len(first.upper()) == 1 \
+                and first.upper() in self._first_letters:
+            return first.upper() + cleaned[1:]
+        return cleaned
+
+    @cached_property
+    def _first_letters(self) -> frozenset[str]:
+        return frozenset(name[0] for name in self.names)
 
     @property
     def case(self) -> str:
@@ -166,8 +177,13 @@ class Model:
         return "keep" if self.keep_case else "lower"
 
     def display(self, name: str) -> str:
-        """A cleaned name as it should be shown: capitalised if the data was (see data.capitalised)."""
-        return capitalised(name) if self.capitalize else name
+        """A cleaned name as it should be shown: with capitals where the data had them (see data.capitalised)."""
+        return capitalised(name, self.capitals) if self.capitals else name
+
+    @property
+    def capitalize(self) -> bool:
+        """Whether names are shown with capitals the model does not write."""
+        return bool(self.capitals)
 
     def knows(self, name: str) -> bool:
         """Whether a name (as typed or as displayed) is one of its names, after cleaning."""

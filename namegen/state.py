@@ -198,7 +198,7 @@ def new_state(config: TrainConfig, data: NameList) -> TrainState:
     vocab = Vocab.from_names(data.names)
     layout = layout_of(config, vocab.size, len(data.styles), config.style_size)
     weights = layout.initial(rng, config.dtype)  # drawn in float64 and rounded: the same start in either format
-    model = Model(vocab, weights[: layout.model_size], config.hidden_size, data.keep_case, data.capitalize, data.names,
+    model = Model(vocab, weights[: layout.model_size], config.hidden_size, data.keep_case, data.capitals, data.names,
                   data.styles, data.style_of, layout.style_size)
     optimizer = make_optimizer(config.optimizer, layout.size, config.learning_rate, config.dtype)
     return TrainState(config, model, data.source, train_idx, val_idx, optimizer, rng, weights)

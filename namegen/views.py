@@ -308,6 +308,12 @@ def score_note(s: Score) -> str:
 
 # -------------------------------------------------------------------------------------------- info
 
+def capital_places_text(capitals: tuple[str, ...]) -> str:
+    """Where names are shown with capitals, in words: "the start, after ' ' and '-'"."""
+    marks = [shown(repr(c)) for c in capitals if c != "start"]
+    return ", ".join((["the start"] if "start" in capitals else []) + (["after " + " and ".join(marks)] if marks else []))
+
+
 def info(path: Path, state: TrainState) -> View:
     c, model = state.config, state.model
     payload = {
@@ -315,7 +321,7 @@ def info(path: Path, state: TrainState) -> View:
         "data": {"source": state.source, "fingerprint": model.fingerprint, "names": len(model.names),
                  "train": len(state.train_idx), "validation": len(state.val_idx)},
         "vocab": "".join(model.vocab.chars), "vocab_size": model.vocab.size,
-        "capitalize": model.capitalize, "config": asdict(c),
+        "capitalize": model.capitalize, "capitals": list(model.capitals), "config": asdict(c),
         "parameters": int(model.params.size), "epoch": state.epoch, "position": state.position,
         "updates": state.step, "best_val_loss": state.best_val_loss,
         "history": [asdict(record) for record in state.history],
@@ -329,7 +335,7 @@ def info(path: Path, state: TrainState) -> View:
         f"data        {shown(state.source)}: {plural(len(model.names), 'name')} "
         f"({len(state.train_idx)} train, {len(state.val_idx)} validation), fingerprint {model.fingerprint}",
         f"vocabulary  {model.vocab.size} tokens: boundary + {shown(repr(''.join(model.vocab.chars)))}"
-        + ("; names shown capitalised" if model.capitalize else ""),
+        + (f"; names shown with capitals at {capital_places_text(model.capitals)}" if model.capitals else ""),
         f"model       hidden {c.hidden_size}, {model.params.size} parameters" + (f" ({c.dtype})" if c.dtype != "float64" else ""),
         *([f"styles      {len(model.styles)} of size {model.style_size}: " + ", ".join(
             f"{shown(style)} ({plural(int(np.sum(model.style_of == k)), 'name')})" for k, style in enumerate(model.styles))]

@@ -79,7 +79,7 @@ def small_names():
 @pytest.fixture(scope="session")
 def few_dinos(dinos):
     """192 dinosaur names: quick to train."""
-    return NameList(dinos.names[::8], True, "few-dinos.txt")
+    return NameList(dinos.names[::8], ("start",), "few-dinos.txt")
 
 
 @pytest.fixture

@@ -91,6 +91,9 @@ HOSTILE = {  # name -> (change of the arrays, given the marker file; what the me
                                                 "params/Wxh"),
     "vocabulary not covering the names": (lambda a, m: with_meta(a, vocab=list("abc")), "vocabulary does not cover"),
     "names not matching the fingerprint": (lambda a, m: with_meta(a, names=["x"] * 3), "fingerprint"),
+    "capitals not a list": (lambda a, m: with_meta(a, capitals="start"), "capitals is not a list"),
+    "capitals of long strings": (lambda a, m: with_meta(a, capitals=["after a space"]), "capitals is not a list"),
+    "capitals without end": (lambda a, m: with_meta(a, capitals=[" "] * 10**5), "capitals is not a list"),
     "split out of range": (lambda a, m: {"split/val": np.r_[a["split/val"][:-1], 10**6]}, "out of range"),
     "an impossible option": (lambda a, m: with_meta(a, config={"hidden_size": 0}), "hidden_size must be"),
     "a pickled object array": (lambda a, m: {"params/Whh": np.array([Payload(str(m))], dtype=object)}, "pickled"),
@@ -106,6 +109,21 @@ HOSTILE = {  # name -> (change of the arrays, given the marker file; what the me
         lambda a, m: {"params/Why": np.where(np.arange(a["params/Why"].size).reshape(a["params/Why"].shape) % 2,
                                              1e308, -1e308)}, "too large for probabilities to be computed"),
 }
+
+
+def test_where_capitals_go_is_saved_and_an_older_file_reads_as_capitals_at_the_start(tmp_path, damaged):
+    from namegen.data import parse_names
+    from namegen.state import TrainConfig, new_state
+
+    state = new_state(TrainConfig(hidden_size=4), parse_names("Tapu Koko\nMr. Mime\nPikachu\nHo-Oh\n" * 5, "p.txt"))
+    assert state.model.capitals == (" ", "-", "start")
+    path = tmp_path / "p.npz"
+    save_checkpoint(path, state)
+    assert load_model(path).capitals == (" ", "-", "start") and load_model(path).display("mr. mime") == "Mr. Mime"
+    meta = json.loads(np.load(path)["meta"].tobytes())
+    meta.pop("capitals")
+    older = damaged(path, lambda arrays: {"meta": np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)}, "older.npz")
+    assert load_model(older).capitals == ("start",) and load_model(older).display("mr. mime") == "Mr. mime"
 
 
 @pytest.mark.parametrize("case", sorted(HOSTILE))
@@ -405,7 +423,7 @@ def checkpoints_of(few_dinos, tmp_path_factory):
             data = few_dinos
             if options.pop("styles", False):
                 half = len(few_dinos.names) // 2
-                data = NameList(few_dinos.names, True, "two.txt", styles=("a", "b"),
+                data = NameList(few_dinos.names, ("start",), "two.txt", styles=("a", "b"),
                                 style_of=np.repeat([0, 1], [half, len(few_dinos.names) - half]))
             state = new_state(TrainConfig(hidden_size=4, epochs=1, **options), data)
             train(state)

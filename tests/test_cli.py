@@ -235,7 +235,7 @@ def test_text_from_a_checkpoint_cannot_drive_the_terminal(cli, tmp_path):
     from namegen.state import TrainConfig, new_state
 
     names = ["rex\x1b[2j", "z\u202euul", "ab\x1b[2j"] * 4
-    state = new_state(TrainConfig(hidden_size=4, val_fraction=0), NameList(names, False, "evil\x1b]0;pwned\x07.txt"))
+    state = new_state(TrainConfig(hidden_size=4, val_fraction=0), NameList(names, (), "evil\x1b]0;pwned\x07.txt"))
     save_checkpoint(tmp_path / "evil.npz", state)
     for args in (["info", tmp_path / "evil.npz"], ["sample", "-c", tmp_path / "evil.npz", "-n", 20, "--seed", 0],
                  ["score", "-c", tmp_path / "evil.npz", "ab\x1b[2j"]):
@@ -493,7 +493,7 @@ def test_style_names_from_a_checkpoint_cannot_drive_the_terminal(cli, tmp_path):
     from namegen.state import TrainConfig, new_state
 
     names = [n.lower() for n in TINY]
-    data = NameList(names, True, "two", styles=("ok\x1b[2J", "b\u202eq"), style_of=np.repeat([0, 1], [12, 12]))
+    data = NameList(names, ("start",), "two", styles=("ok\x1b[2J", "b\u202eq"), style_of=np.repeat([0, 1], [12, 12]))
     save_checkpoint(tmp_path / "styled.npz", new_state(TrainConfig(hidden_size=4), data))
     evaluated = cli("evaluate", "-c", tmp_path / "styled.npz")
     assert evaluated.code == 0 and not CONTROL & set(evaluated.stdout) and "\\x1b" in evaluated.stdout

@@ -22,7 +22,7 @@ EVERYTHING = dict(hidden_size=12, embedding_size=5, dropout=0.2, weight_decay=0.
 @pytest.fixture(scope="module")
 def styled(dinos):
     names = dinos.names[::16]
-    return NameList(names, True, "two.txt", styles=("a", "b"), style_of=np.arange(len(names)) % 2)
+    return NameList(names, ("start",), "two.txt", styles=("a", "b"), style_of=np.arange(len(names)) % 2)
 
 
 def test_a_float32_run_keeps_every_array_float32(styled, tmp_path):

@@ -111,7 +111,7 @@ def test_a_name_whose_capital_would_change_it_is_shown_as_it_is_and_known():
     from namegen.vocab import Vocab
 
     names = ["ßeta", "ﬁona", "anna", "ǳevad"]
-    model = Model(Vocab.from_names(names), np.zeros(1), 1, False, True, names)
+    model = Model(Vocab.from_names(names), np.zeros(1), 1, False, ("start",), names)
     shown = [model.display(n) for n in names]
     assert shown == ["ßeta", "ﬁona", "Anna", "Ǳevad"]
     assert all(model.knows(s) for s in shown)
@@ -505,3 +505,30 @@ def test_a_draw_that_holds_an_excluded_text_is_stopped_at_once_and_never_drawn_f
         assert rng.steps == counted + too_long * 31
         steps[banned is None] = rng.steps
     assert steps[False] < 0.7 * steps[True]
+
+
+def test_names_of_several_words_are_shown_with_a_capital_on_each_word_as_the_data_has():
+    """Pokémon-like names, lower-cased by "auto" since capitals per word bring them back: no "Mr. mime"."""
+    from namegen.data import parse_names
+    from namegen.state import TrainConfig, new_state
+    from namegen.training import train
+
+    names = ["Mr. Mime", "Mime Jr.", "Tapu Koko", "Tapu Lele", "Tapu Bulu", "Tapu Fini", "Pikachu", "Type: Null",
+             "Ho-Oh", "Porygon-Z", "Raichu", "Mew", "Mewtwo", "Great Tusk", "Iron Hands", "Iron Moth"] * 6
+    state = new_state(TrainConfig(hidden_size=16, epochs=2, batch_size=8, optimizer="adam", learning_rate=0.01),
+                      parse_names("\n".join(names), "pokemon.txt"))
+    train(state, engine="numpy")
+    assert not state.model.keep_case and state.model.capitals == (" ", "-", "start")
+    shown = sample(state.model, SampleConfig(count=300, seed=2, min_length=3))
+    words = [word for name in shown for part in name.split(" ") for word in part.split("-") if word[:1].isalpha()]
+    assert len(words) > 300 and all(word[0].isupper() for word in words)
+    assert sample(state.model, SampleConfig(count=5, seed=2, prefix="tapu k")) == \
+        [name for name in sample(state.model, SampleConfig(count=5, seed=2, prefix="Tapu K"))]
+    assert all(name.startswith("Tapu K") for name in sample(state.model, SampleConfig(count=5, seed=2, prefix="tapu k")))
+
+
+def test_a_lower_case_prefix_asks_for_the_capital_a_model_that_keeps_case_begins_names_with(bracketed_model):
+    assert bracketed_model.keep_case
+    names = sample(bracketed_model, SampleConfig(count=20, seed=3, prefix="fro"))
+    assert all(name.startswith("Fro") for name in names)
+    assert bracketed_model.clean_prefix("tom") == "Tom" and bracketed_model.clean_prefix("xy") == "xy"

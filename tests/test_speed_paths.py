@@ -148,7 +148,7 @@ def test_bucketed_batches_never_straddle_two_buckets(small_names, batch_size, co
     letters = np.random.default_rng(0)
     names = ["A" + "b" * int(n) for n in letters.integers(0, 30, size=count)]
     state = new_state(TrainConfig(hidden_size=4, batch_size=batch_size, val_fraction=0, seed=3),
-                      NameList(names, True, "lengths.txt"))
+                      NameList(names, ("start",), "lengths.txt"))
     lengths = state.model.encoded.lengths
     for _ in range(5):
         order = epoch_order(state, lengths)

@@ -107,7 +107,7 @@ def two_styles():
     """Dinosaur names and first names, 300 of each, trained briefly: clearly different lists."""
     dinos = read_name_lists([bundled_path("data", "dinos.txt")]).names[::5][:300]
     first = read_name_lists([bundled_path("data", "firstnames.txt")]).names[::7][:300]
-    data = NameList(dinos + first, True, "dinos + firstnames", styles=("dinos", "firstnames"),
+    data = NameList(dinos + first, ("start",), "dinos + firstnames", styles=("dinos", "firstnames"),
                     style_of=np.repeat([0, 1], [len(dinos), len(first)]))
     state = new_state(TrainConfig(hidden_size=32, style_size=4, epochs=8, batch_size=8, optimizer="adam",
                                   learning_rate=0.01, val_fraction=0.2), data)

@@ -155,7 +155,7 @@ def test_resume_refuses_options_that_would_make_a_different_run(few_dinos, tmp_p
 def test_resume_refuses_different_data(few_dinos, tmp_path):
     state = new_state(TrainConfig(hidden_size=8, epochs=1), few_dinos)
     save_checkpoint(tmp_path / "c.npz", state)
-    other = NameList(few_dinos.names[1:], True, "other.txt")
+    other = NameList(few_dinos.names[1:], ("start",), "other.txt")
     with pytest.raises(TrainingError, match="not the data this checkpoint was trained on"):
         resume_state(load_checkpoint(tmp_path / "c.npz"), {"epochs": 2}, other)
 
