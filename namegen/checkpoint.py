@@ -25,6 +25,7 @@ from .errors import CheckpointError, OptionName
 from .files import atomic_link, atomic_write, probe_writable
 from .layout import Layout
 from .model import Model, computable
+from .rules import Rules
 from .optim import OPTIMIZERS, Optimizer, make_optimizer
 from .options import conforms, field_kinds
 from .state import MAX_HIDDEN, EpochRecord, EpochStats, TrainConfig, TrainState, layout_of
@@ -47,6 +48,7 @@ def _meta(state: TrainState) -> dict:
         "vocab": list(model.vocab.chars),
         "capitalize": model.capitalize,  # what namegen read before "capitals": a capital at a name's start or none
         "capitals": list(model.capitals),
+        "rules": model.rules.to_json(),
         "config": dataclasses.asdict(state.config),
         "data": {"source": state.source, "fingerprint": model.fingerprint, "case": model.case,
                  "names": len(model.names), "train": len(state.train_idx), "val": len(state.val_idx)},
@@ -374,6 +376,16 @@ class _Reader:
             raise self.damaged("capitals is not a list of contexts")
         return tuple(sorted(set(capitals)))
 
+    def rules(self, vocab: Vocab) -> Rules | None:
+        """What every line of the data keeps (see rules.Rules); None in a file written before they
+        were saved: the model learns them from its names."""
+        if "rules" not in self.meta:
+            return None
+        rules = Rules.from_json(self.meta["rules"], "".join(vocab.chars))
+        if rules is None:
+            raise self.damaged("rules are not the rules of its names")
+        return rules
+
     def keep_case(self, config: TrainConfig) -> bool:
         """Whether the model's names kept their letter case, as saved ("keep" or "lower"); a file
         written before --case had no "auto" to resolve, and its config says which."""
@@ -400,7 +412,7 @@ class _Reader:
             left, right = (layout[name].entry for name in mismatched.of)
             raise self.damaged(f"{mismatched.entry} is not {left} times {right}")
         model = Model(vocab, weights[: layout.model_size], config.hidden_size, self.keep_case(config), self.capitals(), names,
-                      styles, style_of, style_size)
+                      styles, style_of, style_size, self.rules(vocab))
         if self.meta["data"]["fingerprint"] != model.fingerprint:
             raise self.damaged("the saved names do not match their fingerprint")
         if not computable(model.param_views):

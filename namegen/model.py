@@ -16,7 +16,6 @@ course code is. It is the reference these functions are tested against (tests/te
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from enum import Enum
 from functools import cached_property
 from typing import NamedTuple
 
@@ -24,57 +23,12 @@ import numpy as np
 
 from .data import capitalised, clean_name, clean_prefix, fingerprint, parse_names
 from .layout import Layout
+from .rules import Rejection, Rules
 from .vocab import Encoded, Vocab
 
 PARAM_NAMES = ("Wxh", "Whh", "bh", "Why", "by")
 
 Params = dict[str, np.ndarray]
-
-
-class Rejection(str, Enum):
-    """Why the sampler drew a name again (a str: JSON counts them under these names)."""
-
-    TOO_LONG = "too_long"  # it ran past the longest length
-    NOT_CLEAN = "not_clean"  # cleaning would change it: no line of the data could be it
-    ODD_EDGE = "odd_edge"  # it begins or ends with a symbol no name of the data begins or ends with
-    KNOWN = "known"  # one of the model's own names, with novel
-    REPEATED = "repeated"  # drawn before, with unique
-    SUFFIX = "suffix"  # it does not end as --suffix asks
-    PATTERN = "pattern"  # it does not match --pattern in full
-    CONTAINS = "contains"  # it lacks a text --contains asks for
-    EXCLUDED = "excluded"  # it holds a text --exclude forbids
-    USED = "used"  # one of the names of --exclude-names
-    UNBALANCED = "unbalanced"  # a bracket or quote left open or closed unopened, which no name of the data does
-    CAPITAL = "capital"  # a capital where no name of the data has one (inside a word, say)
-
-
-PAIRS = ("()", "[]", "{}", '""', "«»")  # brackets and quotes: opening and closing (a quote: the same twice)
-
-
-def balanced(name: str, pair: str) -> bool:
-    """Whether `name` opens and closes `pair` properly: never closes more than it opened, and closes
-    all it opened (a quote: an even number of them)."""
-    opening, closing = pair
-    if opening == closing:
-        return name.count(opening) % 2 == 0
-    depth = 0
-    for c in name:
-        depth += (c == opening) - (c == closing)
-        if depth < 0:
-            return False
-    return depth == 0
-
-
-def capital_places(name: str) -> set[str]:
-    """Where `name` has capitals: "start" (a word's first character), "after mark" (after an
-    apostrophe or hyphen: O'Brien, Jean-Luc), "inside" (after a letter or digit: McDonald)."""
-    places = set()
-    for i, c in enumerate(name):
-        if c.isupper():
-            before = name[i - 1] if i else " "
-            places.add("start" if before.isspace() or not before.isalnum() and before not in "'’-"
-                       else "after mark" if before in "'’-" else "inside")
-    return places
 
 
 def unflatten(flat: np.ndarray, vocab_size: int, hidden_size: int, styles: int = 0, style_size: int = 0,
@@ -109,6 +63,7 @@ class Model:
     styles: tuple[str, ...] = ()  # one per name list it learned (see the styles section); () for one list
     style_of: np.ndarray | None = None  # (len(names),) the style of each name, with styles
     style_size: int = 0  # D, the size of a style vector
+    saved_rules: Rules | None = None  # the rules its checkpoint holds (None: learned from names, see rules)
 
     @property
     def param_views(self) -> Params:
@@ -140,7 +95,8 @@ class Model:
         weights = self.style_shares if weights is None else weights
         flat = np.concatenate([p["Whh"].ravel(), p["bh"] + blend_term(p, weights), p["Wxh"].ravel(), p["Why"].ravel(),
                                p["by"]])
-        return Model(self.vocab, flat, self.hidden_size, self.keep_case, self.capitals, self.names)
+        return Model(self.vocab, flat, self.hidden_size, self.keep_case, self.capitals, self.names,
+                     saved_rules=self.saved_rules)
 
     @cached_property
     def longest_name(self) -> int:
@@ -195,36 +151,16 @@ class Model:
 
     def unlike_data(self, name: str) -> Rejection | None:
         """Why a drawn name could never be a line of the model's data, or None: NOT_CLEAN if
-        cleaning would change it (white space at an end or doubled), ODD_EDGE if it begins or
-        ends with a character, other than a letter or digit, that begins or ends none of its names."""
+        cleaning would change it (white space at an end or doubled), else the first of its rules it
+        breaks (see rules.Rules)."""
         if self.clean(name) != name:
             return Rejection.NOT_CLEAN
-        starts, ends = self._edges
-        if not (name[0].isalnum() or name[0] in starts) or not (name[-1].isalnum() or name[-1] in ends):
-            return Rejection.ODD_EDGE
-        if not all(balanced(name, pair) for pair in self._balanced_pairs):
-            return Rejection.UNBALANCED
-        if any(place not in self._capital_places for place in capital_places(name)):
-            return Rejection.CAPITAL
-        return None
+        return self.rules.broken_by(name)
 
     @cached_property
-    def _balanced_pairs(self) -> tuple[str, ...]:
-        """The brackets and quotes the data uses and keeps balanced in every name (learned from the
-        names, so a list whose lines leave one open keeps doing so)."""
-        return tuple(pair for pair in PAIRS if any(c in self.vocab.chars for c in pair)
-                     and all(balanced(n, pair) for n in self.names))
-
-    @cached_property
-    def _capital_places(self) -> frozenset[str]:
-        """Where the data's names have capitals: at a word's start, after an apostrophe or hyphen,
-        inside a word (see capital_places). A list of codes with inner capitals keeps them."""
-        return frozenset(place for n in self.names for place in capital_places(n))
-
-    @cached_property
-    def _edges(self) -> tuple[set[str], set[str]]:
-        """The characters other than letters and digits that begin, and that end, one of its names."""
-        return {n[0] for n in self.names if not n[0].isalnum()}, {n[-1] for n in self.names if not n[-1].isalnum()}
+    def rules(self) -> Rules:
+        """What every line of its data keeps: as saved, or learned from its names."""
+        return self.saved_rules or Rules.of(self.names)
 
     def chosen_names(self, given: list[str] | None, count: int, seed: int) -> list[str]:
         """The given names cleaned like the data, or else `count` distinct names of its own drawn

@@ -462,7 +462,7 @@ def draws(model: Model, config: SampleConfig, rng: np.random.Generator | None = 
 
     A draw is rejected, and counted in `rejected` by reason, if it ran past the longest length
     (TOO_LONG), could never be a line of the data (Model.unlike_data: NOT_CLEAN, ODD_EDGE,
-    UNBALANCED, CAPITAL), or is known (KNOWN, with novel) or repeats a name (REPEATED, with
+    UNBALANCED, CAPITAL, WORD_START), or is known (KNOWN, with novel) or repeats a name (REPEATED, with
     unique), or has not the shape --suffix, --contains, --exclude and --pattern ask for (SUFFIX,
     CONTAINS, EXCLUDED, PATTERN; a draw is stopped as soon as it holds an excluded text), or is
     one of the names of --exclude-names (USED): see model.Rejection. A rejected draw is drawn
@@ -511,6 +511,7 @@ REJECTED_BY = {
     Rejection.CONTAINS: ("lacked a text asked for", "contains"), Rejection.EXCLUDED: ("held an excluded text", "exclude"),
     Rejection.PATTERN: ("did not match the pattern", "pattern"), Rejection.USED: ("were names already used", "exclude_names"),
     Rejection.UNBALANCED: ("left a bracket or quote open", None), Rejection.CAPITAL: ("had a capital out of place", None),
+    Rejection.WORD_START: ("began a word with a digit or mark no word of the data begins with", None),
 }
 
 

@@ -94,6 +94,11 @@ HOSTILE = {  # name -> (change of the arrays, given the marker file; what the me
     "capitals not a list": (lambda a, m: with_meta(a, capitals="start"), "capitals is not a list"),
     "capitals of long strings": (lambda a, m: with_meta(a, capitals=["after a space"]), "capitals is not a list"),
     "capitals without end": (lambda a, m: with_meta(a, capitals=[" "] * 10**5), "capitals is not a list"),
+    "rules not a dict": (lambda a, m: with_meta(a, rules=[]), "rules are not the rules"),
+    "rules with an unknown pair": (lambda a, m: with_meta(a, rules={
+        "starts": "", "ends": "", "balanced": ["<>"], "capital_places": [], "word_starts": ["letter"]}), "rules are not"),
+    "rules with a character out of the vocabulary": (lambda a, m: with_meta(a, rules={
+        "starts": "\u202e", "ends": "", "balanced": [], "capital_places": [], "word_starts": []}), "rules are not"),
     "split out of range": (lambda a, m: {"split/val": np.r_[a["split/val"][:-1], 10**6]}, "out of range"),
     "an impossible option": (lambda a, m: with_meta(a, config={"hidden_size": 0}), "hidden_size must be"),
     "a pickled object array": (lambda a, m: {"params/Whh": np.array([Payload(str(m))], dtype=object)}, "pickled"),
@@ -124,6 +129,25 @@ def test_where_capitals_go_is_saved_and_an_older_file_reads_as_capitals_at_the_s
     meta.pop("capitals")
     older = damaged(path, lambda arrays: {"meta": np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)}, "older.npz")
     assert load_model(older).capitals == ("start",) and load_model(older).display("mr. mime") == "Mr. mime"
+
+
+def test_the_rules_of_the_data_are_saved_and_an_older_file_learns_them_from_its_names(tmp_path, damaged):
+    from namegen.data import parse_names
+    from namegen.rules import Rules
+    from namegen.state import TrainConfig, new_state
+
+    state = new_state(TrainConfig(hidden_size=4), parse_names("Hiril (Elf)\nO'Neill\nDol Guldur\n" * 5, "m.txt", "keep"))
+    path = tmp_path / "m.npz"
+    save_checkpoint(path, state)
+    assert load_model(path).rules == state.model.rules == Rules.of(state.model.names)
+    assert load_model(path).rules.balanced == ("()",)
+    # what the file says holds, even where its names say otherwise: the rules travel with the weights
+    looser = dict(state.model.rules.to_json(), balanced=[])
+    assert load_model(damaged(path, lambda a: with_meta(a, rules=looser))).rules.balanced == ()
+    meta = json.loads(np.load(path)["meta"].tobytes())
+    meta.pop("rules")
+    older = damaged(path, lambda arrays: {"meta": np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)}, "o.npz")
+    assert load_model(older).saved_rules is None and load_model(older).rules == state.model.rules
 
 
 @pytest.mark.parametrize("case", sorted(HOSTILE))

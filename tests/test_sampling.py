@@ -373,13 +373,13 @@ def bracketed_model():
 def test_no_printed_name_breaks_a_rule_every_line_of_the_data_keeps(bracketed_model):
     from collections import Counter
 
-    from namegen.model import balanced, capital_places
+    from namegen.rules import balanced, capital_places
 
     rejected = Counter()
     names = sample(bracketed_model, SampleConfig(count=1000, seed=1), rejected=rejected)
     assert all(balanced(n, "()") for n in names) and not any("inside" in capital_places(n) for n in names)
     assert rejected["unbalanced"] > 0 and rejected["capital"] > 0  # by rule, as --json counts them
-    assert bracketed_model._capital_places == {"start", "after mark"}  # O'Neill, Jean-Luc: learned, so allowed
+    assert bracketed_model.rules.capital_places == ("after mark", "start")  # O'Neill, Jean-Luc: learned, so allowed
 
 
 def test_rules_are_learned_so_a_list_that_breaks_them_keeps_its_names():
@@ -391,16 +391,27 @@ def test_rules_are_learned_so_a_list_that_breaks_them_keeps_its_names():
     assert model.unlike_data("McVito") is None and model.unlike_data("Open (Phone") is None
 
 
+def test_a_word_may_begin_with_a_digit_or_a_mark_only_where_a_word_of_the_data_does():
+    from namegen.rules import Rejection, Rules
+
+    rules = Rules.of(["Apollo 11", "Gemini (IV)", "Vostok"])
+    assert rules.word_starts == ("digit", "letter", "mark")
+    plain = Rules.of(["Apollo Eleven", "Gemini Four", "R2 D2"])  # digits inside words, none at a start
+    assert plain.word_starts == ("letter",)
+    assert plain.broken_by("Apollo 2d") is Rejection.WORD_START and plain.broken_by("Apollo D2") is None
+    assert plain.broken_by("Gemini -x") is Rejection.WORD_START
+
+
 @pytest.mark.parametrize("name, pair, expected", [("a (b) c", "()", True), ("a (b", "()", False), ("a) (b", "()", False),
                                                   ('say "hi"', '""', True), ('say "hi', '""', False)])
 def test_balance_is_opening_before_closing_and_as_many(name, pair, expected):
-    from namegen.model import balanced
+    from namegen.rules import balanced
 
     assert balanced(name, pair) is expected
 
 
 def test_capitals_are_placed_at_a_word_start_after_a_mark_or_inside():
-    from namegen.model import capital_places
+    from namegen.rules import capital_places
 
     assert capital_places("Hiril (Elf)") == {"start"}
     assert capital_places("O'Neill Jean-Luc") == {"start", "after mark"}
