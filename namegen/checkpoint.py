@@ -372,7 +372,7 @@ class _Reader:
             return (START,) if capitalize else ()
         capitals = self.meta["capitals"]
         if not isinstance(capitals, list) or len(capitals) > MAX_CAPITALS or not all(
-                isinstance(c, str) and (c == START or len(c) == 1) for c in capitals):
+                isinstance(c, str) and (c == START or len(c) == 1 and not c.isalnum()) for c in capitals):
             raise self.damaged("capitals is not a list of contexts")
         return tuple(sorted(set(capitals)))
 

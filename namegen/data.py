@@ -11,6 +11,7 @@ import re
 import unicodedata
 from collections import Counter
 from dataclasses import dataclass, replace
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -106,13 +107,23 @@ def capital_contexts(names: list[str]) -> tuple[str, ...]:
 def capitalised(name: str, capitals: tuple[str, ...] = (START,)) -> str:
     """The name with a capital at each letter whose context is in `capitals` (see capital_contexts),
     where the capital turns back into the same letter (ß would become SS, and the name a different one)."""
-    letters = list(name)
-    for i, c in enumerate(name):
-        if context(name, i) in capitals:
-            upper = c.upper()
-            if len(upper) == 1 and upper.lower() == c:
-                letters[i] = upper
-    return "".join(letters)
+    if capitals == (START,):  # most lists: one letter to look at, not a pattern to match
+        first = name[:1].upper()
+        return first + name[1:] if len(first) == 1 and first.lower() == name[:1] else name
+    return capital_pattern(capitals).sub(capital_of, name) if capitals else name
+
+
+@lru_cache(maxsize=16)
+def capital_pattern(capitals: tuple[str, ...]) -> re.Pattern:
+    """The characters whose context (see context) is in `capitals`: the first, and each after a mark."""
+    marks = "".join(re.escape(c) for c in capitals if c != START)
+    return re.compile("|".join((["^."] if START in capitals else []) + ([f"(?<=[{marks}])."] if marks else [])))
+
+
+def capital_of(match: re.Match) -> str:
+    c = match.group()
+    upper = c.upper()
+    return upper if len(upper) == 1 and upper.lower() == c else c
 
 
 def read_text(path: Path) -> str:

@@ -96,7 +96,7 @@ class Rules:
             return Rejection.ODD_EDGE
         if not all(balanced(name, pair) for pair in self.balanced):
             return Rejection.UNBALANCED
-        if not capital_places(name) <= set(self.capital_places):
+        if name != name.lower() and not capital_places(name) <= set(self.capital_places):
             return Rejection.CAPITAL
         if not word_starts(name) <= set(self.word_starts):
             return Rejection.WORD_START

@@ -93,6 +93,7 @@ HOSTILE = {  # name -> (change of the arrays, given the marker file; what the me
     "names not matching the fingerprint": (lambda a, m: with_meta(a, names=["x"] * 3), "fingerprint"),
     "capitals not a list": (lambda a, m: with_meta(a, capitals="start"), "capitals is not a list"),
     "capitals of long strings": (lambda a, m: with_meta(a, capitals=["after a space"]), "capitals is not a list"),
+    "capitals after a letter": (lambda a, m: with_meta(a, capitals=["a"]), "capitals is not a list"),
     "capitals without end": (lambda a, m: with_meta(a, capitals=[" "] * 10**5), "capitals is not a list"),
     "rules not a dict": (lambda a, m: with_meta(a, rules=[]), "rules are not the rules"),
     "rules with an unknown pair": (lambda a, m: with_meta(a, rules={
