@@ -31,7 +31,7 @@ class Rejection(str, Enum):
 
 
 PAIRS = ("()", "[]", "{}", '""', "«»")  # brackets and quotes: opening and closing (a quote: the same twice)
-CAPITAL_PLACES = ("start", "after mark", "inside")
+CAPITAL_PLACES = ("start", "after mark", "inside")  # see capital_places
 KINDS = ("letter", "digit", "mark")
 
 
@@ -72,7 +72,8 @@ def word_starts(name: str) -> set[str]:
 
 @dataclass(frozen=True)
 class Rules:
-    """The structure every line of a name list keeps (each set sorted, so that equal rules are equal)."""
+    """The structure every line of a name list keeps (characters sorted, the rest in the order of
+    PAIRS, CAPITAL_PLACES and KINDS, so that equal rules are equal)."""
 
     starts: str  # the characters other than letters and digits that begin a name of the data
     ends: str  # and that end one
@@ -87,8 +88,8 @@ class Rules:
         return cls("".join(sorted({n[0] for n in names if not n[0].isalnum()})),
                    "".join(sorted({n[-1] for n in names if not n[-1].isalnum()})),
                    tuple(pair for pair in PAIRS if chars & set(pair) and all(balanced(n, pair) for n in names)),
-                   tuple(sorted({place for n in names for place in capital_places(n)})),
-                   tuple(sorted({k for n in names for k in word_starts(n)})))
+                   tuple(p for p in CAPITAL_PLACES if any(p in capital_places(n) for n in names)),
+                   tuple(k for k in KINDS if any(k in word_starts(n) for n in names)))
 
     def broken_by(self, name: str) -> Rejection | None:
         """The first rule `name` breaks, or None."""
@@ -118,4 +119,4 @@ class Rules:
             value = saved[name]
             if not (isinstance(value, list) and len(value) <= len(allowed) and all(v in allowed for v in value)):
                 return None
-        return cls(starts, ends, *(tuple(sorted(set(saved[name]))) for name in lists))
+        return cls(starts, ends, *(tuple(v for v in allowed if v in saved[name]) for name, allowed in lists.items()))
