@@ -99,7 +99,7 @@ class Rules:
             return Rejection.UNBALANCED
         if name != name.lower() and not capital_places(name) <= set(self.capital_places):
             return Rejection.CAPITAL
-        if not word_starts(name) <= set(self.word_starts):
+        if len(self.word_starts) < len(KINDS) and not word_starts(name) <= set(self.word_starts):
             return Rejection.WORD_START
         return None
 

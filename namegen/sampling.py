@@ -63,6 +63,10 @@ class SampleConfig:
     max_tries: int | None = option(None, "Names drawn before giving up on the filters (with --most-likely: partial "
                                          "names extended)", at_least=1, default_text="100 per name asked, at least 10,000")
     seed: int | None = option(None, "Seed for repeatable names", at_least=0, default_text="fresh each run")
+    dtype: str = option("auto", "Numbers to draw in: float32 is about twice as fast at hidden size 256, the same "
+                                "distribution to about 7 digits but other names for a seed; auto: float32 for a model "
+                                "trained in it, or for count x hidden size x longest name of 60 million or more",
+                        choices=("auto", "float64", "float32"))
 
     @property
     def constraints(self) -> dict:
@@ -160,29 +164,20 @@ def ended_rows(params: Params, n: int, rng: np.random.Generator, *, temperature:
     h_t feeds both the output and the next step, so each step is one matrix product, h_t [Whh | Why],
     and rows that end are dropped, so a step costs in proportion to the names still growing.
     bias: a model with styles' style term (see model.blend_term), (H,) for all names or (n, H),
-    one per name. compiled: the letters' rows, the biases and tanh in one pass, and (at temperature 1
-    with every letter allowed: no top-k, no top-p) the draw, with numba (fast.input_tanh, fast.draw; float64): the same
-    products and draws as numpy's, tanh within 3 ulp.
+    one per name. compiled: see next_product, and (at temperature 1 with every letter allowed: no
+    top-k, no top-p) the draw with numba (fast.draw; float64): the same draws as numpy's.
     """
-    Whh, Why, by, Wxh = params["Whh"], params["Why"], params["by"], params["Wxh"]
-    H, V = Whh.shape[0], Why.shape[1]
-    W = np.concatenate((Whh, Why), axis=1)  # (H, H + V)
+    H, V = params["Whh"].shape[0], params["Why"].shape[1]
+    W = np.concatenate((params["Whh"], params["Why"]), axis=1)  # (H, H + V)
     prefix_ids = list(prefix_ids)
     P = len(prefix_ids)
     bh = params["bh"] if bias is None else params["bh"] + bias  # (H,) or (n, H)
     per_row = np.ndim(bh) == 2
-
-    def advance(product, kept, ids, bh):
-        """h_t = tanh(h_{t-1} Whh + Wxh[ids] + bh) from the rows `kept` of h_{t-1} [Whh | Why]; h_t [Whh | Why]."""
-        if compiled:
-            return np.dot(fast.input_tanh(product, kept, Wxh, ids, bh), W)
-        return np.dot(np.tanh(product[kept, :H] + Wxh[ids] + bh), W)
-
     rows = np.arange(n)  # the names still growing
     state = np.zeros(n, dtype=np.intp)  # each one's state in banned
-    product = np.zeros((n, H + V), dtype=Whh.dtype)  # h_{-1} [Whh | Why], h_{-1} = 0
+    product = np.zeros((n, H + V), dtype=W.dtype)  # h_{-1} [Whh | Why], h_{-1} = 0
     for token in (BOUNDARY, *prefix_ids):
-        product = advance(product, rows, np.full(n, token), bh)
+        product = next_product(product, rows, np.full(n, token), bh, params["Wxh"], W, compiled)
         if banned and token != BOUNDARY:
             state = banned.next[state, token]
     drawn = np.empty((n, max(max_length - P, 0)), dtype=np.int64)
@@ -190,9 +185,9 @@ def ended_rows(params: Params, n: int, rng: np.random.Generator, *, temperature:
     for length in range(P, max_length + 1):  # letters so far
         u = rng.random(len(rows))
         if simple:
-            ids = fast.draw(product, H, by, u, length < min_length)
+            ids = fast.draw(product, H, params["by"], u, length < min_length)
         else:
-            ids = draw(product[:, H:] + by, u, length < min_length, top_k, temperature, top_p)
+            ids = draw(product[:, H:] + params["by"], u, length < min_length, top_k, temperature, top_p)
         ended = ids == BOUNDARY
         if ended.any():
             yield rows[ended], drawn[rows[ended], : length - P], None
@@ -206,14 +201,22 @@ def ended_rows(params: Params, n: int, rng: np.random.Generator, *, temperature:
                 yield rows[stopped], drawn[rows[stopped], : length - P + 1], Rejection.EXCLUDED
                 ended |= stopped
         kept = np.flatnonzero(~ended)  # their rows in product
-        rows, ids = rows[kept], ids[kept]
-        if banned:
-            state = state[kept]
-        if per_row:
-            bh = bh[kept]
+        rows, ids, state = rows[kept], ids[kept], state[kept]
+        bh = bh[kept] if per_row else bh
         if not len(rows):
             break
-        product = advance(product, kept, ids, bh)
+        product = next_product(product, kept, ids, bh, params["Wxh"], W, compiled)
+
+
+def next_product(product: np.ndarray, kept: np.ndarray, ids: np.ndarray, bh: np.ndarray, Wxh: np.ndarray,
+                 W: np.ndarray, compiled: bool) -> np.ndarray:
+    """h_t [Whh | Why] from the rows `kept` of h_{t-1} [Whh | Why]: h_t = tanh(h_{t-1} Whh + Wxh[ids] + bh).
+    compiled: the letters' rows, the biases and tanh in one pass with numba (fast.input_tanh;
+    float64): the same products as numpy's, tanh within 3 ulp."""
+    if compiled:
+        return np.dot(fast.input_tanh(product, kept, Wxh, ids, bh), W)
+    H = W.shape[0]
+    return np.dot(np.tanh(product[kept, :H] + Wxh[ids] + bh), W)
 
 
 def draw(logits: np.ndarray, u: np.ndarray, no_end: bool, top_k: int = 0, temperature: float = 1.0,
@@ -254,14 +257,28 @@ def keep_nucleus_(weights: np.ndarray, total: np.ndarray, top_p: float) -> None:
     weights[dropped] = 0.0
 
 
-# Tanh entries (names x hidden size x letters) from which sampling loads numba's helpers, when installed:
-# loading them takes about 0.9 s and saves about 17 ns an entry of float64 (numpy's tanh is scalar here).
+# Tanh entries (names x hidden size x letters) from which a request is large: --dtype auto draws it in
+# float32, and float64 loads numba's helpers, when installed: loading them takes about 0.9 s (and 150 MB)
+# and saves about 17 ns an entry of float64 (numpy's tanh is scalar here).
 COMPILED_FROM = 60_000_000
 
 
-def compiled_for(model: Model, count: int) -> bool:
-    """Whether drawing `count` names from `model` is worth the compiled step (see COMPILED_FROM)."""
-    if model.params.dtype != np.float64 or count * model.hidden_size * model.longest_name < COMPILED_FROM:
+def large(model: Model, count: int) -> bool:
+    return count * model.hidden_size * model.longest_name >= COMPILED_FROM
+
+
+def number_format(model: Model, config: SampleConfig) -> np.dtype:
+    """What to draw in: --dtype, or with auto, float32 for a model trained in it or a large request
+    (twice the speed of float64's matrix products and half their memory, the same distribution to
+    about 7 digits, but other names for a seed), else float64."""
+    if config.dtype != "auto":
+        return np.dtype(config.dtype)
+    return np.dtype(np.float32 if model.params.dtype == np.float32 or large(model, config.count) else np.float64)
+
+
+def compiled_for(model: Model, count: int, dtype=np.float64) -> bool:
+    """Whether drawing `count` names from `model` in `dtype` is worth the compiled step (see COMPILED_FROM)."""
+    if dtype != np.float64 or not large(model, count):
         return False
     return fast.available() and (fast.load("sampling"), fast.usable("sampling"))[1]
 
@@ -339,14 +356,14 @@ def style_weights(model: Model, text: str) -> np.ndarray | None:
     return weights / weights.sum()
 
 
-def drawn_names(model: Model, config: SampleConfig, count: int, rng: np.random.Generator, prefix: str,
-                prefix_ids: list[int], max_length: int, weights: np.ndarray | None, banned: Banned | None,
+def drawn_names(model: Model, params: Params, config: SampleConfig, count: int, rng: np.random.Generator,
+                prefix: str, prefix_ids: list[int], max_length: int, weights: np.ndarray | None, banned: Banned | None,
                 compiled: bool) -> tuple[list[str | Rejection], np.ndarray | None]:
     """`count` names drawn at once, starting with `prefix` (cleaned; its ids `prefix_ids`), in the
     style `weights` ask for (None: each in one list's, drawn here); in place of a name, why it was
     stopped: TOO_LONG if it ran past max_length, EXCLUDED once it held a text of `banned`. And the
-    style each was drawn in, (count,), where it was drawn here (else None)."""
-    params = model.param_views
+    style each was drawn in, (count,), where it was drawn here (else None). params: the model's, in
+    the number format to draw in."""
     bias = styles = None
     if weights is not None:
         bias = blend_term(params, weights)
@@ -406,6 +423,11 @@ class Shape:
             else frozenset()
         return cls(suffix, contains, exclude, re.compile(config.pattern, flags) if config.pattern else None, used,
                    Banned.of(model.vocab, exclude))
+
+    @property
+    def anything(self) -> bool:
+        """Whether it asks anything of a name."""
+        return bool(self.suffix or self.contains or self.exclude or self.pattern or self.used)
 
     def misses(self, name: str) -> Rejection | None:
         """Why `name` does not have this shape, or None."""
@@ -472,7 +494,9 @@ def draws(model: Model, config: SampleConfig, rng: np.random.Generator | None = 
     rng = np.random.default_rng(config.seed) if rng is None else rng
     prefix, ids, max_length, shape, weights = prepared(model, config)
     budget = config.max_tries or max(10_000, 100 * config.count)
-    compiled = compiled_for(model, config.count)
+    dtype = number_format(model, config)
+    params = {name: view.astype(dtype, copy=False) for name, view in model.param_views.items()}
+    compiled = compiled_for(model, config.count, dtype)
     taken: set[str] = set()
     found = tries = 0
     ramp = FIRST_BATCH  # batches start small and double, so that the first names come at once
@@ -480,10 +504,12 @@ def draws(model: Model, config: SampleConfig, rng: np.random.Generator | None = 
         batch = min(budget - tries, max(64, 2 * (config.count - found)), ramp, MOST_AT_ONCE,
                     max(1, DRAW_BUFFER // max_length))
         ramp *= 2
-        names, styles = drawn_names(model, config, batch, rng, prefix, ids, max_length, weights, shape.banned, compiled)
+        names, styles = drawn_names(model, params, config, batch, rng, prefix, ids, max_length, weights, shape.banned,
+                                    compiled)
         for row, name in enumerate(names):
             tries += 1
-            why = name if isinstance(name, Rejection) else model.unlike_data(name) or shape.misses(name) or (
+            why = name if isinstance(name, Rejection) else model.unlike_data(name) or (
+                shape.anything and shape.misses(name)) or (
                 Rejection.KNOWN if config.novel and model.knows(name) else
                 Rejection.REPEATED if config.unique and name in taken else None)
             if why:
