@@ -61,11 +61,12 @@ class SampleConfig:
                                  "with its log-probability (an exact search, with the constraints above; not with "
                                  "--temperature, --top-k or --top-p; --count does not apply)", at_least=0)
     max_tries: int | None = option(None, "Names drawn before giving up on the filters (with --most-likely: partial "
-                                         "names extended)", at_least=1, default_text="100 per name asked, at least 10,000")
+                                         "names extended)", at_least=1, default_text="100 per name asked, at least 100,000 (with --most-likely: 50,000)")
     seed: int | None = option(None, "Seed for repeatable names", at_least=0, default_text="fresh each run")
     dtype: str = option("auto", "Numbers to draw in: float32 is about twice as fast at hidden size 256, the same "
                                 "distribution to about 7 digits but other names for a seed; auto: float32 for a model "
-                                "trained in it, or for count x hidden size x longest name of 60 million or more",
+                                "trained in it, or once count (or the draws so far) x hidden size x longest name reaches "
+                                "4 million",
                         choices=("auto", "float64", "float32"))
 
     @property
@@ -257,32 +258,40 @@ def keep_nucleus_(weights: np.ndarray, total: np.ndarray, top_p: float) -> None:
     weights[dropped] = 0.0
 
 
-# Tanh entries (names x hidden size x letters) from which a request is large: --dtype auto draws it in
-# float32, and float64 loads numba's helpers, when installed: loading them takes about 0.9 s (and 150 MB)
-# and saves about 17 ns an entry of float64 (numpy's tanh is scalar here).
+# Tanh entries (names x hidden size x letters) from which float64 loads numba's helpers, when installed:
+# loading them takes about 0.9 s (and 150 MB) and saves about 17 ns an entry of float64 (numpy's tanh is
+# scalar here, float32's vectorised).
 COMPILED_FROM = 60_000_000
+# And from which --dtype auto draws in float32 (at hidden size 256, 1,500 names of 11 letters): half the
+# time of float64's products and tanh, already worth it at a tenth of a second.
+FLOAT32_FROM = 4_000_000
 
 
-def large(model: Model, count: int) -> bool:
-    return count * model.hidden_size * model.longest_name >= COMPILED_FROM
+def entries(model: Model, count: int) -> int:
+    """The tanh entries of drawing `count` names of the model's longest length."""
+    return count * model.hidden_size * model.longest_name
 
 
-def number_format(model: Model, config: SampleConfig) -> np.dtype:
-    """What to draw in: --dtype, or with auto, float32 for a model trained in it or a large request
-    (twice the speed of float64's matrix products and half their memory, the same distribution to
-    about 7 digits, but other names for a seed), else float64."""
+def number_format(model: Model, config: SampleConfig, drawn: int = 0) -> np.dtype:
+    """What to draw in: --dtype, or with auto, float32 for a model trained in it, or for a request of
+    FLOAT32_FROM entries or more, or once the `drawn` names so far make that many (twice the speed of
+    float64's products and tanh and half their memory, the same distribution to about 7 digits, but
+    other names for a seed), else float64."""
     if config.dtype != "auto":
         return np.dtype(config.dtype)
-    return np.dtype(np.float32 if model.params.dtype == np.float32 or large(model, config.count) else np.float64)
+    large_enough = model.params.dtype == np.float32 or entries(model, max(config.count, drawn)) >= FLOAT32_FROM
+    return np.dtype(np.float32 if large_enough else np.float64)
 
 
 def compiled_for(model: Model, count: int, dtype=np.float64) -> bool:
     """Whether drawing `count` names from `model` in `dtype` is worth the compiled step (see COMPILED_FROM)."""
-    if dtype != np.float64 or not large(model, count):
+    if dtype != np.float64 or entries(model, count) < COMPILED_FROM:
         return False
     return fast.available() and (fast.load("sampling"), fast.usable("sampling"))[1]
 
 
+FEWEST_TRIES = 100_000  # draws allowed by default, however few names are asked: a shape 1 draw in 500 has
+# (an ending of three letters) gives 20 names in 10,000 draws on average, and often needs twice as many
 DEFAULT_MAX_LENGTH_CAP = 1000  # a default, not a limit: max_length may ask for more
 DRAW_BUFFER = 4_000_000  # ids held at once while drawing (32 MB): bounds the names per batch
 FIRST_BATCH = 1024  # names drawn in the first batch; each next one twice as many, up to DRAW_BUFFER's bound
@@ -493,19 +502,22 @@ def draws(model: Model, config: SampleConfig, rng: np.random.Generator | None = 
     rejected = Counter() if rejected is None else rejected
     rng = np.random.default_rng(config.seed) if rng is None else rng
     prefix, ids, max_length, shape, weights = prepared(model, config)
-    budget = config.max_tries or max(10_000, 100 * config.count)
-    dtype = number_format(model, config)
-    params = {name: view.astype(dtype, copy=False) for name, view in model.param_views.items()}
-    compiled = compiled_for(model, config.count, dtype)
+    budget = config.max_tries or max(FEWEST_TRIES, 100 * config.count)
+    params = {}  # the model's, in each number format drawn in
     taken: set[str] = set()
     found = tries = 0
     ramp = FIRST_BATCH  # batches start small and double, so that the first names come at once
     while found < config.count and tries < budget:
-        batch = min(budget - tries, max(64, 2 * (config.count - found)), ramp, MOST_AT_ONCE,
-                    max(1, DRAW_BUFFER // max_length))
+        # twice the draws the names still wanted need at the share kept so far (a rare shape: many)
+        wanted = 2 * (config.count - found) * (tries + 1) // (found + 1)
+        batch = min(budget - tries, max(64, wanted), ramp, MOST_AT_ONCE, max(1, DRAW_BUFFER // max_length))
         ramp *= 2
-        names, styles = drawn_names(model, params, config, batch, rng, prefix, ids, max_length, weights, shape.banned,
-                                    compiled)
+        dtype = number_format(model, config, tries)
+        if dtype not in params:
+            params[dtype] = {name: view.astype(dtype, copy=False) for name, view in model.param_views.items()}
+        compiled = compiled_for(model, max(config.count, tries), dtype)
+        names, styles = drawn_names(model, params[dtype], config, batch, rng, prefix, ids, max_length, weights,
+                                    shape.banned, compiled)
         for row, name in enumerate(names):
             tries += 1
             why = name if isinstance(name, Rejection) else model.unlike_data(name) or (

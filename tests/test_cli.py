@@ -152,14 +152,14 @@ def test_sample_json_gives_each_names_nats_as_score_does_and_the_constraints_it_
 
 
 def test_a_sampling_error_in_json_still_gives_the_names_found(cli, trained_checkpoint):
-    result = cli("sample", "-c", trained_checkpoint, "-n", 40, "--novel", "--unique", "--max-length", 2, "--json")
+    result = cli("sample", "-c", trained_checkpoint, "-n", 40, "--novel", "--unique", "--max-length", 1, "--json")
     result.fails_in_one_line(1, "of 40 novel unique names")
     payload = json.loads(result.stdout)
     assert 0 < len(payload["names"]) < 40 and payload["acceptance"] < 1
 
 
 def test_a_sampling_error_prints_what_it_found_then_one_error_line(cli, trained_checkpoint):
-    result = cli("sample", "-c", trained_checkpoint, "-n", 40, "--novel", "--unique", "--max-length", 2)
+    result = cli("sample", "-c", trained_checkpoint, "-n", 40, "--novel", "--unique", "--max-length", 1)
     result.fails_in_one_line(1, "of 40 novel unique names")
     assert "relax --max-length" in result.stderr and "--max-tries" in result.stderr  # the rarest reason, as flags
     assert 0 < len(result.stdout.split()) < 40

@@ -550,13 +550,14 @@ def test_a_lower_case_prefix_asks_for_the_capital_a_model_that_keeps_case_begins
 
 
 def test_large_requests_are_drawn_in_float32_and_give_the_names_float64_gives_until_a_rounding_differs(trained_state):
-    from namegen.sampling import COMPILED_FROM, number_format
+    from namegen.sampling import FLOAT32_FROM, number_format
 
     model = trained_state.model
-    large = COMPILED_FROM // (model.hidden_size * model.longest_name) + 1
+    large = -(-FLOAT32_FROM // (model.hidden_size * model.longest_name))
     assert number_format(model, SampleConfig(count=large)) == np.float32
     assert number_format(model, SampleConfig(count=large - 1)) == np.float64
     assert number_format(model, SampleConfig(count=large, dtype="float64")) == np.float64
+    assert number_format(model, SampleConfig(count=1), drawn=large) == np.float32  # a rare shape draws many
     names = {dtype: draw(trained_state, seed=4, count=3000, dtype=dtype) for dtype in ("float32", "float64")}
     same = next((i for i, (a, b) in enumerate(zip(names["float32"], names["float64"])) if a != b), 3000)
     assert same >= 1000  # a letter drawn otherwise is rare: its uniform must fall within rounding of a boundary
