@@ -306,11 +306,11 @@ def torch_train(data: str | None, fields: dict, cpu: int) -> tuple[float, float,
     return result["loop_seconds"], wall, result["best_val"]
 
 
-def namegen_sample(checkpoint: Path, cpu: int) -> tuple[float, float]:
-    loop, _ = timed_json([sys.executable, str(BENCH), "in-loop-sample", str(checkpoint)], cpu)
+def namegen_sample(checkpoint: Path, cpu: int, dtype: str = "auto") -> tuple[float, float]:
+    loop, _ = timed_json([sys.executable, str(BENCH), "in-loop-sample", str(checkpoint), dtype], cpu)
     start = time.perf_counter()
     subprocess.run([sys.executable, "-m", "namegen", "sample", "-c", str(checkpoint), "-n", str(SAMPLED),
-                    "--seed", "0"], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                    "--seed", "0", "--dtype", dtype], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                    preexec_fn=pinned(cpu))
     return loop["loop_seconds"], time.perf_counter() - start
 
@@ -349,11 +349,11 @@ def in_loop(argv: list[str]) -> None:
     print(json.dumps({"loop_seconds": sum(spent), "best_val": state.best_val_loss}))
 
 
-def in_loop_sample(checkpoint: str) -> None:
-    """`bench.py in-loop-sample CKPT`: the seconds `namegen sample -n 100000` spends drawing."""
+def in_loop_sample(checkpoint: str, dtype: str = "auto") -> None:
+    """`bench.py in-loop-sample CKPT [DTYPE]`: the seconds `namegen sample -n 100000` spends drawing."""
     model = load_model(checkpoint)
     start = time.perf_counter()
-    names = sample(model, SampleConfig(count=SAMPLED, seed=0), np.random.default_rng(0))
+    names = sample(model, SampleConfig(count=SAMPLED, seed=0, dtype=dtype), np.random.default_rng(0))
     print(json.dumps({"loop_seconds": time.perf_counter() - start, "names": len(names)}))
 
 
@@ -395,19 +395,20 @@ def side_by_side(names_path: str | None, repeats: int, cpu: int, parts: str) -> 
             subprocess.run([sys.executable, "-m", "namegen", "train", *cli_options(BEST | {"epochs": 3, "dtype": dtype}),
                             "--out-dir", f"{out}/{dtype}", "--preview", "0"], check=True, stdout=subprocess.DEVNULL)
             checkpoints[dtype] = Path(out) / dtype / "dinos.best.npz"
-        # Each namegen format against PyTorch float32 on the same checkpoint: the same model, so the
-        # same lengths of names to draw.
-        ways = {(dtype, who): (lambda who=who, dtype=dtype: (namegen_sample if who == "namegen" else torch_sample)(
-                    checkpoints[dtype], cpu)) for dtype in checkpoints for who in ("namegen", "torch")}
+        # Each namegen way against PyTorch float32 on the same checkpoint: the same model, so the
+        # same lengths of names to draw. namegen draws in float32 by default (--dtype auto) at this size.
+        ways = {(dtype, who): (lambda who=who, dtype=dtype: torch_sample(checkpoints[dtype], cpu) if who == "torch"
+                               else namegen_sample(checkpoints[dtype], cpu, who.split()[-1]))
+                for dtype in checkpoints for who in ("namegen auto", "namegen float64", "torch float32")
+                if not (dtype == "float32" and who == "namegen float64")}
         figures = {way: [] for way in ways}
         for _ in range(repeats):
             for way, run in ways.items():
                 figures[way].append(run())
         for dtype in checkpoints:
             print_side_by_side(f"sampling {SAMPLED:,} names from a hidden-256 model trained in {dtype}", {
-                f"{who} {dtype if who == 'namegen' else 'float32'}": (min(f[0] for f in figures[dtype, who]),
-                                                                      min(f[1] for f in figures[dtype, who]), None)
-                for who in ("namegen", "torch")})
+                who: (min(f[0] for f in figures[dtype, who]), min(f[1] for f in figures[dtype, who]), None)
+                for model_dtype, who in ways if model_dtype == dtype})
 
 
 def print_side_by_side(recipe: str, best: dict[str, tuple[float, float, float | None]]) -> None:
@@ -511,6 +512,6 @@ if __name__ == "__main__":
     if sys.argv[1:2] == ["in-loop"]:
         in_loop(sys.argv[2:])
     elif sys.argv[1:2] == ["in-loop-sample"]:
-        in_loop_sample(sys.argv[2])
+        in_loop_sample(*sys.argv[2:4])
     else:
         main()

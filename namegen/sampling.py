@@ -66,7 +66,7 @@ class SampleConfig:
     dtype: str = option("auto", "Numbers to draw in: float32 is about twice as fast at hidden size 256, the same "
                                 "distribution to about 7 digits but other names for a seed; auto: float32 for a model "
                                 "trained in it, or once count (or the draws so far) x hidden size x longest name reaches "
-                                "4 million",
+                                "1 million",
                         choices=("auto", "float64", "float32"))
 
     @property
@@ -262,9 +262,9 @@ def keep_nucleus_(weights: np.ndarray, total: np.ndarray, top_p: float) -> None:
 # loading them takes about 0.9 s (and 150 MB) and saves about 17 ns an entry of float64 (numpy's tanh is
 # scalar here, float32's vectorised).
 COMPILED_FROM = 60_000_000
-# And from which --dtype auto draws in float32 (at hidden size 256, 1,500 names of 11 letters): half the
-# time of float64's products and tanh, already worth it at a tenth of a second.
-FLOAT32_FROM = 4_000_000
+# And from which --dtype auto draws in float32 (at hidden size 256, 350 names of 11 letters): half the
+# time of float64's products and tanh, worth it from a few hundredths of a second.
+FLOAT32_FROM = 1_000_000
 
 
 def entries(model: Model, count: int) -> int:
@@ -512,7 +512,7 @@ def draws(model: Model, config: SampleConfig, rng: np.random.Generator | None = 
         wanted = 2 * (config.count - found) * (tries + 1) // (found + 1)
         batch = min(budget - tries, max(64, wanted), ramp, MOST_AT_ONCE, max(1, DRAW_BUFFER // max_length))
         ramp *= 2
-        dtype = number_format(model, config, tries)
+        dtype = number_format(model, config, tries + batch)
         if dtype not in params:
             params[dtype] = {name: view.astype(dtype, copy=False) for name, view in model.param_views.items()}
         compiled = compiled_for(model, max(config.count, tries), dtype)
