@@ -3,7 +3,8 @@ model of a list that is not dinos.txt.
 
 Trains the README's best recipe (hidden 256) on a list (by default data/firstnames.txt, 2,330 first
 names), unless --checkpoint is given, then runs each of the README's examples as a user would, as
-a command, and prints its wall time (best of --repeats, the process start included), the share of
+a command, and prints its wall time (best of --repeats, the process start included, with Python's
+bytecode cached as an installed package has it: PYTHONDONTWRITEBYTECODE is dropped), the share of
 draws kept and the draws made (from the same command with --json), and the first names. Last, it
 draws 2,000 names and checks that none breaks a rule every line of the data keeps.
 

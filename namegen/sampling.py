@@ -508,8 +508,9 @@ def draws(model: Model, config: SampleConfig, rng: np.random.Generator | None = 
     found = tries = 0
     ramp = FIRST_BATCH  # batches start small and double, so that the first names come at once
     while found < config.count and tries < budget:
-        # twice the draws the names still wanted need at the share kept so far (a rare shape: many)
-        wanted = 2 * (config.count - found) * (tries + 1) // (found + 1)
+        # a fifth more than the draws the names still wanted need at the share kept so far (a rare
+        # shape: many); what a batch draws beyond the last name wanted is wasted
+        wanted = 6 * (config.count - found) * (tries + 1) // (5 * (found + 1))
         batch = min(budget - tries, max(64, wanted), ramp, MOST_AT_ONCE, max(1, DRAW_BUFFER // max_length))
         ramp *= 2
         dtype = number_format(model, config, tries + batch)
