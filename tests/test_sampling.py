@@ -423,11 +423,18 @@ def test_capitals_are_placed_at_a_word_start_after_a_mark_or_inside():
     assert capital_places("lower case") == set()
 
 
-def test_constrained_names_follow_the_model_conditioned_on_the_constraints_by_enumeration():
+@pytest.mark.parametrize("options, keep", [
+    ({"suffix": "a", "exclude": ("bb",), "pattern": ".*[ab].*"},
+     lambda name: name.endswith("a") and "bb" not in name and ("a" in name or "b" in name)),
+    ({"prefix": "c", "contains": ("b",)}, lambda name: name.startswith("c") and "b" in name),
+    ({"exclude_names": "USED", "novel": True, "exclude": ("c",)},
+     lambda name: name not in {"ab", "ba", "aab", "abc", "cab", "bca", "ca"} and "c" not in name),
+], ids=["suffix, exclude, pattern", "prefix, contains", "names used, novel, exclude"])
+def test_constrained_names_follow_the_model_conditioned_on_the_constraints_by_enumeration(options, keep, tmp_path):
     """A model over three letters with random weights, names of at most 3 letters: every name's
     probability by enumeration (the product of its letters' softmax and the end's), conditioned on
-    --suffix a, --exclude bb and --pattern '.*[ab].*' (renormalised over the names that meet them);
-    20,000 names drawn with those constraints against it, by chi-square."""
+    the constraints (renormalised over the names that meet them); 20,000 names drawn with those
+    constraints against it, by chi-square. USED is a file of names already used: ab, ba, aab."""
     from itertools import product
 
     from namegen.data import parse_names
@@ -436,6 +443,8 @@ def test_constrained_names_follow_the_model_conditioned_on_the_constraints_by_en
     model = new_state(TrainConfig(hidden_size=5), parse_names("abc\ncab\nbca\nca", "abc.txt")).model
     model.params[:] = np.random.default_rng(3).standard_normal(model.params.size)  # a model with opinions
     params, V = model.param_views, model.vocab.size
+    used = tmp_path / "used.txt"
+    used.write_text("AB\n ba\naab\n")
 
     def probability(ids):
         h, logits = step(params, np.zeros((1, params["Whh"].shape[0])), np.array([0]))
@@ -449,11 +458,11 @@ def test_constrained_names_follow_the_model_conditioned_on_the_constraints_by_en
     for length in (1, 2, 3):
         for ids in product(range(1, V), repeat=length):
             name = model.vocab.decode(ids)
-            if name.endswith("a") and "bb" not in name and ("a" in name or "b" in name):
+            if keep(name):
                 wanted[name] = probability(ids)
     total = sum(wanted.values())
-    config = SampleConfig(count=20_000, suffix="a", exclude=("bb",), pattern=".*[ab].*", max_length=3, seed=9,
-                          max_tries=10_000_000)
+    options = {k: str(used) if v == "USED" else v for k, v in options.items()}
+    config = SampleConfig(count=20_000, max_length=3, seed=9, max_tries=10_000_000, **options)
     counts = Counter(sample(model, config))
     assert set(counts) <= set(wanted)
     expected = np.array([20_000 * wanted[name] / total for name in wanted])
