@@ -19,6 +19,7 @@ from .checkpoint import load_model
 from .diagnostics import DEMOS, DemoConfig, FlowConfig, diagnose, run_demo, run_surface
 from .errors import NamegenError, OptionError, OptionName, SamplingError, shortened
 from .evaluation import drawn_nll, evaluate_sets, score
+from .export import ExportConfig, export, refuse_to_overwrite_a_checkpoint
 from .likeliest import most_likely
 from .similar import similar
 from .gradcheck import GradcheckConfig, gradient_check, random_model
@@ -253,6 +254,25 @@ def info_command(
     """
     path, state = load_run(path, as_json)
     show(views.info(path, state), as_json)
+
+
+@command("export")
+@with_options(ExportConfig)
+def export_command(
+    ctx: typer.Context,
+    out: Annotated[Path, typer.Option("--out", "-o", help="File to write (replaced atomically).", show_default=False)],
+    checkpoint: CheckpointOption = None,
+    **options,
+):
+    """Write a model for use outside Python: a web page, an ES module, or slim JSON or npz weights.
+
+    Example: namegen export --to html --out dinos.html
+    """
+    config = ExportConfig(**values_of(ctx, ExportConfig))
+    path, model = load_model_at(checkpoint, False)
+    refuse_to_overwrite_a_checkpoint(out, path)
+    size = export(model, config, out, title=path.name.split(".")[0])
+    err.print(f"wrote {views.shown(out)} ({size:,} bytes)" + (": open it in a browser" if config.to == "html" else ""))
 
 
 # ------------------------------------------------------------------------------- looking inside
