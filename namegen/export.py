@@ -26,7 +26,7 @@ from .options import check, option
 from .sampling import default_max_length
 
 FORMAT, VERSION = "namegen-export", 1
-FORMATS = ("html", "js", "json", "npz")
+FORMATS = ("html", "js", "json", "npz", "onnx")
 WEIGHTS = ("Wxh", "Whh", "bh", "Why", "by")  # and B, a model of several lists' style terms (K, H)
 
 
@@ -35,7 +35,9 @@ class ExportConfig:
     """What `namegen export` writes; the CLI reads its options here."""
 
     to: str = option("html", "What to write: html (a page that generates names, offline), js (an ES module: the "
-                             "sampler and the weights), json or npz (the weights, vocabulary and rules alone)",
+                             "sampler and the weights), json or npz (the weights, vocabulary and rules alone), onnx "
+                             "(one step of the network, for onnxruntime; the rest in its metadata and beside it, "
+                             "OUT.json; needs pip install 'namegen[export]')",
                      choices=FORMATS)
     dtype: str = option("float32", "Number format of the weights written: float32 (half the size) or float64 "
                                    "(the checkpoint's own numbers)", choices=("float32", "float64"))
@@ -50,6 +52,8 @@ def exported(model: Model, config: ExportConfig, title: str = "namegen") -> byte
     data = export_data(model, config.dtype, config.with_names or config.to == "html")
     if config.to == "npz":
         return npz_bytes(model, data, config.dtype)
+    if config.to == "onnx":
+        return onnx_bytes(model, data, config.dtype)
     text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
     if config.to == "json":
         return text.encode("utf-8")
@@ -104,12 +108,59 @@ def npz_bytes(model: Model, data: dict, dtype: str) -> bytes:
     return buffer.getvalue()
 
 
+def onnx_bytes(model: Model, data: dict, dtype: str) -> bytes:
+    """One step of the network as an ONNX graph, for onnxruntime in C#, C++, Java or JavaScript:
+    inputs token (N,) int64, h (N, H) and style (N, H), the style term (zeros for a model of one
+    list; for style weights w, w B, with B in the metadata); outputs h_next = tanh(Wxh[token] +
+    h Whh + bh + style) and logits = h_next Why + by. The export's JSON without the weights (and B
+    as its own base64) is in the model's metadata under "namegen"."""
+    try:
+        import onnx
+        from onnx import TensorProto, helper, numpy_helper
+    except ImportError:
+        raise NamegenError("--to onnx needs the onnx package: pip install 'namegen[export]'") from None
+    views = model.param_views
+    H, V = model.hidden_size, model.vocab.size
+    kind = TensorProto.FLOAT if dtype == "float32" else TensorProto.DOUBLE
+    weights = [numpy_helper.from_array(np.asarray(views[name], dtype=dtype), name) for name in WEIGHTS]
+    nodes = [
+        helper.make_node("Gather", ["Wxh", "token"], ["input"], axis=0),  # (N, H): Wxh's row of each token
+        helper.make_node("MatMul", ["h", "Whh"], ["recurrent"]),
+        helper.make_node("Add", ["input", "recurrent"], ["a1"]),
+        helper.make_node("Add", ["a1", "bh"], ["a2"]),
+        helper.make_node("Add", ["a2", "style"], ["a3"]),
+        helper.make_node("Tanh", ["a3"], ["h_next"]),
+        helper.make_node("MatMul", ["h_next", "Why"], ["z"]),
+        helper.make_node("Add", ["z", "by"], ["logits"]),
+    ]
+    graph = helper.make_graph(
+        nodes, "namegen_step",
+        [helper.make_tensor_value_info("token", TensorProto.INT64, ["N"]),
+         helper.make_tensor_value_info("h", kind, ["N", H]), helper.make_tensor_value_info("style", kind, ["N", H])],
+        [helper.make_tensor_value_info("logits", kind, ["N", V]), helper.make_tensor_value_info("h_next", kind, ["N", H])],
+        weights)
+    onnx_model = helper.make_model(graph, producer_name="namegen", opset_imports=[helper.make_opsetid("", 17)])
+    onnx_model.ir_version = 8  # what onnxruntime 1.14 and newer read
+    meta = {key: value for key, value in data.items() if key != "weights"}
+    if model.styles:
+        meta["B"] = data["weights"]["B"]
+    helper.set_model_props(onnx_model, {"namegen": json.dumps(meta, ensure_ascii=False, separators=(",", ":"))})
+    onnx.checker.check_model(onnx_model)
+    return onnx_model.SerializeToString()
+
+
 def web_file(name: str) -> str:
     return resources.files("namegen").joinpath("web", name).read_text(encoding="utf-8")
 
 
 def html_text(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
+
+
+def onnx_metadata(content: bytes) -> str:
+    import onnx
+
+    return {p.key: p.value for p in onnx.load_from_string(content).metadata_props}["namegen"]
 
 
 def refuse_to_overwrite_a_checkpoint(out: str | Path, checkpoint: str | Path) -> None:
@@ -134,6 +185,9 @@ def export(model: Model, config: ExportConfig, out: str | Path, title: str = "na
     """Write the export to `out` atomically (the old file or the new one, never half of one); its size."""
     content = exported(model, config, title)
     try:
+        if config.to == "onnx":  # and beside it, what a sampling loop needs besides the step
+            meta = json.loads(onnx_metadata(content))
+            atomic_write(f"{out}.json", json.dumps(meta, ensure_ascii=False, indent=1).encode("utf-8"))
         atomic_write(out, content)
     except OSError as e:
         raise NamegenError(f"cannot write {out}: {e.strerror or e}") from None

@@ -171,3 +171,58 @@ def test_a_model_of_two_lists_samples_each_style_in_javascript(tmp_path):
                                   " model.sample({count: 200, seed: 1, style: 'cs'})]));"))
     share_a = [sum(c in "ab" for c in "".join(names)) / len("".join(names)) for names in out]
     assert share_a[0] > 0.8 and share_a[1] < 0.2
+
+
+@pytest.mark.parametrize("dtype, tolerance", [("float32", 1e-5), ("float64", 1e-12)])
+def test_the_onnx_step_gives_namegens_logits_over_a_thousand_steps_of_real_names(dtype, tolerance, tmp_path):
+    """The shipped model's step in onnxruntime against namegen's own, name after name from h = 0,
+    until 1,000 steps; a model of two lists in each style (its style term w B fed as the input)."""
+    ort = pytest.importorskip("onnxruntime", reason="onnxruntime is not installed (pip install onnxruntime)")
+    pytest.importorskip("onnx", reason="the onnx package is not installed (pip install 'namegen[export]')")
+    from namegen.checkpoint import load_model
+    from namegen.data import bundled_path
+
+    model = load_model(bundled_path("checkpoints", "dinos.npz"))
+    path = tmp_path / "dinos.onnx"
+    export(model, ExportConfig(to="onnx", dtype=dtype), path)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    meta = json.loads(session.get_modelmeta().custom_metadata_map["namegen"])
+    assert meta["vocab"] == list(model.vocab.chars) and json.loads((tmp_path / "dinos.onnx.json").read_text()) == meta
+    params, H, steps, worst = model.param_views, model.hidden_size, 0, 0.0
+    for name in model.names:
+        ids = [0, *model.vocab.encode(name, "a name").tolist()]
+        h = np.zeros((1, H))
+        h_onnx = np.zeros((1, H), dtype=dtype)
+        for token in ids:
+            h, logits = step(params, h, np.array([token]))
+            out, h_onnx = session.run(["logits", "h_next"], {"token": np.array([token], dtype=np.int64), "h": h_onnx,
+                                                             "style": np.zeros((1, H), dtype=dtype)})
+            worst = max(worst, float(np.abs(out - logits).max() / (1 + np.abs(logits).max())))
+            steps += 1
+        if steps >= 1000:
+            break
+    assert worst < tolerance, worst
+
+
+def test_onnx_takes_a_style_term(tmp_path):
+    ort = pytest.importorskip("onnxruntime", reason="onnxruntime is not installed (pip install onnxruntime)")
+    pytest.importorskip("onnx", reason="the onnx package is not installed (pip install 'namegen[export]')")
+    from namegen.data import NameList
+    from namegen.model import blend_term
+
+    data = NameList(["aab", "abb", "bba", "baa"] * 4, (), "two", styles=("x", "y"), style_of=np.repeat([0, 1], [8, 8]))
+    model = new_state(TrainConfig(hidden_size=6, style_size=3), data).model
+    model.params[:] = np.random.default_rng(5).standard_normal(model.params.size)
+    path = tmp_path / "two.onnx"
+    export(model, ExportConfig(to="onnx", dtype="float64"), path)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    params = model.param_views
+    term = blend_term(params, np.array([0.3, 0.7]))
+    h = np.random.default_rng(1).uniform(-1, 1, (4, 6))
+    tokens = np.array([0, 1, 2, 1])
+    expected_h, expected = step(params, h, tokens, term)
+    logits, h_next = session.run(["logits", "h_next"], {"token": tokens, "h": h, "style": np.tile(term, (4, 1))})
+    np.testing.assert_allclose(logits, expected, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(h_next, expected_h, rtol=1e-12, atol=1e-12)
+    meta = json.loads(session.get_modelmeta().custom_metadata_map["namegen"])
+    assert meta["styles"]["names"] == ["x", "y"] and "B" in meta
