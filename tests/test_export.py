@@ -226,3 +226,35 @@ def test_onnx_takes_a_style_term(tmp_path):
     np.testing.assert_allclose(h_next, expected_h, rtol=1e-12, atol=1e-12)
     meta = json.loads(session.get_modelmeta().custom_metadata_map["namegen"])
     assert meta["styles"]["names"] == ["x", "y"] and "B" in meta
+
+
+@needs_node
+def test_the_readmes_onnx_loop_runs_in_onnxruntime_web_under_node(tmp_path):
+    """The JavaScript loop the README gives game developers, as printed there, on the shipped model.
+    NAMEGEN_ONNXRUNTIME_WEB: a directory holding node_modules/onnxruntime-web (.ci/run makes one)."""
+    import os
+    from pathlib import Path
+
+    from namegen.checkpoint import load_model
+    from namegen.data import bundled_path
+
+    pytest.importorskip("onnx", reason="the onnx package is not installed (pip install 'namegen[export]')")
+    where = os.environ.get("NAMEGEN_ONNXRUNTIME_WEB")
+    if not where or not (Path(where) / "node_modules" / "onnxruntime-web").is_dir():
+        pytest.skip("onnxruntime-web is not installed (npm install onnxruntime-web; NAMEGEN_ONNXRUNTIME_WEB=its directory)")
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    after = readme.index("**ONNX.**")
+    start = readme.index("```javascript\n", after) + len("```javascript\n")
+    loop = readme[start : readme.index("```", start)]
+    work = Path(where) / f"test-{os.getpid()}-{tmp_path.name}"  # beside node_modules, so that imports resolve
+    work.mkdir()
+    try:
+        model = load_model(bundled_path("checkpoints", "dinos.npz"))
+        export(model, ExportConfig(to="onnx"), work / "dinos.onnx")
+        (work / "loop.mjs").write_text(loop, encoding="utf-8")
+        done = subprocess.run([NODE, "loop.mjs"], cwd=work, capture_output=True, text=True, timeout=120)
+    finally:
+        shutil.rmtree(work)
+    names = done.stdout.split()
+    assert done.returncode == 0, done.stderr
+    assert 1 <= len(names) <= 5 and all(n[0].isupper() and set(n[1:]) <= set(model.vocab.chars) for n in names)
