@@ -479,3 +479,21 @@ def test_weights_too_large_to_compute_with_are_one_line_in_every_command(cli, ad
     change, _ = HOSTILE["weights too large to compute with"]
     path = damaged(adam_checkpoint, lambda arrays: change(arrays, None))
     cli(command[0], "-c", path, *command[1:]).fails_in_one_line(1, "too large for probabilities to be computed")
+
+
+def test_the_readmes_reader_samples_from_the_arrays_alone_without_namegen(tmp_path):
+    """The README's snippet, as printed, run where namegen cannot be imported: a checkpoint is
+    enough to sample from with numpy."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).parent.parent
+    readme = (root / "README.md").read_text(encoding="utf-8")
+    start = readme.index("```python\n", readme.index("**Reading a checkpoint without namegen.**")) + len("```python\n")
+    code = "import sys; sys.modules['namegen'] = None\n" + readme[start : readme.index("```", start)]
+    done = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    names = eval(done.stdout)  # a printed list of str
+    model = load_model(root / "checkpoints" / "dinos.npz")
+    assert len(names) == 5 and all(set(name) <= set(model.vocab.chars) for name in names if name)
