@@ -20,13 +20,13 @@ from .diagnostics import DEMOS, DemoConfig, FlowConfig, diagnose, run_demo, run_
 from .errors import NamegenError, OptionError, OptionName, SamplingError, shortened
 from .evaluation import drawn_nll, evaluate_sets, score
 from .export import ExportConfig, export, refuse_to_overwrite_a_checkpoint
-from .likeliest import most_likely
-from .similar import similar
 from .gradcheck import GradcheckConfig, gradient_check, random_model
+from .likeliest import most_likely
 from .options import check, option
 from .plot import write_png, write_surface_png
 from .recent import record_run
 from .sampling import SampleConfig, Tally, sampled, stream
+from .similar import similar
 from .state import TrainConfig
 from .terminal import (EXIT_ERROR, EXIT_INTERRUPTED, STOP_SIGNALS, CheckpointOption, Command, Commands, JsonOption,
                        NamesArgument, Progress, TuneProgress, counting_bar, err, fail, load_model_at, load_run, out,
@@ -264,7 +264,7 @@ def export_command(
     checkpoint: CheckpointOption = None,
     **options,
 ):
-    """Write a model for use outside Python: a web page, an ES module, or slim JSON or npz weights.
+    """Write a model for use outside Python: a web page, an ES module, slim JSON or npz weights, or ONNX.
 
     Example: namegen export --to html --out dinos.html
     """
