@@ -59,7 +59,6 @@ function decode(entry, dtype) {
 }
 
 const PAIRS = { "()": ["(", ")"], "[]": ["[", "]"], "{}": ["{", "}"], '""': ['"', '"'], "«»": ["«", "»"] };
-const SPACES = /^\s|\s$|\s\s/u;
 const UPPER = /\p{Lu}/u;
 const LETTER = /\p{L}/u;
 const ALNUM = /[\p{L}\p{N}]/u;
@@ -214,7 +213,7 @@ export class NameModel {
   /** Why a drawn name could never be a line of the data (see namegen/rules.py), or null. */
   unlikeData(name) {
     const rules = this.data.rules;
-    if (!name || SPACES.test(name)) return "not_clean";
+    if (!name || this.clean(name) !== name) return "not_clean"; // as Python's: spaces, NFC, case
     const first = name[0], last = name[name.length - 1];
     if (!(ALNUM.test(first) || rules.starts.includes(first)) || !(ALNUM.test(last) || rules.ends.includes(last))) return "odd_edge";
     for (const pair of rules.balanced) {
