@@ -23,6 +23,8 @@ from .threads import limited
 from .vocab import BOUNDARY, Vocab
 
 MAX_LENGTH = 100_000  # letters in a name, at most: one draw's ids must fit in memory with others
+MOST_LIKELY = 10_000  # names --most-likely finds, at most: each keeps partial names and their hidden states
+SIMILAR_TO_LENGTH = 1000  # letters of --similar-to's name, at most: its distance to each name costs their product
 
 
 @dataclass(frozen=True)
@@ -59,7 +61,8 @@ class SampleConfig:
                                  "pip install 'namegen[similar]'")
     most_likely: int = option(0, "Instead of drawing names: the N names the model finds likeliest, likeliest first, each "
                                  "with its log-probability (an exact search, with the constraints above; not with "
-                                 "--temperature, --top-k or --top-p; --count does not apply)", at_least=0)
+                                 "--temperature, --top-k or --top-p; --count does not apply)", at_least=0,
+                              at_most=MOST_LIKELY)
     max_tries: int | None = option(None, "Names drawn before giving up on the filters (with --most-likely: partial "
                                          "names extended)", at_least=1, default_text="100 per name asked, at least 100,000 (with --most-likely: 50,000)")
     seed: int | None = option(None, "Seed for repeatable names", at_least=0, default_text="fresh each run")
@@ -89,6 +92,9 @@ class SampleConfig:
             if self.max_length is not None and len(getattr(self, name)) > self.max_length:
                 raise OptionError(OptionName(name), f" {shortened(getattr(self, name))} is longer than ",
                                   OptionName("max_length"), f" {self.max_length}")
+        if len(self.similar_to) > SIMILAR_TO_LENGTH:
+            raise OptionError(OptionName("similar_to"), f" is {len(self.similar_to):,} characters long; give a name of "
+                              f"at most {SIMILAR_TO_LENGTH:,}")
         if self.most_likely and self.similar_to:
             raise OptionError(OptionName("most_likely"), " and ", OptionName("similar_to"), " are two ways to choose "
                               "names: give one")
@@ -431,7 +437,7 @@ class Shape:
         used = frozenset(map(model.clean, read_names(config.exclude_names, "keep").names)) if config.exclude_names \
             else frozenset()
         return cls(suffix, contains, exclude, re.compile(config.pattern, flags) if config.pattern else None, used,
-                   Banned.of(model.vocab, exclude))
+                   Banned.of(model.vocab, [text for text in exclude if len(text) <= max_length]))  # a longer one cannot occur
 
     @property
     def anything(self) -> bool:

@@ -570,3 +570,21 @@ def test_large_requests_are_drawn_in_float32_and_give_the_names_float64_gives_un
     names = {dtype: draw(trained_state, seed=4, count=3000, dtype=dtype) for dtype in ("float32", "float64")}
     same = next((i for i, (a, b) in enumerate(zip(names["float32"], names["float64"])) if a != b), 3000)
     assert same >= 1000  # a letter drawn otherwise is rare: its uniform must fall within rounding of a boundary
+
+
+@pytest.mark.parametrize("options, message", [({"similar_to": "x" * 1001}, "at most 1,000"),
+                                              ({"most_likely": 10_001}, "between 0 and 10000")])
+def test_requests_whose_cost_would_have_no_bound_are_refused(options, message):
+    from namegen.errors import OptionError
+
+    with pytest.raises(OptionError, match=message):
+        SampleConfig(**options)
+
+
+def test_an_exclusion_longer_than_any_name_costs_nothing_and_changes_nothing(trained_state):
+    from namegen.sampling import Shape
+
+    model = trained_state.model
+    shape = Shape.of(model, SampleConfig(exclude=("a" * 5000,), max_length=30), 30)
+    assert shape.banned is None  # no automaton of 5,000 states for a text no name can hold
+    assert draw(trained_state, seed=3, count=20, exclude=("a" * 5000,)) == draw(trained_state, seed=3, count=20)
