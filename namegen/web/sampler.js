@@ -52,6 +52,25 @@ function randomSeed() {
   return buffer[0];
 }
 
+/** x . m[start .. start + n): four sums at a time, so that each add need not wait for the one before. */
+function dot(x, m, start, n) {
+  let s0 = 0, s1 = 0, s2 = 0, s3 = 0, i = 0;
+  for (; i + 3 < n; i += 4) {
+    s0 += x[i] * m[start + i];
+    s1 += x[i + 1] * m[start + i + 1];
+    s2 += x[i + 2] * m[start + i + 2];
+    s3 += x[i + 3] * m[start + i + 3];
+  }
+  for (; i < n; i++) s0 += x[i] * m[start + i];
+  return s0 + s1 + (s2 + s3);
+}
+
+function transposed(m, rows, columns) {
+  const t = new Float64Array(rows * columns);
+  for (let r = 0; r < rows; r++) for (let c = 0; c < columns; c++) t[c * rows + r] = m[r * columns + c];
+  return t;
+}
+
 function decode(entry, dtype) {
   const bytes = Uint8Array.from(atob(entry.data), (c) => c.charCodeAt(0));
   const values = dtype === "float64" ? new Float64Array(bytes.buffer) : new Float32Array(bytes.buffer);
@@ -71,7 +90,10 @@ export class NameModel {
     this.chars = data.vocab;
     this.H = data.hidden_size;
     this.V = data.vocab.length + 1;
-    for (const name of ["Wxh", "Whh", "bh", "Why", "by"]) this[name] = decode(data.weights[name], data.dtype);
+    for (const name of ["Wxh", "bh", "by"]) this[name] = decode(data.weights[name], data.dtype);
+    // Whh and Why transposed: each output is then a dot product of two rows (see dot)
+    this.WhhT = transposed(decode(data.weights.Whh, data.dtype), this.H, this.H);
+    this.WhyT = transposed(decode(data.weights.Why, data.dtype), this.H, this.V);
     this.styles = data.styles.names;
     this.B = this.styles.length ? decode(data.weights.B, data.dtype) : null;
     this.known = new Set(data.names || []);
@@ -80,21 +102,11 @@ export class NameModel {
 
   /** One step: the hidden state after letter x from h, and the logits of the next letter. */
   step(h, x, bias) {
-    const { H, V, Wxh, Whh, bh, Why, by } = this;
+    const { H, V, Wxh, WhhT, bh, WhyT, by } = this;
     const a = new Float64Array(H);
-    for (let j = 0; j < H; j++) a[j] = Wxh[x * H + j] + bh[j] + bias[j];
-    for (let i = 0; i < H; i++) {
-      const hi = h[i];
-      if (hi === 0) continue;
-      const row = i * H;
-      for (let j = 0; j < H; j++) a[j] += hi * Whh[row + j];
-    }
-    const z = Float64Array.from(by);
-    for (let j = 0; j < H; j++) {
-      const hj = (a[j] = Math.tanh(a[j]));
-      const row = j * V;
-      for (let v = 0; v < V; v++) z[v] += hj * Why[row + v];
-    }
+    for (let j = 0; j < H; j++) a[j] = Math.tanh(Wxh[x * H + j] + bh[j] + bias[j] + dot(h, WhhT, j * H, H));
+    const z = new Float64Array(V);
+    for (let v = 0; v < V; v++) z[v] = by[v] + dot(a, WhyT, v * H, H);
     return [a, z];
   }
 
