@@ -47,6 +47,7 @@ function rotl(x, k) {
 }
 
 function randomSeed() {
+  if (!globalThis.crypto?.getRandomValues) return Math.floor(Math.random() * 4294967296); // Node 18 without --experimental-global-webcrypto
   const buffer = new Uint32Array(1);
   globalThis.crypto.getRandomValues(buffer);
   return buffer[0];
