@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import OptionError, OptionName, SamplingError, plural
-from .model import Model, Rejection, step
+from .model import Model, Rejection, exp_shifted, step
 from .sampling import SampleConfig, Shape, prepared, rarest
 
 EXPANDED_AT_ONCE = 256  # partial names given their next letter in one matrix step
@@ -150,8 +150,9 @@ class Search:
                   for node, letter in zip(nodes, letters.tolist())]
         first = self.add_nodes(h, nodes, letters.tolist(), [self.length[node] + 1 for node in nodes], states)
         self.expanded += len(batch)
+        log_p = log_softmax(logits)  # (len(batch), V), in one call for the batch
         for row, (nats, *_) in enumerate(batch):
-            self.children(first + row, nats, log_softmax(logits[row : row + 1])[0])
+            self.children(first + row, nats, log_p[row])
 
     def children(self, node: int, nats: float, log_p: np.ndarray) -> None:
         """Queue the node's whole name (if it meets the constraints) and its longer names (if they
@@ -181,6 +182,7 @@ class Search:
 
 
 def log_softmax(logits: np.ndarray) -> np.ndarray:
+    """log softmax over the vocabulary, in float64, by the model's one stable softmax (exp_shifted)."""
     z = np.array(logits, dtype=np.float64)
-    z -= z.max(axis=-1, keepdims=True)
-    return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
+    _, total = exp_shifted(z)  # shifts z so each row's largest entry is 0
+    return z - np.log(total)
