@@ -82,6 +82,18 @@ def few_dinos(dinos):
     return NameList(dinos.names[::8], ("start",), "few-dinos.txt")
 
 
+@pytest.fixture(scope="session")
+def two_letter_styles():
+    """A model of two lists that share no letter (a and b; c and d), trained until each style writes
+    its own: what an export must keep apart."""
+    a, b = ["aaab", "aab", "abaa"] * 10, ["cccd", "ccd", "cdcc"] * 10
+    state = new_state(TrainConfig(hidden_size=8, style_size=2, epochs=6, batch_size=4, optimizer="adam",
+                                  learning_rate=0.05), NameList(a + b, (), "two", styles=("as", "cs"),
+                                                                style_of=np.repeat([0, 1], [30, 30])))
+    train(state, engine="numpy")
+    return state.model
+
+
 @pytest.fixture
 def names_file(tmp_path):
     """Writes names (or raw bytes) to a file in tmp_path and returns its path."""

@@ -4,7 +4,6 @@ enumeration of a small model, its rules against Python's, and names from a hosti
 import json
 import shutil
 import subprocess
-import zipfile
 from collections import Counter
 from itertools import product
 
@@ -155,18 +154,9 @@ def test_the_cli_writes_each_format_and_never_replaces_a_checkpoint(cli, trained
 
 
 @needs_node
-def test_a_model_of_two_lists_samples_each_style_in_javascript(tmp_path):
-    from namegen.data import NameList
-
-    a, b = ["aaab", "aab", "abaa"] * 10, ["cccd", "ccd", "cdcc"] * 10
-    state = new_state(TrainConfig(hidden_size=8, style_size=2, epochs=6, batch_size=4, optimizer="adam",
-                                  learning_rate=0.05), NameList(a + b, (), "two", styles=("as", "cs"),
-                                                                style_of=np.repeat([0, 1], [30, 30])))
-    from namegen.training import train
-
-    train(state, engine="numpy")
+def test_a_model_of_two_lists_samples_each_style_in_javascript(two_letter_styles, tmp_path):
     module = tmp_path / "two.js"
-    export(state.model, ExportConfig(to="js"), module)
+    export(two_letter_styles, ExportConfig(to="js"), module)
     out = json.loads(node(module, "console.log(JSON.stringify([model.sample({count: 200, seed: 1, style: 'as'}),"
                                   " model.sample({count: 200, seed: 1, style: 'cs'})]));"))
     share_a = [sum(c in "ab" for c in "".join(names)) / len("".join(names)) for names in out]

@@ -4,11 +4,10 @@ that gives the same names, and shows a hostile name as text."""
 
 import shutil
 
-import numpy as np
 import pytest
 
 from namegen.checkpoint import load_model
-from namegen.data import NameList, bundled_path, parse_names
+from namegen.data import bundled_path, parse_names
 from namegen.export import ExportConfig, export
 from namegen.state import TrainConfig, new_state
 
@@ -73,16 +72,9 @@ def test_a_page_fits_a_phone_and_labels_every_control(browser, tmp_path):
     assert unlabelled == 0
 
 
-def test_a_two_style_page_blends_its_styles(browser, tmp_path):
-    a, b = ["aaab", "aab", "abaa"] * 10, ["cccd", "ccd", "cdcc"] * 10
-    state = new_state(TrainConfig(hidden_size=8, style_size=2, epochs=6, batch_size=4, optimizer="adam",
-                                  learning_rate=0.05), NameList(a + b, (), "two", styles=("as", "cs"),
-                                                                style_of=np.repeat([0, 1], [30, 30])))
-    from namegen.training import train
-
-    train(state, engine="numpy")
+def test_a_two_style_page_blends_its_styles(browser, two_letter_styles, tmp_path):
     path = tmp_path / "two.html"
-    export(state.model, ExportConfig(to="html"), path)
+    export(two_letter_styles, ExportConfig(to="html"), path)
     page, _, errors = open_page(browser, path)
     assert page.locator("#styles label").count() == 2 and not errors
     page.fill("#count", "100")
