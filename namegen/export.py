@@ -10,6 +10,7 @@ same checkpoint and options give the same bytes.
 from __future__ import annotations
 
 import base64
+import html
 import io
 import json
 import zipfile
@@ -67,7 +68,7 @@ def exported(model: Model, config: ExportConfig, title: str = "namegen") -> byte
                 ).encode("utf-8")
     page = web_file("page.html")
     return (page.replace("/*SAMPLER*/", sampler).replace("/*MODEL*/", text)
-            .replace("<!--TITLE-->", html_text(title))).encode("utf-8")
+            .replace("<!--TITLE-->", html.escape(title))).encode("utf-8")
 
 
 def export_data(model: Model, dtype: str, with_names: bool) -> dict:
@@ -151,10 +152,6 @@ def onnx_bytes(model: Model, data: dict, dtype: str) -> bytes:
 
 def web_file(name: str) -> str:
     return resources.files("namegen").joinpath("web", name).read_text(encoding="utf-8")
-
-
-def html_text(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
 
 
 def onnx_metadata(content: bytes) -> str:
