@@ -10,9 +10,12 @@ checked by its first and last test names ("kalub", "jvion").
 Prints the test nats/char (per predicted token, end of name included: 7,166 tokens) of interpolated
 modified Kneser-Ney n-grams, n = 2 to 7, their discounts estimated on the training names alone, and,
 with --train "OPTIONS", of `namegen train --data train.txt OPTIONS` evaluated once on the test names
-(its validation names carved out of the training names by --val-fraction, as namegen always does).
+(its validation names carved out of the training names by --val-fraction, as namegen always does),
+and with --tune "OPTIONS", of the model `namegen tune --data train.txt OPTIONS` keeps (chosen on its
+validation names alone), with the command tune prints to train it again.
 
-    python benchmarks/makemore_split.py [--names data/names.txt] [--out DIR] [--train "--hidden-size 256 ..."]
+    python benchmarks/makemore_split.py [--names data/names.txt] [--out DIR] [--no-baselines]
+        [--train "--hidden-size 256 ..."] [--tune "--budget 20m --jobs 2"]
 """
 
 from __future__ import annotations
@@ -53,7 +56,9 @@ def main():
     parser.add_argument("--names", type=Path, default=Path(__file__).resolve().parent.parent / "data" / "names.txt")
     parser.add_argument("--out", type=Path, help="where to write train.txt and test.txt (default: a temporary folder)")
     parser.add_argument("--train", help="namegen train options to run and evaluate once on the test names")
+    parser.add_argument("--tune", help="namegen tune options to run, its model evaluated once on the test names")
     parser.add_argument("--orders", default="2,3,4,5,6,7", help="Kneser-Ney orders to report")
+    parser.add_argument("--no-baselines", action="store_true", help="skip the Kneser-Ney n-grams")
     args = parser.parse_args()
     words = [line.strip() for line in args.names.read_text(encoding="utf-8").splitlines() if line.strip()]
     train, test = makemore_split(words)
@@ -61,11 +66,27 @@ def main():
     tokens = sum(len(w) + 1 for w in test)
     print(f"{args.names}: {len(words)} names, makemore's split: {len(train)} train, {len(test)} test "
           f"({test[0]} ... {test[-1]}), {tokens} test tokens")
-    # The order is chosen on validation names carved from the training names (a seeded 1,000): the
-    # test names are looked at once per order, for the figure, never to choose.
+    if not args.no_baselines:
+        baselines(train, test, args.orders)
+    if args.train or args.tune:
+        with tempfile.TemporaryDirectory() as scratch:
+            out = args.out or Path(scratch)
+            out.mkdir(parents=True, exist_ok=True)
+            (out / "train.txt").write_text("\n".join(train) + "\n", encoding="utf-8")
+            (out / "test.txt").write_text("\n".join(test) + "\n", encoding="utf-8")
+            if args.train:
+                run_train(out, args.train)
+            if args.tune:
+                run_tune(out, args.tune)
+
+
+def baselines(train: list[str], test: list[str], orders: str) -> None:
+    """Kneser-Ney n-grams on the test names, the order chosen on validation names carved from the
+    training names (a seeded 1,000): the test names are looked at once per order, for the figure,
+    never to choose."""
     shuffled = [train[i] for i in np.random.default_rng(0).permutation(len(train))]
     fit, validation = shuffled[:-1000], shuffled[-1000:]
-    orders = list(map(int, args.orders.split(",")))
+    orders = list(map(int, orders.split(",")))
     on_validation = {n: KneserNey(fit, n).nats_per_char(validation) for n in orders}
     chosen = min(on_validation, key=on_validation.get)
     for n in orders:
@@ -73,23 +94,37 @@ def main():
         mark = "   <- chosen on validation" if n == chosen else ""
         print(f"  {n}-gram, interpolated modified Kneser-Ney   {figure:.4f} nats/char on test "
               f"(validation {on_validation[n]:.4f}){mark}")
-    if not args.train:
-        return
-    with tempfile.TemporaryDirectory() as scratch:
-        out = args.out or Path(scratch)
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "train.txt").write_text("\n".join(train) + "\n", encoding="utf-8")
-        (out / "test.txt").write_text("\n".join(test) + "\n", encoding="utf-8")
-        start = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "namegen", "train", "--data", str(out / "train.txt"),
-                        *shlex.split(args.train), "--out-dir", str(out), "--preview", "0"], check=True,
-                       stdout=subprocess.DEVNULL)
-        seconds = time.perf_counter() - start
-        done = subprocess.run([sys.executable, "-m", "namegen", "evaluate", "-c", str(out / "train.best.npz"),
-                               "--data", str(out / "test.txt"), "--json"], check=True, capture_output=True, text=True)
-        result = json.loads(done.stdout)["results"][0]
-        print(f"  namegen train {args.train}: {result['nats_per_char']:.4f} nats/char on the test names "
-              f"({result['chars']} tokens; {seconds:.0f}s to train)")
+
+
+def test_figure(checkpoint: Path, test: Path) -> dict:
+    done = subprocess.run([sys.executable, "-m", "namegen", "evaluate", "-c", str(checkpoint), "--data", str(test),
+                           "--json"], check=True, capture_output=True, text=True)
+    return json.loads(done.stdout)["results"][0]
+
+
+def run_train(out: Path, options: str) -> None:
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "namegen", "train", "--data", str(out / "train.txt"), *shlex.split(options),
+                    "--out-dir", str(out), "--preview", "0"], check=True, stdout=subprocess.DEVNULL)
+    seconds = time.perf_counter() - start
+    result = test_figure(out / "train.best.npz", out / "test.txt")
+    print(f"  namegen train {options}: {result['nats_per_char']:.4f} nats/char on the test names "
+          f"({result['chars']} tokens; {seconds:.0f}s to train)")
+
+
+def run_tune(out: Path, options: str) -> None:
+    start = time.perf_counter()
+    done = subprocess.run([sys.executable, "-m", "namegen", "tune", "--data", str(out / "train.txt"), *shlex.split(options),
+                           "--out-dir", str(out / "tuned"), "--json"], check=True, capture_output=True, text=True)
+    seconds = time.perf_counter() - start
+    payload = json.loads(done.stdout)
+    best = payload["best"]
+    result = test_figure(Path(payload["checkpoint"]), out / "test.txt")
+    print(f"  namegen tune {options}: {payload['trials_drawn']} settings, {payload['runs']} runs in {seconds:.0f}s "
+          f"(rungs of {payload['rung_epochs']} epochs); winner: trial {best['trial']} at rung {best['rung']}, "
+          f"validation {best['best_val_loss']:.4f}, {result['nats_per_char']:.4f} nats/char on the test names")
+    print(f"    its command: {payload['command']}")
+    (out / "tune.json").write_text(done.stdout)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ import typer
 from . import __version__, views
 from .checkpoint import load_model
 from .diagnostics import DEMOS, DemoConfig, FlowConfig, diagnose, run_demo, run_surface
-from .errors import NamegenError, OptionError, OptionName, SamplingError, shortened
+from .errors import NamegenError, OptionError, OptionName, SamplingError, plural, shortened
 from .evaluation import drawn_nll, evaluate_sets, score
 from .export import ExportConfig, export, refuse_to_overwrite_a_checkpoint
 from .gradcheck import GradcheckConfig, gradient_check, random_model
@@ -33,7 +33,7 @@ from .terminal import (EXIT_ERROR, EXIT_INTERRUPTED, STOP_SIGNALS, CheckpointOpt
                        refuse_unused, show, show_note, unrecorded, values_of, with_options)
 from .threads import blas_threads
 from .training import Speed, StopReason, choose_engine, start_run, train
-from .tune import ROUND_SIZE, RUNG_EPOCHS, Search, duration_text, reproduce_command
+from .tune import ETA, Search, default_jobs, duration_text, longer_command, reproduce_command
 
 app = typer.Typer(
     cls=Commands,
@@ -122,34 +122,43 @@ def train_command(
 @with_options(TrainConfig, Speed, only=("val_fraction", "seed", "case", "dtype", "engine", "threads"))
 def tune_command(
     ctx: typer.Context,
-    data: Annotated[Optional[Path], typer.Option(help="Names file, one name per line (UTF-8).",
-                                                 show_default="the bundled dinos.txt")] = None,
+    data: Annotated[Optional[list[Path]], typer.Option(
+        help="Names file, one name per line (UTF-8). Give it more than once to tune a model of several lists, "
+             "each a style.", show_default="the bundled dinos.txt", parser=Path)] = None,
     budget: Annotated[str, typer.Option(help="Wall time for the search: 90s, 3m, 1h30m.")] = "3m",
+    jobs: Annotated[Optional[int], typer.Option(
+        help="Runs trained at once, each in a process of its own with --threads BLAS threads; 1 trains in this "
+             "process. A run's result is the same whatever the jobs.", show_default="the cores namegen may use",
+        min=1, max=256)] = None,
     out_dir: Annotated[Optional[Path], typer.Option(
         help="Where the best model goes: <data name>~tuned.best.npz, unless a better one is there already.",
         show_default="checkpoints", file_okay=False)] = None,
     as_json: JsonOption = False,
     **options,
 ):
-    """Search hidden size, dropout, optimizer, step size and batch size within a time budget
-    (successive halving on the validation names), and keep the best model.
+    """Search hidden size, embedding, dropout, weight decay, optimizer, step size and batch size
+    within a time budget (asynchronous successive halving on the validation names), and keep the
+    best model.
 
     Example: namegen tune --data data/dinos.txt --budget 3m
     """
     speed = Speed(**values_of(ctx, Speed))
+    jobs = default_jobs() if jobs is None else jobs
     search = Search.prepare(data, budget, out_dir, **values_of(ctx, TrainConfig))
     if not as_json:
-        out.print(f"tuning on [bold]{views.shown(search.names.source)}[/] for {duration_text(search.budget)}: rounds "
-                  f"of {ROUND_SIZE} settings, the best third of each kept at {', '.join(map(str, RUNG_EPOCHS))} epochs")
+        out.print(f"tuning on [bold]{views.shown(search.names.source)}[/] for {duration_text(search.budget)}, "
+                  f"{plural(jobs, 'job')}: runs of {', '.join(map(str, search.rungs))} epochs, the best 1/{ETA} of "
+                  "each rung trained again at the next")
     show_note(choose_engine(search.base, speed.engine).problem)  # the kernel loads once, before the search
     progress = TuneProgress(as_json, search.budget)
     with blas_threads(speed.threads), progress.stop_on_signals():
-        result = search.run(progress.callbacks(), speed.engine)
+        result = search.run(progress.callbacks(), speed.engine, jobs, speed.threads)
     if result.best is None:
         err.print("interrupted before any trial finished an epoch; nothing was saved")
         progress.exit_if_stopped()
     unrecorded(record_run(result.checkpoint))
-    show(views.tune_summary(result, reproduce_command(str(data) if data else None, result.best)), as_json)
+    show(views.tune_summary(result, reproduce_command(data, result.best),
+                            longer_command(data, result.best, result.rungs)), as_json)
     if result.problem:
         raise result.problem
     progress.exit_if_stopped()

@@ -166,53 +166,63 @@ def run_summary(run: Run, result: TrainResult, stopped_by: str | None = None) ->
 # ------------------------------------------------------------------------------------------ tune
 
 def setting_text(setting: Setting) -> str:
-    """hidden 128 · dropout 0.3 · adam 0.003 · batch 32"""
+    """hidden 128 · embedding 64 · dropout 0.3 · decay 0.01 · adam 0.003 · batch 32"""
     embedding = f" · embedding {setting.embedding_size}" if setting.embedding_size else ""
-    return (f"hidden {setting.hidden_size}{embedding} · dropout {setting.dropout} · {setting.optimizer} "
+    decay = f" · decay {setting.weight_decay:g}" if setting.weight_decay else ""
+    return (f"hidden {setting.hidden_size}{embedding} · dropout {setting.dropout}{decay} · {setting.optimizer} "
             f"{setting.learning_rate} · batch {setting.batch_size}")
 
 
 def trial_line(trial: Trial, best: float) -> str:
-    """One rung of one trial, as `tune` streams them."""
+    """One run, as `tune` streams them: its setting, its rung, how far it got."""
     val = fixed(trial.best_val_loss, 3) if trial.epochs else "  -  "
-    return (f"trial {trial.number:>3}  {setting_text(trial.setting)}  epoch {trial.epochs:>2}/"
-            f"{trial.planned_epochs}  best val [bold]{val}[/]{'  diverged' if trial.diverged else ''}  "
+    end = "  diverged" if trial.diverged else "" if trial.complete else "  cut off"
+    return (f"trial {trial.number:>3} rung {trial.rung + 1}  {setting_text(trial.setting)}  epoch {trial.epochs:>2}/"
+            f"{trial.planned_epochs}  best val [bold]{val}[/]{end}  "
             f"[dim]{trial.seconds:.1f}s · best so far {fixed(best, 3)}[/]")
 
 
-TUNE_ROWS = 10  # trials the table shows; --json gives the leaders (tune.LEADERS)
+TUNE_ROWS = 10  # runs the table shows; --json gives the leaders (tune.LEADERS)
 
 
-def tune_summary(result: TuneResult, command: list[str]) -> View:
-    """The best trials, best first, and the winner: where it is saved, what stayed in place, and how
-    to train it again."""
-    rows = [{"trial": t.number, **t.setting.options(), "epochs": t.epochs, "best_val_loss": t.best_val_loss,
+def tune_summary(result: TuneResult, command: list[str], longer: list[str] | None = None) -> View:
+    """The best runs, best first, and the winner: where it is saved, what stayed in place, how to
+    train it again, and (`longer`) how to train its setting for the next rung, if it has one."""
+    rows = [{"trial": t.number, "rung": t.rung + 1, **t.setting.options(), "epochs": t.epochs,
+             "planned_epochs": t.planned_epochs, "complete": t.complete, "best_val_loss": t.best_val_loss,
              "seconds": t.seconds, "diverged": t.diverged} for t in result.leaders]
     best, saved, kept = result.best, result.checkpoint, result.kept
-    payload = {"reason": result.reason.value, "seconds": result.seconds, "trials_drawn": result.trials, "trials": rows,
-               "best": next(row for row in rows if row["trial"] == best.number), "checkpoint": str(saved),
+    payload = {"reason": result.reason.value, "seconds": result.seconds, "jobs": result.jobs,
+               "rung_epochs": list(result.rungs), "trials_drawn": result.trials, "runs": result.runs, "trials": rows,
+               "best": next(row for row in rows if (row["trial"], row["rung"]) == (best.number, best.rung + 1)),
+               "checkpoint": str(saved),
                "kept": None if kept is None else {"checkpoint": str(kept.checkpoint), "best_val_loss": kept.best_val_loss,
                                                   "why": kept.why},
-               "command": shlex.join(command), "sample_command": shlex.join(["namegen", "sample", "-c", str(
+               "command": shlex.join(command), "longer_command": shlex.join(longer) if longer else None,
+               "sample_command": shlex.join(["namegen", "sample", "-c", str(
                    kept.checkpoint if kept and kept.best_val_loss is not None else saved)])}
     shown_rows = rows[:TUNE_ROWS]
-    table = folding_table("trial", "hidden", "embedding", "dropout", "optimizer", "lr", "batch", "epochs", "best val",
-                          "seconds", title=f"tune: {plural(result.trials, 'trial')} in {result.seconds:.0f}s, "
-                                           + ("best first" if len(shown_rows) == result.trials else
-                                              f"the best {len(shown_rows)} first"))
+    title = (f"tune: {plural(result.trials, 'setting')}, {plural(result.runs, 'run')} in {result.seconds:.0f}s, "
+             + ("best first" if len(shown_rows) == result.runs else f"the best {len(shown_rows)} first"))
+    table = folding_table("trial", "rung", "hidden", "embedding", "dropout", "decay", "optimizer", "lr", "batch",
+                          "epochs", "best val", "seconds", title=title)
     for r in shown_rows:
-        table.add_row(str(r["trial"]), str(r["hidden_size"]), str(r["embedding_size"] or "-"), str(r["dropout"]),
-                      r["optimizer"], str(r["learning_rate"]), str(r["batch_size"]), str(r["epochs"]),
+        epochs = str(r["epochs"]) if r["complete"] or r["diverged"] else f"{r['epochs']}/{r['planned_epochs']}"
+        table.add_row(str(r["trial"]), str(r["rung"]), str(r["hidden_size"]), str(r["embedding_size"] or "-"),
+                      str(r["dropout"]), f"{r['weight_decay']:g}", r["optimizer"], str(r["learning_rate"]),
+                      str(r["batch_size"]), epochs,
                       fixed(r["best_val_loss"], 4) + (" (diverged)" if r["diverged"] else ""), f"{r['seconds']:.1f}")
-    what = {TuneEnd.INTERRUPTED: "interrupted", TuneEnd.WRITE_FAILED: "stopped: a trial could not save"
+    what = {TuneEnd.INTERRUPTED: "interrupted", TuneEnd.WRITE_FAILED: "stopped: a run could not save"
             }.get(result.reason, "budget spent")
-    lines = [table, f"{what}: best validation {fixed(best.best_val_loss, 4)} nats/char, trial {best.number} "
-                    f"({setting_text(best.setting)}); saved {shown(saved)}"]
+    lines = [table, f"{what}: best validation {fixed(best.best_val_loss, 4)} nats/char, trial {best.number} at rung "
+                    f"{best.rung + 1} ({setting_text(best.setting)}); saved {shown(saved)}"]
     if kept is not None:
         against = f" ({fixed(kept.best_val_loss, 4)})" if kept.best_val_loss is not None else ""
         lines.append(f"kept {shown(kept.checkpoint)}{against} in place: {escape(kept.why)}")
-    lines += [f"train it again: {shown_command(command)}",
-              f"sample from it: {shown_command(['namegen', 'sample', '-c', str(saved)])}"]
+    lines.append(f"train it again: {shown_command(command)}")
+    if longer:
+        lines.append(f"or for the next rung's {longer[longer.index('--epochs') + 1]} epochs: {shown_command(longer)}")
+    lines.append(f"sample from it: {shown_command(['namegen', 'sample', '-c', str(saved)])}")
     return View(payload, lines)
 
 

@@ -1,4 +1,4 @@
-"""namegen tune: the successive-halving search, what it keeps, and how it reports."""
+"""namegen tune: the asynchronous successive-halving search, its jobs, what it keeps, and how it reports."""
 
 import errno
 import itertools
@@ -14,8 +14,10 @@ from namegen.data import read_names
 from namegen.errors import OptionError
 from namegen.runs import RunFiles
 from namegen.state import TrainConfig
-from namegen.tune import (ROUND_SIZE, RUNG_EPOCHS, Setting, TuneCallbacks, TuneEnd, duration_text, parse_duration,
-                          reproduce_command, tune)
+from namegen.tune import (ETA, Reached, Setting, Space, TuneCallbacks, TuneEnd, duration_text, parse_duration,
+                          reproduce_command, rung_epochs, tune)
+
+ROUND_SIZE = 9  # runs after which a first-rung setting has been promoted to the second rung and on
 
 from conftest import TINY, Forked
 
@@ -39,7 +41,7 @@ def small_draws(rates=(0.001, 0.3, 0.03, 0.1, 0.003, 0.01, 0.05, 0.2, 0.02)):
 
     def draw(rng):
         return Setting(hidden_size=int(rng.choice([4, 8])), embedding_size=next(embeddings), dropout=0.0,
-                       optimizer="sgd", batch_size=1, learning_rate=next(rates), warmup=0.0)
+                       weight_decay=0.0, optimizer="sgd", batch_size=1, learning_rate=next(rates), warmup=0.0)
     return draw
 
 
@@ -53,17 +55,55 @@ def stop_after(ends: int, seen: list):
                          should_stop=lambda: len(seen) >= ends)
 
 
-def test_each_rung_keeps_the_best_third_of_the_one_before(few_dinos, tmp_path):
+def asha_order(ends: list, rungs: int) -> list:
+    """The (setting, rung) each run should have had, replayed from the runs' results: after each
+    result, the next run is the most advanced promotion due (a setting in the best third of a
+    rung's results, by loss then number, not yet promoted), or else a new setting at rung 1."""
+    results, promoted, drawn, order = [{} for _ in range(rungs)], [set() for _ in range(rungs)], 0, []
+    for number, rung, loss in ends:
+        for below in reversed(range(rungs - 1)):
+            done = results[below]
+            due = [n for n in sorted(done, key=lambda n: (done[n], n))[: len(done) // ETA] if n not in promoted[below]]
+            if due:
+                promoted[below].add(due[0])
+                order.append((due[0], below + 1))
+                break
+        else:
+            drawn += 1
+            order.append((drawn, 0))
+        results[rung][number] = loss
+    return order
+
+
+def test_each_rung_promotes_the_best_third_of_the_one_before(few_dinos, tmp_path):
     seen = []
-    result = tune(few_dinos, TrainConfig(), 600, files_in(tmp_path), stop_after(ROUND_SIZE + 3 + 1, seen),
-                  engine="numpy", draw=small_draws())
-    first, second, third = seen[:ROUND_SIZE], seen[ROUND_SIZE:ROUND_SIZE + 3], seen[ROUND_SIZE + 3:]
-    assert {epochs for _, epochs, _ in first} == {RUNG_EPOCHS[0]}
-    best_three = sorted(first, key=lambda row: row[2])[:3]
-    assert sorted(number for number, _, _ in second) == sorted(number for number, _, _ in best_three)
-    assert {epochs for _, epochs, _ in second} == {RUNG_EPOCHS[1]}
-    assert third[0][0] == min(second, key=lambda row: row[2])[0] and third[0][1] == RUNG_EPOCHS[2]
-    assert result.reason == TuneEnd.INTERRUPTED and result.trials == ROUND_SIZE
+    callbacks = TuneCallbacks(on_trial_end=lambda t: seen.append((t.number, t.rung, t.best_val_loss, t.epochs)),
+                              should_stop=lambda: len(seen) >= 16)
+    result = tune(few_dinos, TrainConfig(), 600, files_in(tmp_path), callbacks, engine="numpy", draw=small_draws())
+    rungs = rung_epochs(len(few_dinos.names) - round(0.1 * len(few_dinos.names)))
+    assert [(n, r) for n, r, _, _ in seen] == asha_order([(n, r, loss) for n, r, loss, _ in seen], len(rungs))
+    assert {r for _, r, _, _ in seen} >= {0, 1, 2}  # promotions to two rungs happened
+    assert all(epochs == rungs[r] for _, r, _, epochs in seen[:-1])  # each a complete run of its rung's epochs
+    assert result.reason == TuneEnd.INTERRUPTED and result.runs == 16
+
+
+def test_the_first_rung_is_a_training_budget_that_scales_with_the_list():
+    assert rung_epochs(1383) == (3, 9, 27, 81)  # dinos.txt: 4,000 names seen is about three epochs
+    assert rung_epochs(2097) == (2, 6, 18, 54)
+    assert rung_epochs(27_900) == rung_epochs(100_000) == (1, 3, 9, 27)  # names.txt and longer: one epoch
+    assert rung_epochs(20) == (3, 9, 27, 81)  # never hundreds of epochs of a short list
+
+
+def test_the_space_widens_with_the_list():
+    assert Space.of(18_000).hidden_sizes == (64, 128, 256)  # dinos.txt's training characters
+    assert Space.of(205_000).hidden_sizes == (128, 256, 512, 1024)  # names.txt's
+    assert Space.of(10).hidden_sizes == (64,)
+    rng = np.random.default_rng(0)
+    drawn = [Space.of(205_000).draw(rng) for _ in range(400)]
+    assert {s.hidden_size for s in drawn} == {128, 256, 512, 1024}
+    assert all(s.embedding_size <= s.hidden_size for s in drawn)
+    assert all(s.batch_size > 1 for s in drawn if s.hidden_size > 256)  # no per-name updates of a wide model
+    assert {s.weight_decay for s in drawn} == {0.0, 0.01, 0.1} and min(s.dropout for s in drawn) == 0.0
 
 
 def test_the_best_trial_is_kept_as_a_normal_checkpoint_and_the_scratch_is_removed(few_dinos, tmp_path):
@@ -75,6 +115,7 @@ def test_the_best_trial_is_kept_as_a_normal_checkpoint_and_the_scratch_is_remove
     saved = load_checkpoint(result.checkpoint)
     assert saved.best_val_loss == result.best.best_val_loss
     assert saved.config.learning_rate == result.best.setting.learning_rate
+    assert saved.config.epochs == result.best.planned_epochs
     assert sorted(p.name for p in tmp_path.iterdir() if not p.name.endswith(".lock")) == ["few~tuned.best.npz"]
 
 
@@ -84,12 +125,19 @@ def test_the_budget_ends_the_search(few_dinos, tmp_path):
     assert result.best is not None  # a tiny list trains an epoch well within half a second
 
 
-def test_every_trial_is_judged_on_the_same_validation_names(few_dinos, tmp_path):
-    splits = []
-    callbacks = TuneCallbacks(on_trial_end=lambda trial: splits.append(tuple(trial.state.val_idx)),
-                              should_stop=lambda: len(splits) >= 4)
-    tune(few_dinos, TrainConfig(seed=3), 600, files_in(tmp_path), callbacks, engine="numpy", draw=small_draws())
-    assert len(splits) >= 4 and len(set(splits)) == 1
+def test_every_trial_is_judged_on_the_same_validation_names(few_dinos, tmp_path, monkeypatch):
+    import namegen.tune
+
+    splits, real_new_state = [], namegen.tune.new_state
+
+    def recorded(config, data):
+        state = real_new_state(config, data)
+        splits.append(tuple(state.val_idx))
+        return state
+
+    monkeypatch.setattr("namegen.tune.new_state", recorded)
+    tune(few_dinos, TrainConfig(seed=3), 600, files_in(tmp_path), stop_after(4, []), engine="numpy", draw=small_draws())
+    assert len(splits) >= 5 and len(set(splits)) == 1  # the search's own, then each run's
 
 
 def test_tune_needs_validation_names(few_dinos, tmp_path):
@@ -125,18 +173,24 @@ def test_the_cli_refuses_a_bad_budget_in_one_line_before_touching_a_file(cli, tm
 def test_the_cli_reports_trials_and_json(cli, tmp_path):
     names = tmp_path / "names.txt"
     names.write_text("\n".join(f"Name{chr(97 + i % 26)}{chr(97 + i // 26)}" for i in range(60)))
-    ran = cli("tune", "--data", names, "--budget", "2s", "--out-dir", tmp_path, "--engine", "numpy", "--json")
+    ran = cli("tune", "--data", names, "--budget", "2s", "--out-dir", tmp_path, "--engine", "numpy", "--json",
+              "--jobs", "1")
     assert ran.code == 0, ran.stderr
     payload = ran.json()
     losses = [row["best_val_loss"] for row in payload["trials"]]
     assert losses == sorted(losses) and payload["best"] == payload["trials"][0]
     assert payload["command"].startswith("namegen train --data")
+    best, rungs = payload["best"], payload["rung_epochs"]
+    assert f"--epochs {rungs[best['rung'] - 1]}" in payload["command"] or not best["complete"]
+    if best["rung"] < len(rungs):  # the same setting, for the next rung's epochs, to the end
+        assert payload["longer_command"] == payload["command"].split(" --max-steps")[0].replace(
+            f"--epochs {rungs[best['rung'] - 1]}", f"--epochs {rungs[best['rung']]}")
     assert load_checkpoint(payload["checkpoint"]).best_val_loss == pytest.approx(losses[0])
 
 
 def test_a_budget_too_short_for_one_epoch_is_one_line_and_writes_nothing(cli, tmp_path, monkeypatch):
-    monkeypatch.setattr("namegen.tune._Search.run_trial", lambda *args: None)  # as if no trial got an epoch in
-    cli("tune", "--budget", "0.1s", "--out-dir", tmp_path).fails_in_one_line(1, "--budget")
+    monkeypatch.setattr("namegen.tune.train_trial", lambda *args: Reached(0, 0, 0, float("inf"), 0.0))  # no epoch in
+    cli("tune", "--budget", "0.1s", "--out-dir", tmp_path, "--jobs", "1").fails_in_one_line(1, "--budget")
     assert not list(tmp_path.glob("*.npz"))
 
 
@@ -192,7 +246,8 @@ def test_a_full_disk_keeps_the_best_finished_trial(few_dinos, tmp_path, monkeypa
 
 def test_a_full_disk_during_tune_is_one_line_after_the_summary(cli, names_file, tmp_path, monkeypatch):
     real_fsync = os.fsync
-    monkeypatch.setattr("namegen.tune.draw_setting", small_draws((0.05, 0.03, 0.01)))
+    draw = small_draws((0.05, 0.03, 0.01))
+    monkeypatch.setattr("namegen.tune.Space.draw", lambda space, rng: draw(rng))
 
     def full_from_trial_2(fd):
         if ".trial-2." in os.readlink(f"/proc/self/fd/{fd}"):
@@ -200,7 +255,8 @@ def test_a_full_disk_during_tune_is_one_line_after_the_summary(cli, names_file, 
         real_fsync(fd)
 
     monkeypatch.setattr("namegen.files.os.fsync", full_from_trial_2)
-    ran = cli("tune", "--data", names_file(TINY, "tiny.txt"), "--budget", "1m", "--out-dir", tmp_path, "--engine", "numpy")
+    ran = cli("tune", "--data", names_file(TINY, "tiny.txt"), "--budget", "1m", "--out-dir", tmp_path, "--engine", "numpy",
+              "--jobs", "1")
     ran.fails_in_one_line(1, "No space left on device")
     assert "trial 1" in ran.stdout and load_checkpoint(tmp_path / "tiny~tuned.best.npz").epoch >= 1
 
@@ -225,22 +281,36 @@ def test_scratch_directories_of_killed_searches_are_removed_and_nothing_else(few
     assert a_file.read_text() == "mine" and a_link.is_symlink() and (elsewhere / "keep.txt").read_text() == "mine too"
 
 
-def test_only_live_trials_and_the_best_keep_their_state_and_files(few_dinos, tmp_path, monkeypatch):
+def test_only_running_trials_and_the_best_keep_their_files(few_dinos, tmp_path, monkeypatch):
     monkeypatch.setattr("namegen.tune.LEADERS", 5)
     files_seen = []
 
     def count_files(trial):
-        files_seen.append(len([p for p in tmp_path.glob(".*.trials/*.npz")]))
+        files_seen.append(sorted(p.name for p in tmp_path.glob(".*.trials/*")))
 
-    rung_ends = ROUND_SIZE + 3 + 1  # a round: 9 trials, the best 3 again, the best 1 to the end
-    callbacks = TuneCallbacks(on_trial_end=count_files, should_stop=lambda: len(files_seen) >= rung_ends + ROUND_SIZE)
+    callbacks = TuneCallbacks(on_trial_end=count_files, should_stop=lambda: len(files_seen) >= 2 * ROUND_SIZE)
     result = tune(few_dinos, TrainConfig(), 600, files_in(tmp_path), callbacks, engine="numpy", draw=small_draws())
-    assert result.trials >= 2 * ROUND_SIZE
-    assert max(files_seen) <= 2 * (ROUND_SIZE + 1)  # a latest and a best each, for the live round and the best
+    assert all(len(names) == 1 and names[0].endswith(".best.npz") for names in files_seen)  # the best so far's only
     assert len(result.leaders) == 5 and [t.best_val_loss for t in result.leaders] == sorted(
         t.best_val_loss for t in result.leaders)
     assert result.leaders[0] is result.best
-    assert sum(t.state is not None for t in result.leaders) == 1  # only the winner's state is still held
+
+
+def test_two_jobs_train_the_same_runs_as_one(few_dinos, tmp_path):
+    def ends(jobs, count):
+        seen = {}
+        callbacks = TuneCallbacks(on_trial_end=lambda t: seen.update({(t.number, t.rung): (t.best_val_loss, t.epochs)}),
+                                  should_stop=lambda: len(seen) >= count)
+        result = tune(few_dinos, TrainConfig(), 600, files_in(tmp_path / str(jobs)), callbacks, engine="numpy",
+                      jobs=jobs)  # the list's own space: real settings, drawn by number
+        return seen, result
+
+    alone, _ = ends(1, 6)
+    together, result = ends(2, 8)
+    assert result.jobs == 2
+    common = [key for key in alone if key in together and together[key][1] == alone[key][1]]
+    assert len(common) >= 4  # complete runs of the same setting at the same rung, whichever process ran them
+    assert all(together[key] == alone[key] for key in common)  # the same loss to the last bit
 
 
 @pytest.mark.parametrize("seconds, text", [(5, "5s"), (90, "1m30s"), (180, "3m"), (5400, "1h30m"), (0.5, "0.5s")])
@@ -264,14 +334,14 @@ def start(*args, cwd=None):
 def test_sigkill_at_random_moments_never_costs_the_tuned_model_or_leaves_an_unloadable_file(names_file, tmp_path):
     data = names_file(TINY, "tiny.txt")
     out = tmp_path / "out"
-    assert Forked("tune", "--data", data, "--budget", "1s", "--out-dir", out, "--engine", "numpy").wait() == 0
+    assert Forked("tune", "--data", data, "--budget", "1s", "--out-dir", out, "--engine", "numpy", "--jobs", "1").wait() == 0
     tuned = out / "tiny~tuned.best.npz"
     best = load_checkpoint(tuned).best_val_loss
     rng = np.random.default_rng(0)
     kills = 0
     while kills < 20:
         budget = float(rng.choice([0.1, 0.3, 0.5]))
-        run = Forked("tune", "--data", data, "--budget", f"{budget}s", "--out-dir", out, "--engine", "numpy")
+        run = Forked("tune", "--data", data, "--budget", f"{budget}s", "--out-dir", out, "--engine", "numpy", "--jobs", "1")
         # Any moment of the search, or (every other run) the moments around its end, when the winner moves into place.
         time.sleep(rng.uniform(0.0, budget + 0.15) if kills % 2 else rng.uniform(budget - 0.02, budget + 0.06))
         kills += run.poll() is None
@@ -281,7 +351,7 @@ def test_sigkill_at_random_moments_never_costs_the_tuned_model_or_leaves_an_unlo
         best = now
         for path in out.glob("*.npz"):
             load_checkpoint(path)  # never a file namegen refuses
-    assert Forked("tune", "--data", data, "--budget", "0.2s", "--out-dir", out, "--engine", "numpy").wait() == 0
+    assert Forked("tune", "--data", data, "--budget", "0.2s", "--out-dir", out, "--engine", "numpy", "--jobs", "1").wait() == 0
     assert len(list(out.glob(".*.trials"))) == 0  # the killed searches' scratch is cleaned up by the next
 
 
@@ -317,6 +387,50 @@ def test_a_budget_bounds_the_search_whatever_the_list(cli, names_file, tmp_path)
 def test_a_long_data_file_name_is_tuned_under_a_name_that_fits(cli, tmp_path):
     data = tmp_path / ("n" * 246 + ".txt")
     data.write_text("\n".join(TINY))
-    ran = cli("tune", "--data", data, "--budget", "1s", "--out-dir", tmp_path / "out", "--engine", "numpy")
+    ran = cli("tune", "--data", data, "--budget", "1s", "--out-dir", tmp_path / "out", "--engine", "numpy", "--jobs", "1")
     assert ran.code == 0, ran.stderr
     assert all(len(p.name.encode()) < 200 for p in (tmp_path / "out").iterdir())
+
+
+def descendants(pid: int) -> set[int]:
+    """The processes below `pid`, from /proc."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = set(), [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.add(child)
+            todo.append(child)
+    return found
+
+
+def running(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
+def test_the_workers_of_a_killed_search_stop_too(names_file, tmp_path):
+    rng = np.random.default_rng(2)
+    names = ["".join(rng.choice(list("abcdefghij"), size=rng.integers(4, 12))) for _ in range(20_000)]
+    run = start("tune", "--data", names_file(names, "many.txt"), "--budget", "1h", "--out-dir", tmp_path,
+                "--engine", "numpy", "--jobs", "2")
+    deadline = time.monotonic() + 60
+    while len(list(tmp_path.glob(".*.trials/*.lock"))) < 2:  # both workers are training
+        assert time.monotonic() < deadline and run.poll() is None
+        time.sleep(0.05)
+    below = descendants(run.pid)
+    assert len(below) >= 2
+    run.kill()
+    run.wait()
+    deadline = time.monotonic() + 20
+    while any(running(pid) for pid in below):
+        assert time.monotonic() < deadline, "a worker outlived its search"
+        time.sleep(0.1)
