@@ -74,6 +74,7 @@ EMBEDDINGS = (0, 64, 128, 256)  # 0: Wxh trained directly; else the size of a ch
 DROPOUTS = (0.0, 0.1, 0.2, 0.3, 0.5)
 WEIGHT_DECAYS = (0.0, 0.01, 0.1)
 BATCHES = (1, 8, 16, 32, 64)  # names per update
+FEWEST_FIRST_UPDATES = 100  # batches so large that a first-rung run makes fewer updates are not drawn
 PER_NAME_WIDEST = 256  # one name per update is for the compiled kernel's sizes; wider models take batches
 LEARNING_RATES = {("sgd", 1): (0.003, 0.03), ("adam", 1): (0.0003, 0.003), "adam": (0.0005, 0.01)}  # log-uniform
 
@@ -133,20 +134,26 @@ class Setting:
 
 @dataclass(frozen=True)
 class Space:
-    """The settings a list's search draws from: the hidden sizes suit its size (see the module's text)."""
+    """The settings a list's search draws from: hidden sizes that suit its size (see the module's
+    text), and batches small enough for a first-rung run to make FEWEST_FIRST_UPDATES updates (on
+    dinos.txt, batches of 64 make 65 in three epochs, and trail every other setting there)."""
 
     hidden_sizes: tuple[int, ...]
+    batch_sizes: tuple[int, ...] = BATCHES
 
     @classmethod
-    def of(cls, training_characters: int) -> Space:
-        """The space of a list whose training names hold this many characters (end tokens included)."""
+    def of(cls, training_characters: int, first_rung_names: int) -> Space:
+        """The space of a list whose training names hold this many characters (end tokens included),
+        and of which a first-rung run sees `first_rung_names`."""
         allowed = [h for h in HIDDEN_SIZES if h * h <= WEIGHTS_PER_CHARACTER * training_characters]
-        return cls(tuple(allowed[-WIDTHS:]) or HIDDEN_SIZES[:1])
+        batches = [b for b in BATCHES if b == 1 or b * FEWEST_FIRST_UPDATES <= first_rung_names]
+        return cls(tuple(allowed[-WIDTHS:]) or HIDDEN_SIZES[:1], tuple(batches))
 
     def draw(self, rng: np.random.Generator) -> Setting:
         """One random setting."""
         hidden_size = int(rng.choice(self.hidden_sizes))
-        batch_size = int(rng.choice([b for b in BATCHES if b > 1 or hidden_size <= PER_NAME_WIDEST]))
+        batches = [b for b in self.batch_sizes if b > 1 or hidden_size <= PER_NAME_WIDEST] or [min(self.batch_sizes)]
+        batch_size = int(rng.choice(batches))
         optimizer = str(rng.choice(["sgd", "adam"])) if batch_size == 1 else "adam"
         low, high = LEARNING_RATES.get((optimizer, batch_size), LEARNING_RATES.get(optimizer))
         learning_rate = float(f"{math.exp(rng.uniform(math.log(low), math.log(high))):.2g}")
@@ -343,8 +350,8 @@ class _Search:
     def __init__(self, data, base, scratch, callbacks, engine, draw):
         self.data, self.base, self.scratch, self.callbacks, self.engine = data, base, scratch, callbacks, engine
         names, characters = training_size(data, base)
-        self.draw = draw or Space.of(characters).draw
         self.rungs = rung_epochs(names)
+        self.draw = draw or Space.of(characters, names * self.rungs[0]).draw
         self.results: list[dict[int, float]] = [{} for _ in self.rungs]  # setting number -> best val, complete runs
         self.promoted: list[set[int]] = [set() for _ in self.rungs]  # the numbers each rung has sent on
         self.settings: dict[int, Setting] = {}

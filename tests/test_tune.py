@@ -95,11 +95,13 @@ def test_the_first_rung_is_a_training_budget_that_scales_with_the_list():
 
 
 def test_the_space_widens_with_the_list():
-    assert Space.of(18_000).hidden_sizes == (64, 128, 256)  # dinos.txt's training characters
-    assert Space.of(205_000).hidden_sizes == (128, 256, 512, 1024)  # names.txt's
-    assert Space.of(10).hidden_sizes == (64,)
+    dinos, names = Space.of(18_000, 3 * 1383), Space.of(205_000, 29_481)  # training characters, first-rung names
+    assert dinos.hidden_sizes == (64, 128, 256) and dinos.batch_sizes == (1, 8, 16, 32)
+    assert names.hidden_sizes == (128, 256, 512, 1024) and names.batch_sizes == (1, 8, 16, 32, 64)
+    assert Space.of(10, 30) == Space((64,), (1,))
     rng = np.random.default_rng(0)
-    drawn = [Space.of(205_000).draw(rng) for _ in range(400)]
+    assert Space.of(10, 30).draw(rng).batch_size == 1
+    drawn = [names.draw(rng) for _ in range(400)]
     assert {s.hidden_size for s in drawn} == {128, 256, 512, 1024}
     assert all(s.embedding_size <= s.hidden_size for s in drawn)
     assert all(s.batch_size > 1 for s in drawn if s.hidden_size > 256)  # no per-name updates of a wide model
