@@ -227,7 +227,11 @@ _worker: dict = {}
 
 
 def _start_worker(data: NameList, engine: str, threads: int, stop) -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the search, which tells its workers through `stop`
+    # Ctrl-C (or a closed terminal, or a kill of the process group) reaches the search too, which
+    # stops its workers through `stop` and keeps what they saved.
+    for name in ("SIGINT", "SIGTERM", "SIGHUP"):
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), signal.SIG_IGN)
     _worker.update(data=data, engine=engine, threads=threads, stop=stop)
     threading.Thread(target=_end_with_parent, args=(os.getppid(),), daemon=True).start()
 

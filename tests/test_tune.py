@@ -436,3 +436,25 @@ def test_the_workers_of_a_killed_search_stop_too(names_file, tmp_path):
     while any(running(pid) for pid in below):
         assert time.monotonic() < deadline, "a worker outlived its search"
         time.sleep(0.1)
+
+
+def test_ctrl_c_in_a_terminal_stops_every_job_and_keeps_the_best(names_file, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    run = subprocess.Popen([sys.executable, "-m", "namegen", "tune", "--data", names_file(TINY * 8, "tiny.txt"),
+                            "--budget", "1h", "--out-dir", tmp_path, "--engine", "numpy", "--jobs", "2"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    ended = 0
+    while ended < 4:  # runs have ended in both processes
+        line = run.stdout.readline()
+        assert line, run.stderr.read()
+        ended += line.startswith("trial")
+    os.killpg(run.pid, signal.SIGINT)  # as the terminal sends it: to the search and its workers
+    stdout, stderr = run.communicate(timeout=60)
+    assert run.returncode == 130, stderr
+    assert "Traceback" not in stderr and "interrupted: best validation" in stdout
+    assert load_checkpoint(tmp_path / "tiny~tuned.best.npz").epoch >= 1
+    assert not list(tmp_path.glob(".*.trials"))
