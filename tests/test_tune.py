@@ -458,3 +458,16 @@ def test_ctrl_c_in_a_terminal_stops_every_job_and_keeps_the_best(names_file, tmp
     assert "Traceback" not in stderr and "interrupted: best validation" in stdout
     assert load_checkpoint(tmp_path / "tiny~tuned.best.npz").epoch >= 1
     assert not list(tmp_path.glob(".*.trials"))
+
+
+def test_several_lists_are_tuned_as_styles_and_the_command_names_them_all(cli, tmp_path):
+    a, b = tmp_path / "sea.txt", tmp_path / "hill.txt"
+    a.write_text("\n".join(f"mar{c}{d}" for c in "aeiou" for d in "nlst"))
+    b.write_text("\n".join(f"{c}{d}berg" for c in "kgt" for d in "aeiou"))
+    ran = cli("tune", "--data", a, "--data", b, "--budget", "2s", "--out-dir", tmp_path / "out", "--engine", "numpy",
+              "--jobs", "1", "--json")
+    assert ran.code == 0, ran.stderr
+    payload = ran.json()
+    assert load_checkpoint(payload["checkpoint"]).model.styles == ("sea", "hill")
+    assert payload["checkpoint"].endswith("sea+hill~tuned.best.npz")
+    assert f"--data {a} --data {b}" in payload["command"]
