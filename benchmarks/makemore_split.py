@@ -108,8 +108,10 @@ def run_train(out: Path, options: str) -> None:
                     "--out-dir", str(out), "--preview", "0"], check=True, stdout=subprocess.DEVNULL)
     seconds = time.perf_counter() - start
     result = test_figure(out / "train.best.npz", out / "test.txt")
+    info = json.loads(subprocess.run([sys.executable, "-m", "namegen", "info", str(out / "train.best.npz"), "--json"],
+                                     check=True, capture_output=True, text=True).stdout)
     print(f"  namegen train {options}: {result['nats_per_char']:.4f} nats/char on the test names "
-          f"({result['chars']} tokens; {seconds:.0f}s to train)")
+          f"({result['chars']} tokens; validation {info['best_val_loss']:.4f}; {seconds:.0f}s to train)")
 
 
 def run_tune(out: Path, options: str) -> None:
