@@ -18,6 +18,7 @@ from namegen.tune import (ETA, Reached, Setting, Space, TuneCallbacks, TuneEnd, 
                           reproduce_command, rung_epochs, tune)
 
 ROUND_SIZE = 9  # runs after which a first-rung setting has been promoted to the second rung and on
+QUICK = (1, 3, 9, 27)  # rungs for the tests' short lists, instead of their own 9, 27, 81, 243 epochs
 
 from conftest import TINY, Forked
 
@@ -79,8 +80,9 @@ def test_each_rung_promotes_the_best_third_of_the_one_before(few_dinos, tmp_path
     seen = []
     callbacks = TuneCallbacks(on_trial_end=lambda t: seen.append((t.number, t.rung, t.best_val_loss, t.epochs)),
                               should_stop=lambda: len(seen) >= 16)
-    result = tune(few_dinos, TrainConfig(), 600, files_in(tmp_path), callbacks, engine="numpy", draw=small_draws())
-    rungs = rung_epochs(len(few_dinos.names) - round(0.1 * len(few_dinos.names)))
+    result = tune(few_dinos, TrainConfig(), 600, files_in(tmp_path), callbacks, engine="numpy", draw=small_draws(),
+                  rungs=QUICK)
+    rungs = QUICK
     assert [(n, r) for n, r, _, _ in seen] == asha_order([(n, r, loss) for n, r, loss, _ in seen], len(rungs))
     assert {r for _, r, _, _ in seen} >= {0, 1, 2}  # promotions to two rungs happened
     assert all(epochs == rungs[r] for _, r, _, epochs in seen[:-1])  # each a complete run of its rung's epochs
@@ -88,15 +90,16 @@ def test_each_rung_promotes_the_best_third_of_the_one_before(few_dinos, tmp_path
 
 
 def test_the_first_rung_is_a_training_budget_that_scales_with_the_list():
-    assert rung_epochs(1383) == (3, 9, 27, 81)  # dinos.txt: 4,000 names seen is about three epochs
-    assert rung_epochs(2097) == (2, 6, 18, 54)
-    assert rung_epochs(27_900) == rung_epochs(100_000) == (1, 3, 9, 27)  # names.txt and longer: one epoch
-    assert rung_epochs(20) == (3, 9, 27, 81)  # never hundreds of epochs of a short list
+    assert rung_epochs(1383) == (9, 27, 81, 243)  # dinos.txt: 12,000 names seen is about nine epochs
+    assert rung_epochs(2097) == (6, 18, 54, 162)
+    assert rung_epochs(29_481) == rung_epochs(100_000) == (1, 3, 9, 27)  # names.txt and longer: one epoch
+    assert rung_epochs(20) == (9, 27, 81, 243)  # never hundreds of epochs of a short list at the first rung
 
 
 def test_the_space_widens_with_the_list():
-    dinos, names = Space.of(18_000, 3 * 1383), Space.of(205_000, 29_481)  # training characters, first-rung names
-    assert dinos.hidden_sizes == (64, 128, 256) and dinos.batch_sizes == (1, 8, 16, 32)
+    dinos, names = Space.of(18_000, 9 * 1383), Space.of(205_000, 29_481)  # training characters, first-rung names
+    assert dinos.hidden_sizes == (64, 128, 256) and dinos.batch_sizes == (1, 8, 16, 32, 64)
+    assert Space.of(18_000, 3 * 1383).batch_sizes == (1, 8, 16, 32)  # 64: 65 updates in a first rung
     assert names.hidden_sizes == (128, 256, 512, 1024) and names.batch_sizes == (1, 8, 16, 32, 64)
     assert Space.of(10, 30) == Space((64,), (1,))
     rng = np.random.default_rng(0)
@@ -111,7 +114,7 @@ def test_the_space_widens_with_the_list():
 def test_the_best_trial_is_kept_as_a_normal_checkpoint_and_the_scratch_is_removed(few_dinos, tmp_path):
     seen = []
     result = tune(few_dinos, TrainConfig(), 600, files_in(tmp_path), stop_after(ROUND_SIZE + 2, seen),
-                  engine="numpy", draw=small_draws())
+                  engine="numpy", draw=small_draws(), rungs=QUICK)
     assert result.best.best_val_loss == min(loss for _, _, loss in seen)
     assert result.checkpoint == files_in(tmp_path).best and result.kept is None
     saved = load_checkpoint(result.checkpoint)
@@ -138,7 +141,8 @@ def test_every_trial_is_judged_on_the_same_validation_names(few_dinos, tmp_path,
         return state
 
     monkeypatch.setattr("namegen.tune.new_state", recorded)
-    tune(few_dinos, TrainConfig(seed=3), 600, files_in(tmp_path), stop_after(4, []), engine="numpy", draw=small_draws())
+    tune(few_dinos, TrainConfig(seed=3), 600, files_in(tmp_path), stop_after(4, []), engine="numpy", draw=small_draws(),
+         rungs=QUICK)
     assert len(splits) >= 5 and len(set(splits)) == 1  # the search's own, then each run's
 
 
@@ -200,7 +204,7 @@ def test_a_budget_too_short_for_one_epoch_is_one_line_and_writes_nothing(cli, tm
 
 def search(names, directory, rates, ends, seed=0):
     return tune(names, TrainConfig(seed=seed), 600, files_in(directory), stop_after(ends, []), engine="numpy",
-                draw=small_draws(rates))
+                draw=small_draws(rates), rungs=QUICK)
 
 
 def test_a_search_that_does_not_beat_the_tuned_model_leaves_it_in_place_and_saves_beside_it(few_dinos, tmp_path):
@@ -291,7 +295,8 @@ def test_only_running_trials_and_the_best_keep_their_files(few_dinos, tmp_path, 
         files_seen.append(sorted(p.name for p in tmp_path.glob(".*.trials/*")))
 
     callbacks = TuneCallbacks(on_trial_end=count_files, should_stop=lambda: len(files_seen) >= 2 * ROUND_SIZE)
-    result = tune(few_dinos, TrainConfig(), 600, files_in(tmp_path), callbacks, engine="numpy", draw=small_draws())
+    result = tune(few_dinos, TrainConfig(), 600, files_in(tmp_path), callbacks, engine="numpy", draw=small_draws(),
+                  rungs=QUICK)
     assert all(len(names) == 1 and names[0].endswith(".best.npz") for names in files_seen)  # the best so far's only
     assert len(result.leaders) == 5 and [t.best_val_loss for t in result.leaders] == sorted(
         t.best_val_loss for t in result.leaders)
@@ -304,7 +309,7 @@ def test_two_jobs_train_the_same_runs_as_one(few_dinos, tmp_path):
         callbacks = TuneCallbacks(on_trial_end=lambda t: seen.update({(t.number, t.rung): (t.best_val_loss, t.epochs)}),
                                   should_stop=lambda: len(seen) >= count)
         result = tune(few_dinos, TrainConfig(), 600, files_in(tmp_path / str(jobs)), callbacks, engine="numpy",
-                      jobs=jobs)  # the list's own space: real settings, drawn by number
+                      jobs=jobs, rungs=QUICK)  # the list's own space: real settings, drawn by number
         return seen, result
 
     alone, _ = ends(1, 6)
