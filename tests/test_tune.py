@@ -18,7 +18,7 @@ from namegen.tune import (ETA, Reached, Setting, Space, TuneCallbacks, TuneEnd, 
                           reproduce_command, rung_epochs, tune)
 
 ROUND_SIZE = 9  # runs after which a first-rung setting has been promoted to the second rung and on
-QUICK = (1, 3, 9, 27)  # rungs for the tests' short lists, instead of their own 9, 27, 81, 243 epochs
+QUICK = (1, 3, 9, 27)  # rungs for the tests' short lists, instead of their own 3, 9, 27, 81 epochs
 
 from conftest import TINY, Forked
 
@@ -90,16 +90,15 @@ def test_each_rung_promotes_the_best_third_of_the_one_before(few_dinos, tmp_path
 
 
 def test_the_first_rung_is_a_training_budget_that_scales_with_the_list():
-    assert rung_epochs(1383) == (9, 27, 81, 243)  # dinos.txt: 12,000 names seen is about nine epochs
-    assert rung_epochs(2097) == (6, 18, 54, 162)
+    assert rung_epochs(1383) == (3, 9, 27, 81)  # dinos.txt: 4,000 names seen is about three epochs
+    assert rung_epochs(2097) == (2, 6, 18, 54)
     assert rung_epochs(29_481) == rung_epochs(100_000) == (1, 3, 9, 27)  # names.txt and longer: one epoch
-    assert rung_epochs(20) == (9, 27, 81, 243)  # never hundreds of epochs of a short list at the first rung
+    assert rung_epochs(20) == (3, 9, 27, 81)  # never hundreds of epochs of a short list at the first rung
 
 
 def test_the_space_widens_with_the_list():
-    dinos, names = Space.of(18_000, 9 * 1383), Space.of(205_000, 29_481)  # training characters, first-rung names
-    assert dinos.hidden_sizes == (64, 128, 256) and dinos.batch_sizes == (1, 8, 16, 32, 64)
-    assert Space.of(18_000, 3 * 1383).batch_sizes == (1, 8, 16, 32)  # 64: 65 updates in a first rung
+    dinos, names = Space.of(18_000, 3 * 1383), Space.of(205_000, 29_481)  # training characters, first-rung names
+    assert dinos.hidden_sizes == (64, 128, 256) and dinos.batch_sizes == (1, 8, 16, 32)  # 64: 65 updates
     assert names.hidden_sizes == (128, 256, 512, 1024) and names.batch_sizes == (1, 8, 16, 32, 64)
     assert Space.of(10, 30) == Space((64,), (1,))
     rng = np.random.default_rng(0)
