@@ -345,7 +345,7 @@ def test_sigkill_at_random_moments_never_costs_the_tuned_model_or_leaves_an_unlo
     best = load_checkpoint(tuned).best_val_loss
     rng = np.random.default_rng(0)
     kills = 0
-    while kills < 20:
+    while kills < 12:
         budget = float(rng.choice([0.1, 0.3, 0.5]))
         run = Forked("tune", "--data", data, "--budget", f"{budget}s", "--out-dir", out, "--engine", "numpy", "--jobs", "1")
         # Any moment of the search, or (every other run) the moments around its end, when the winner moves into place.
