@@ -127,8 +127,8 @@ def tune_command(
              "each a style.", show_default="the bundled dinos.txt", parser=Path)] = None,
     budget: Annotated[str, typer.Option(help="Wall time for the search: 90s, 3m, 1h30m.")] = "3m",
     jobs: Annotated[Optional[int], typer.Option(
-        help="Runs trained at once, each in a process of its own with --threads BLAS threads; 1 trains in this "
-             "process. A run's result is the same whatever the jobs.", show_default="the cores namegen may use",
+        help="Runs trained at once: one in this process, the others in worker processes, each with --threads "
+             "BLAS threads. A run's result is the same whatever the jobs.", show_default="the cores namegen may use",
         min=1, max=256)] = None,
     out_dir: Annotated[Optional[Path], typer.Option(
         help="Where the best model goes: <data name>~tuned.best.npz, unless a better one is there already.",
