@@ -96,7 +96,7 @@ def baselines(train: list[str], test: list[str], orders: str) -> None:
               f"(validation {on_validation[n]:.4f}){mark}")
 
 
-def test_figure(checkpoint: Path, test: Path) -> dict:
+def on_test_names(checkpoint: Path, test: Path) -> dict:
     done = subprocess.run([sys.executable, "-m", "namegen", "evaluate", "-c", str(checkpoint), "--data", str(test),
                            "--json"], check=True, capture_output=True, text=True)
     return json.loads(done.stdout)["results"][0]
@@ -107,7 +107,7 @@ def run_train(out: Path, options: str) -> None:
     subprocess.run([sys.executable, "-m", "namegen", "train", "--data", str(out / "train.txt"), *shlex.split(options),
                     "--out-dir", str(out), "--preview", "0"], check=True, stdout=subprocess.DEVNULL)
     seconds = time.perf_counter() - start
-    result = test_figure(out / "train.best.npz", out / "test.txt")
+    result = on_test_names(out / "train.best.npz", out / "test.txt")
     info = json.loads(subprocess.run([sys.executable, "-m", "namegen", "info", str(out / "train.best.npz"), "--json"],
                                      check=True, capture_output=True, text=True).stdout)
     print(f"  namegen train {options}: {result['nats_per_char']:.4f} nats/char on the test names "
@@ -121,7 +121,7 @@ def run_tune(out: Path, options: str) -> None:
     seconds = time.perf_counter() - start
     payload = json.loads(done.stdout)
     best = payload["best"]
-    result = test_figure(Path(payload["checkpoint"]), out / "test.txt")
+    result = on_test_names(Path(payload["checkpoint"]), out / "test.txt")
     print(f"  namegen tune {options}: {payload['trials_drawn']} settings, {payload['runs']} runs in {seconds:.0f}s "
           f"(rungs of {payload['rung_epochs']} epochs); winner: trial {best['trial']} at rung {best['rung']}, "
           f"validation {best['best_val_loss']:.4f}, {result['nats_per_char']:.4f} nats/char on the test names")

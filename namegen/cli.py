@@ -33,7 +33,7 @@ from .terminal import (EXIT_ERROR, EXIT_INTERRUPTED, STOP_SIGNALS, CheckpointOpt
                        refuse_unused, show, show_note, unrecorded, values_of, with_options)
 from .threads import blas_threads
 from .training import Speed, StopReason, choose_engine, start_run, train
-from .tune import ETA, Search, default_jobs, duration_text, longer_command, reproduce_command
+from .tune import ETA, MAX_JOBS, Search, default_jobs, duration_text, longer_command, reproduce_command
 
 app = typer.Typer(
     cls=Commands,
@@ -129,7 +129,7 @@ def tune_command(
     jobs: Annotated[Optional[int], typer.Option(
         help="Runs trained at once: one in this process, the others in worker processes, each with --threads "
              "BLAS threads. A run's result is the same whatever the jobs.", show_default="the cores namegen may use",
-        min=1, max=256)] = None,
+        min=1, max=MAX_JOBS)] = None,
     out_dir: Annotated[Optional[Path], typer.Option(
         help="Where the best model goes: <data name>~tuned.best.npz, unless a better one is there already.",
         show_default="checkpoints", file_okay=False)] = None,

@@ -188,13 +188,18 @@ def layout_of(config: TrainConfig, vocab_size: int, styles: int, style_size: int
     return Layout(vocab_size, config.hidden_size, styles, style_size if styles else 0, config.embedding_size)
 
 
+def split_of(data: NameList, val_fraction: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Training and validation indices: the first draws of a run's generator (seeded by its seed), so
+    a fresh default_rng(seed) gives the split of every run of that seed."""
+    if data.styles:
+        return split_by_style(data.style_of, val_fraction, rng)
+    return split_indices(len(data.names), val_fraction, rng)
+
+
 def new_state(config: TrainConfig, data: NameList) -> TrainState:
     """A fresh run: build the vocabulary, split the names, and initialise the trained vector."""
     rng = np.random.default_rng(config.seed)
-    if data.styles:
-        train_idx, val_idx = split_by_style(data.style_of, config.val_fraction, rng)
-    else:
-        train_idx, val_idx = split_indices(len(data.names), config.val_fraction, rng)
+    train_idx, val_idx = split_of(data, config.val_fraction, rng)
     vocab = Vocab.from_names(data.names)
     layout = layout_of(config, vocab.size, len(data.styles), config.style_size)
     weights = layout.initial(rng, config.dtype)  # drawn in float64 and rounded: the same start in either format

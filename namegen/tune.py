@@ -54,7 +54,7 @@ from .data import NameList, read_name_lists
 from .errors import CheckpointError, NamegenError, OptionError, OptionName, TrainingError, shortened
 from .files import fsync_directory, process_alive
 from .runs import LATEST, RunFiles, best_path, data_paths, exclusive_run
-from .state import TrainConfig, new_state
+from .state import TrainConfig, new_state, split_of
 from .threads import blas_threads
 from .training import Callbacks, StopReason, train
 
@@ -302,12 +302,12 @@ def check_judged(base: TrainConfig) -> None:
         raise OptionError(OptionName("val_fraction"), " must be above 0: tune judges each run on validation names")
 
 
+MAX_JOBS = 256
+
+
 def check_jobs(jobs: int) -> None:
     if isinstance(jobs, bool) or not isinstance(jobs, int) or not 1 <= jobs <= MAX_JOBS:
         raise OptionError(OptionName("jobs"), f" must be a whole number from 1 to {MAX_JOBS}, not {shortened(str(jobs))}")
-
-
-MAX_JOBS = 256
 
 
 def tune(data: NameList, base: TrainConfig, budget: float, files: RunFiles, callbacks: TuneCallbacks | None = None,
@@ -499,8 +499,8 @@ class _Workers:
 
 def training_size(data: NameList, base: TrainConfig) -> tuple[int, int]:
     """The training names of the split every run shares, and their characters (end tokens included)."""
-    split = new_state(replace(base, hidden_size=1, embedding_size=0), data)
-    return len(split.train_idx), sum(len(data.names[i]) + 1 for i in split.train_idx)
+    train_idx, _ = split_of(data, base.val_fraction, np.random.default_rng(base.seed))
+    return len(train_idx), sum(len(data.names[i]) + 1 for i in train_idx)
 
 
 def keep_winner(best: Trial, files: RunFiles) -> tuple[Path, Kept | None]:

@@ -13,7 +13,7 @@ from namegen.checkpoint import load_checkpoint
 from namegen.data import read_names
 from namegen.errors import OptionError
 from namegen.runs import RunFiles
-from namegen.state import TrainConfig
+from namegen.state import TrainConfig, split_of
 from namegen.tune import (ETA, Reached, Setting, Space, TuneCallbacks, TuneEnd, duration_text, parse_duration,
                           reproduce_command, rung_epochs, tune)
 
@@ -140,9 +140,10 @@ def test_every_trial_is_judged_on_the_same_validation_names(few_dinos, tmp_path,
         return state
 
     monkeypatch.setattr("namegen.tune.new_state", recorded)
-    tune(few_dinos, TrainConfig(seed=3), 600, files_in(tmp_path), stop_after(4, []), engine="numpy", draw=small_draws(),
-         rungs=QUICK)
-    assert len(splits) >= 5 and len(set(splits)) == 1  # the search's own, then each run's
+    result = tune(few_dinos, TrainConfig(seed=3), 600, files_in(tmp_path), stop_after(4, []), engine="numpy",
+                  draw=small_draws(), rungs=QUICK)
+    _, searched = split_of(few_dinos, 0.1, np.random.default_rng(3))  # the split the search sized its rungs on
+    assert len(splits) == result.runs >= 4 and set(splits) == {tuple(searched)}  # each run's is that one
 
 
 def test_tune_needs_validation_names(few_dinos, tmp_path):
