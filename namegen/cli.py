@@ -33,7 +33,8 @@ from .terminal import (EXIT_ERROR, EXIT_INTERRUPTED, STOP_SIGNALS, CheckpointOpt
                        refuse_unused, show, show_note, unrecorded, values_of, with_options)
 from .threads import blas_threads
 from .training import Speed, StopReason, choose_engine, start_run, train
-from .tune import ETA, MAX_JOBS, Search, default_jobs, duration_text, longer_command, reproduce_command
+from .tune import (ETA, MAX_JOBS, Search, all_names_command, default_jobs, duration_text, longer_command,
+                   reproduce_command)
 
 app = typer.Typer(
     cls=Commands,
@@ -157,8 +158,8 @@ def tune_command(
         err.print("interrupted before any trial finished an epoch; nothing was saved")
         progress.exit_if_stopped()
     unrecorded(record_run(result.checkpoint))
-    show(views.tune_summary(result, reproduce_command(data, result.best),
-                            longer_command(data, result.best, result.rungs)), as_json)
+    show(views.tune_summary(result, reproduce_command(data, result.best), longer_command(data, result.best, result.rungs),
+                            all_names_command(data, result.best)), as_json)
     if result.problem:
         raise result.problem
     progress.exit_if_stopped()

@@ -9,6 +9,11 @@ slots never wait for a rung to fill, as they would in synchronous successive hal
 cores stay busy and a wall-time budget always has something useful to run. Most of the time goes
 to the settings that look best, and a bad one costs a short run.
 
+Short runs favour what learns fast (little dropout, a large step) over what ends best, so not every
+setting starts at the first rung: as in Hyperband (Li et al. 2018), run asynchronously as the ASHA
+paper suggests, some start at the second or third (see bracket_weights) and compete for promotion
+only with the settings that started where they did.
+
 Rungs are training budgets, in names seen, so that they scale with the list: the first rung is
 FIRST_RUNG_NAMES names (a whole number of epochs from one to three: three epochs of dinos.txt, one
 of names.txt), and each later one three times the one before (see rung_epochs). Each rung is a
@@ -62,6 +67,7 @@ ETA = 3  # each rung keeps the best third of the one before, for three times the
 RUNGS = 4  # rungs of 1, 3, 9 and 27 times the first's budget
 FIRST_RUNG_NAMES = 4_000  # names seen in a first-rung run: a few seconds of a hidden-256 model, whatever the list
 MOST_FIRST_EPOCHS = 3  # ... but no more epochs than this: a list of 20 names is not trained for 200
+NEAR_BEST = 1 / 3  # the share of new settings drawn one step from the best run's, once there is one
 LEADERS = 100  # runs a result ranks, best first; it counts the others
 
 # What a setting draws. Per-name SGD was the best recipe of dinos.txt; Adam gets a short warm-up.
@@ -111,6 +117,16 @@ def rung_epochs(train_names: int) -> tuple[int, ...]:
     the settings (21 against 43) and kept the same winner, to the last digit."""
     first = min(MOST_FIRST_EPOCHS, max(1, round(FIRST_RUNG_NAMES / max(train_names, 1))))
     return tuple(first * ETA**rung for rung in range(RUNGS))
+
+
+def bracket_weights(rungs: int) -> tuple[float, ...]:
+    """How often a new setting starts at each rung: Hyperband's brackets (Li et al. 2018), whose
+    settings, for ETA 3 and four rungs, are 27 started at the first rung, 12 at the second and 6 at
+    the third, each bracket costing about the same training. Hyperband's last bracket, runs of the
+    last rung alone, is left out: it stops nothing early, and its runs are the longest (27 epochs of
+    names.txt take longer than a 20-minute budget)."""
+    top = rungs - 1
+    return tuple(math.ceil(rungs / (top - start + 1) * ETA ** (top - start)) for start in range(max(top, 1)))
 
 
 def default_jobs() -> int:
@@ -166,6 +182,29 @@ class Space:
                        optimizer=optimizer, batch_size=batch_size, learning_rate=learning_rate,
                        warmup=0.05 if optimizer == "adam" else 0.0)
 
+    def near(self, setting: Setting, rng: np.random.Generator) -> Setting:
+        """A setting one step from this one: one choice moved to a neighbouring value (a hidden size,
+        an embedding, a dropout, a decay or a batch), or the step size times or divided by 1.5."""
+        steps = {"hidden_size": self.hidden_sizes, "embedding_size": EMBEDDINGS, "dropout": DROPOUTS,
+                 "weight_decay": WEIGHT_DECAYS, "batch_size": self.batch_sizes}
+        for _ in range(20):
+            field = str(rng.choice([*steps, "learning_rate"]))
+            if field == "learning_rate":
+                factor = 1.5 if rng.random() < 0.5 else 1 / 1.5
+                return replace(setting, learning_rate=float(f"{setting.learning_rate * factor:.2g}"))
+            values = steps[field]
+            here = getattr(setting, field)
+            if here not in values:
+                continue
+            at = values.index(here) + int(rng.choice([-1, 1]))
+            if not 0 <= at < len(values):
+                continue
+            moved = replace(setting, **{field: values[at]})
+            if moved.embedding_size <= moved.hidden_size and (moved.batch_size > 1) == (setting.batch_size > 1) \
+                    and (moved.batch_size > 1 or moved.hidden_size <= PER_NAME_WIDEST):
+                return moved
+        return setting
+
 
 @dataclass(eq=False)
 class Trial:
@@ -177,6 +216,7 @@ class Trial:
     setting: Setting
     config: TrainConfig  # what it trains: the options every run shares, the setting, the rung's epochs
     checkpoint: Path  # its .latest.npz in the scratch directory
+    bracket: int = 0  # the rung its setting started at
     epochs: int = 0  # completed
     steps: int = 0  # updates made
     best_step: int = 0  # updates made by the end of its best epoch
@@ -312,13 +352,16 @@ def check_jobs(jobs: int) -> None:
 
 def tune(data: NameList, base: TrainConfig, budget: float, files: RunFiles, callbacks: TuneCallbacks | None = None,
          engine: str = "auto", draw: Callable[[np.random.Generator], Setting] | None = None, jobs: int = 1,
-         threads: int = 1, rungs: tuple[int, ...] | None = None) -> TuneResult:
+         threads: int = 1, rungs: tuple[int, ...] | None = None,
+         brackets: tuple[float, ...] | None = None) -> TuneResult:
     """Asynchronous successive halving within `budget` seconds (see the module's text), `jobs` runs
     at a time (1: in this process; more: in worker processes, each with `threads` BLAS threads).
 
     base: the options every run shares (seed, split, case, dtype, clip...); its epochs are replaced
     by the rung's and its other fields by the drawn settings. draw: a setting from a generator
     (default: the list's Space). rungs: the epochs of a run at each rung (default: rung_epochs).
+    brackets: how often a new setting starts at each rung (default: bracket_weights; (1,): always
+    at the first, plain ASHA).
     files: where the tuned model goes (files.best; see RunFiles.tuned); the search holds files.lock
     while it runs.
     """
@@ -330,7 +373,7 @@ def tune(data: NameList, base: TrainConfig, budget: float, files: RunFiles, call
         remove_stale_scratch(files)
         scratch = Path(tempfile.mkdtemp(dir=files.directory, prefix=f".{files.name}.{os.getpid()}.", suffix=".trials"))
         try:
-            search = _Search(data, base, scratch, callbacks or TuneCallbacks(), engine, draw, rungs)
+            search = _Search(data, base, scratch, callbacks or TuneCallbacks(), engine, draw, rungs, brackets)
             reason = search.run(time.time() + budget - (time.perf_counter() - started), jobs, threads)
             saved, kept = keep_winner(search.best, files) if search.best else (None, None)
         finally:
@@ -355,13 +398,18 @@ class _Search:
     """The runs of one search: the rungs' results, the settings promoted, the best run so far, and
     the leaders' figures."""
 
-    def __init__(self, data, base, scratch, callbacks, engine, draw, rungs):
+    def __init__(self, data, base, scratch, callbacks, engine, draw, rungs, brackets):
         self.data, self.base, self.scratch, self.callbacks, self.engine = data, base, scratch, callbacks, engine
         names, characters = training_size(data, base)
         self.rungs = rungs or rung_epochs(names)
-        self.draw = draw or Space.of(characters, names * self.rungs[0]).draw
+        space = Space.of(characters, names * self.rungs[0])
+        self.draw, self.near = (draw, None) if draw else (space.draw, space.near)
         self.results: list[dict[int, float]] = [{} for _ in self.rungs]  # setting number -> best val, complete runs
         self.promoted: list[set[int]] = [set() for _ in self.rungs]  # the numbers each rung has sent on
+        self.brackets = brackets or bracket_weights(len(self.rungs))  # how often a setting starts at each rung
+        self.bracket_of: dict[int, int] = {}  # setting number -> the rung it started at
+        self.took: dict[tuple[int, int], float] = {}  # (setting number, rung) -> seconds, complete runs
+        self.deadline = math.inf  # a time.time() reading, once running
         self.settings: dict[int, Setting] = {}
         self.drawn = self.started = 0
         self.best: Trial | None = None
@@ -375,6 +423,7 @@ class _Search:
         """Runs until the deadline (a time.time() reading), a stop request or a write failure: one at
         a time in this process, and with more jobs, jobs - 1 at a time in worker processes beside it
         (so that a search starts training at once, while the workers start)."""
+        self.deadline = deadline
         workers = _Workers(self, jobs - 1, threads, deadline) if jobs > 1 else None
         try:
             while not self.stopping(deadline):
@@ -402,22 +451,49 @@ class _Search:
         return self.callbacks.should_stop() or self.problem is not None
 
     def next_trial(self) -> Trial:
-        """The most advanced promotion due (ASHA), or else a new setting at the first rung."""
+        """The most advanced promotion due (ASHA, within each bracket), or else a new setting at its
+        bracket's first rung."""
         for rung in reversed(range(len(self.rungs) - 1)):
-            done = self.results[rung]
-            for number in sorted(done, key=lambda n: (done[n], n))[: len(done) // ETA]:
-                if number not in self.promoted[rung] and math.isfinite(done[number]):
-                    self.promoted[rung].add(number)
-                    return self.new_trial(number, rung + 1)
+            for bracket in range(min(rung + 1, len(self.brackets))):
+                done = {n: loss for n, loss in self.results[rung].items() if self.bracket_of[n] == bracket}
+                for number in sorted(done, key=lambda n: (done[n], n))[: len(done) // ETA]:
+                    if number not in self.promoted[rung] and math.isfinite(done[number]) and \
+                            self.ends_in_time(self.took[number, rung] * self.rungs[rung + 1] / self.rungs[rung]):
+                        self.promoted[rung].add(number)
+                        return self.new_trial(number, rung + 1)
         self.drawn += 1
-        self.settings[self.drawn] = self.draw(np.random.default_rng([self.base.seed, self.drawn]))
-        return self.new_trial(self.drawn, 0)
+        self.settings[self.drawn] = self.new_setting(np.random.default_rng([self.base.seed, self.drawn]))
+        chances = np.array(self.brackets, dtype=float)
+        bracket = int(np.random.default_rng([self.base.seed, self.drawn, 1]).choice(len(chances), p=chances / chances.sum()))
+        first_runs = [seconds for (_, rung), seconds in self.took.items() if rung == 0]
+        while bracket and first_runs and not self.ends_in_time(
+                float(np.median(first_runs)) * self.rungs[bracket] / self.rungs[0]):
+            bracket -= 1  # a typical run that long would be cut off: a shorter one has a chance
+        self.bracket_of[self.drawn] = bracket
+        return self.new_trial(self.drawn, bracket)
+
+    def new_setting(self, rng: np.random.Generator) -> Setting:
+        """A random setting from the space or, NEAR_BEST of the time once a run has ended, one step
+        from the best run's (see Space.near), unless that one has been drawn already."""
+        if self.near is not None and self.best is not None and rng.random() < NEAR_BEST:
+            near = self.near(self.best.setting, rng)
+            if near not in self.settings.values():
+                return near
+        return self.draw(rng)
+
+    def ends_in_time(self, seconds: float) -> bool:
+        """Whether a run expected to take this long would end before the deadline. A run the deadline
+        cuts off is judged on an undecayed step, and rarely ranks: its time is better spent on runs
+        that can end. (Runs take about as long as their epochs: a promotion is expected to take its
+        run at the rung below times ETA.)"""
+        return time.time() + seconds <= self.deadline
 
     def new_trial(self, number: int, rung: int) -> Trial:
         self.started += 1
         setting = self.settings[number]
         config = replace(self.base, epochs=self.rungs[rung], **setting.options())
-        return Trial(number, rung, setting, config, self.scratch / f"trial-{number}.rung-{rung + 1}{LATEST}")
+        return Trial(number, rung, setting, config, self.scratch / f"trial-{number}.rung-{rung + 1}{LATEST}",
+                     self.bracket_of[number])
 
     def finish(self, trial: Trial, reached: Reached) -> None:
         """Note what a run reached; keep its files if it is the best so far."""
@@ -428,6 +504,7 @@ class _Search:
             self.problem = CheckpointError(reached.problem)
         if trial.complete:
             self.results[trial.rung][trial.number] = math.inf if trial.diverged else trial.best_val_loss
+            self.took[trial.number, trial.rung] = trial.seconds
         if trial.epochs and trial.best_val_loss < (self.best.best_val_loss if self.best else math.inf) and \
                 best_path(trial.checkpoint).exists():
             previous, self.best = self.best, trial
@@ -579,6 +656,17 @@ def longer_command(data: str | Path | list | None, trial: Trial, rungs: tuple[in
         return None
     longer = replace(trial, config=replace(trial.config, epochs=rungs[trial.rung + 1]), complete=True, diverged=False)
     return reproduce_command(data, longer)
+
+
+def all_names_command(data: str | Path | list | None, trial: Trial) -> list[str] | None:
+    """The `namegen train` arguments that train the run's setting for its epochs on every name, its
+    validation names too: more to learn from, the usual last step once a search has chosen (see the
+    README's names.txt figures). Offered for a complete run whose best epoch was its last only: with
+    no validation names, nothing can pick an earlier one."""
+    if not trial.complete or trial.diverged or trial.best_step != trial.steps:
+        return None
+    every = replace(trial, config=replace(trial.config, val_fraction=0.0, patience=None))
+    return reproduce_command(data, every)
 
 
 def reproduce_command(data: str | Path | list | None, trial: Trial) -> list[str]:

@@ -177,7 +177,8 @@ def trial_line(trial: Trial, best: float) -> str:
     """One run, as `tune` streams them: its setting, its rung, how far it got."""
     val = fixed(trial.best_val_loss, 3) if trial.epochs else "  -  "
     end = "  diverged" if trial.diverged else "" if trial.complete else "  cut off"
-    return (f"trial {trial.number:>3} rung {trial.rung + 1}  {setting_text(trial.setting)}  epoch {trial.epochs:>2}/"
+    start = f" (from {trial.bracket + 1})" if trial.bracket else ""
+    return (f"trial {trial.number:>3} rung {trial.rung + 1}{start}  {setting_text(trial.setting)}  epoch {trial.epochs:>2}/"
             f"{trial.planned_epochs}  best val [bold]{val}[/]{end}  "
             f"[dim]{trial.seconds:.1f}s · best so far {fixed(best, 3)}[/]")
 
@@ -185,10 +186,12 @@ def trial_line(trial: Trial, best: float) -> str:
 TUNE_ROWS = 10  # runs the table shows; --json gives the leaders (tune.LEADERS)
 
 
-def tune_summary(result: TuneResult, command: list[str], longer: list[str] | None = None) -> View:
+def tune_summary(result: TuneResult, command: list[str], longer: list[str] | None = None,
+                 every_name: list[str] | None = None) -> View:
     """The best runs, best first, and the winner: where it is saved, what stayed in place, how to
-    train it again, and (`longer`) how to train its setting for the next rung, if it has one."""
-    rows = [{"trial": t.number, "rung": t.rung + 1, **t.setting.options(), "epochs": t.epochs,
+    train it again, (`longer`) how to train its setting for the next rung, if it has one, and
+    (`every_name`) on every name, validation names included."""
+    rows = [{"trial": t.number, "rung": t.rung + 1, "first_rung": t.bracket + 1, **t.setting.options(), "epochs": t.epochs,
              "planned_epochs": t.planned_epochs, "complete": t.complete, "best_val_loss": t.best_val_loss,
              "seconds": t.seconds, "diverged": t.diverged} for t in result.leaders]
     best, saved, kept = result.best, result.checkpoint, result.kept
@@ -199,6 +202,7 @@ def tune_summary(result: TuneResult, command: list[str], longer: list[str] | Non
                "kept": None if kept is None else {"checkpoint": str(kept.checkpoint), "best_val_loss": kept.best_val_loss,
                                                   "why": kept.why},
                "command": shlex.join(command), "longer_command": shlex.join(longer) if longer else None,
+               "all_names_command": shlex.join(every_name) if every_name else None,
                "sample_command": shlex.join(["namegen", "sample", "-c", str(
                    kept.checkpoint if kept and kept.best_val_loss is not None else saved)])}
     shown_rows = rows[:TUNE_ROWS]
@@ -208,7 +212,8 @@ def tune_summary(result: TuneResult, command: list[str], longer: list[str] | Non
                           "epochs", "best val", "seconds", title=title)
     for r in shown_rows:
         epochs = str(r["epochs"]) if r["complete"] or r["diverged"] else f"{r['epochs']}/{r['planned_epochs']}"
-        table.add_row(str(r["trial"]), str(r["rung"]), str(r["hidden_size"]), str(r["embedding_size"] or "-"),
+        rung = str(r["rung"]) if r["first_rung"] == 1 else f"{r['rung']} (from {r['first_rung']})"
+        table.add_row(str(r["trial"]), rung, str(r["hidden_size"]), str(r["embedding_size"] or "-"),
                       str(r["dropout"]), f"{r['weight_decay']:g}", r["optimizer"], str(r["learning_rate"]),
                       str(r["batch_size"]), epochs,
                       fixed(r["best_val_loss"], 4) + (" (diverged)" if r["diverged"] else ""), f"{r['seconds']:.1f}")
@@ -222,6 +227,9 @@ def tune_summary(result: TuneResult, command: list[str], longer: list[str] | Non
     lines.append(f"train it again: {shown_command(command)}")
     if longer:
         lines.append(f"or for the next rung's {longer[longer.index('--epochs') + 1]} epochs: {shown_command(longer)}")
+    if every_name:
+        lines.append(f"or on every name, its validation names too (nothing left to judge it on): "
+                     f"{shown_command(every_name)}")
     lines.append(f"sample from it: {shown_command(['namegen', 'sample', '-c', str(saved)])}")
     return View(payload, lines)
 

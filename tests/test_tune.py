@@ -4,6 +4,7 @@ import errno
 import itertools
 import os
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -14,8 +15,9 @@ from namegen.data import read_names
 from namegen.errors import OptionError
 from namegen.runs import RunFiles
 from namegen.state import TrainConfig, split_of
-from namegen.tune import (ETA, Reached, Setting, Space, TuneCallbacks, TuneEnd, duration_text, parse_duration,
-                          reproduce_command, rung_epochs, tune)
+from namegen.tune import (BATCHES, DROPOUTS, EMBEDDINGS, ETA, HIDDEN_SIZES, WEIGHT_DECAYS, Reached, Setting, Space,
+                          Trial, TuneCallbacks, TuneEnd, _Search, all_names_command, bracket_weights, duration_text,
+                          parse_duration, reproduce_command, rung_epochs, tune)
 
 ROUND_SIZE = 9  # runs after which a first-rung setting has been promoted to the second rung and on
 QUICK = (1, 3, 9, 27)  # rungs for the tests' short lists, instead of their own 3, 9, 27, 81 epochs
@@ -57,36 +59,60 @@ def stop_after(ends: int, seen: list):
 
 
 def asha_order(ends: list, rungs: int) -> list:
-    """The (setting, rung) each run should have had, replayed from the runs' results: after each
-    result, the next run is the most advanced promotion due (a setting in the best third of a
-    rung's results, by loss then number, not yet promoted), or else a new setting at rung 1."""
-    results, promoted, drawn, order = [{} for _ in range(rungs)], [set() for _ in range(rungs)], 0, []
-    for number, rung, loss in ends:
+    """The (setting, rung) each run should have had, replayed from the runs' results and brackets:
+    after each result, the next run is the most advanced promotion due (a setting in the best third
+    of its bracket's results at a rung, by loss then number, not yet promoted), or else a new
+    setting at its bracket's first rung."""
+    results, promoted, bracket_of, order, drawn = [{} for _ in range(rungs)], set(), {}, [], 0
+    for number, rung, loss, bracket in ends:
         for below in reversed(range(rungs - 1)):
-            done = results[below]
-            due = [n for n in sorted(done, key=lambda n: (done[n], n))[: len(done) // ETA] if n not in promoted[below]]
+            due = []
+            for b in range(below + 1):
+                done = {n: x for n, x in results[below].items() if bracket_of[n] == b}
+                due = [n for n in sorted(done, key=lambda n: (done[n], n))[: len(done) // ETA]
+                       if (n, below) not in promoted]
+                if due:
+                    break
             if due:
-                promoted[below].add(due[0])
+                promoted.add((due[0], below))
                 order.append((due[0], below + 1))
                 break
         else:
             drawn += 1
-            order.append((drawn, 0))
+            order.append((drawn, next(b for n, _, _, b in ends if n == drawn)))
+        bracket_of[number] = bracket
         results[rung][number] = loss
     return order
 
 
-def test_each_rung_promotes_the_best_third_of_the_one_before(few_dinos, tmp_path):
+def test_each_rung_promotes_the_best_third_of_its_brackets_runs_before(few_dinos, tmp_path):
     seen = []
-    callbacks = TuneCallbacks(on_trial_end=lambda t: seen.append((t.number, t.rung, t.best_val_loss, t.epochs)),
-                              should_stop=lambda: len(seen) >= 16)
+    callbacks = TuneCallbacks(on_trial_end=lambda t: seen.append((t.number, t.rung, t.best_val_loss, t.epochs,
+                                                                  t.bracket)),
+                              should_stop=lambda: len(seen) >= 24)
     result = tune(few_dinos, TrainConfig(), 600, files_in(tmp_path), callbacks, engine="numpy", draw=small_draws(),
                   rungs=QUICK)
     rungs = QUICK
-    assert [(n, r) for n, r, _, _ in seen] == asha_order([(n, r, loss) for n, r, loss, _ in seen], len(rungs))
-    assert {r for _, r, _, _ in seen} >= {0, 1, 2}  # promotions to two rungs happened
-    assert all(epochs == rungs[r] for _, r, _, epochs in seen[:-1])  # each a complete run of its rung's epochs
-    assert result.reason == TuneEnd.INTERRUPTED and result.runs == 16
+    assert [(n, r) for n, r, *_ in seen] == asha_order([(n, r, loss, b) for n, r, loss, _, b in seen], len(rungs))
+    assert {r for _, r, _, _, b in seen if b == 0} >= {0, 1, 2}  # promotions to two rungs happened
+    assert {b for *_, b in seen} == {0, 1, 2}  # settings started at each rung but the last
+    assert all(epochs == rungs[r] for _, r, _, epochs, _ in seen[:-1])  # each a complete run of its rung's epochs
+    assert result.reason == TuneEnd.INTERRUPTED and result.runs == 24
+
+
+def test_without_brackets_every_setting_starts_at_the_first_rung(few_dinos, tmp_path):
+    seen = []
+    callbacks = TuneCallbacks(on_trial_end=lambda t: seen.append((t.number, t.rung, t.best_val_loss, t.bracket)),
+                              should_stop=lambda: len(seen) >= 12)
+    tune(few_dinos, TrainConfig(), 600, files_in(tmp_path), callbacks, engine="numpy", draw=small_draws(),
+         rungs=QUICK, brackets=(1,))
+    assert [(n, r) for n, r, _, _ in seen] == asha_order(seen, len(QUICK))
+    assert {b for *_, b in seen} == {0} and {r for _, r, _, _ in seen} >= {0, 1}
+
+
+def test_brackets_follow_hyperband():
+    assert bracket_weights(4) == (27, 12, 6)  # Hyperband's n for s = 3, 2, 1 (ETA 3); its s = 0, the last rung alone, left out
+    assert bracket_weights(3) == (9, 5) and bracket_weights(1) == (1,)
 
 
 def test_the_first_rung_is_a_training_budget_that_scales_with_the_list():
@@ -303,10 +329,76 @@ def test_only_running_trials_and_the_best_keep_their_files(few_dinos, tmp_path, 
     assert result.leaders[0] is result.best
 
 
+def one_step_apart(a: Setting, b: Setting) -> bool:
+    changed = [f for f in a.options() if getattr(a, f) != getattr(b, f)]
+    if changed == ["learning_rate"]:
+        return any(abs(b.learning_rate / (a.learning_rate * factor) - 1) < 0.05 for factor in (1.5, 1 / 1.5))
+    lists = {"hidden_size": HIDDEN_SIZES, "embedding_size": EMBEDDINGS, "dropout": DROPOUTS,
+             "weight_decay": WEIGHT_DECAYS, "batch_size": BATCHES}
+    return len(changed) == 1 and abs(lists[changed[0]].index(getattr(a, changed[0]))
+                                     - lists[changed[0]].index(getattr(b, changed[0]))) == 1
+
+
+def test_a_step_from_a_setting_moves_one_choice_to_a_neighbouring_value():
+    rng = np.random.default_rng(1)
+    for space in (Space.of(18_000, 3 * 1383), Space.of(205_000, 29_481)):
+        for _ in range(300):
+            setting = space.draw(rng)
+            near = space.near(setting, rng)
+            assert one_step_apart(setting, near), (setting, near)
+            assert near.embedding_size <= near.hidden_size and near.hidden_size in space.hidden_sizes
+            assert near.batch_size in space.batch_sizes and (near.batch_size == 1) == (setting.batch_size == 1)
+            assert near.batch_size > 1 or near.hidden_size <= 256  # no per-name updates of a wide model
+
+
+def test_a_third_of_new_settings_are_a_step_from_the_best_run(dinos, tmp_path):
+    search = _Search(dinos, TrainConfig(), tmp_path, TuneCallbacks(), "numpy", None, QUICK, (1,))
+    search.finish(search.next_trial(), Reached(3, 30, 30, 2.0, 1.0, complete=True))
+    best = search.best = search.new_trial(1, 0)  # as if its files had been saved
+    drawn = [search.next_trial().setting for _ in range(18)]
+    near = sum(one_step_apart(best.setting, setting) for setting in drawn)
+    assert 2 <= near <= 10  # about NEAR_BEST of them (3 of these 18 draw near; it has only seven neighbours here)
+    assert len(set(drawn)) == len(drawn)  # none drawn twice
+
+
+def test_runs_that_would_be_cut_off_by_the_deadline_are_not_started(few_dinos, tmp_path):
+    search = _Search(few_dinos, TrainConfig(), tmp_path, TuneCallbacks(), "numpy", small_draws(), QUICK, (1,))
+    for loss in (1.0, 2.0, 3.0):  # three first-rung runs of 10 s each: the first is due for promotion
+        search.finish(search.next_trial(), Reached(1, 10, 10, loss, 10.0, complete=True))
+    search.deadline = time.time() + 20  # its next run, three times the epochs, would take about 30 s
+    late = [search.next_trial() for _ in range(2)]
+    assert [(t.number, t.rung) for t in late] == [(4, 0), (5, 0)]  # new settings instead, at the first rung
+    search.deadline = time.time() + 60
+    promoted = search.next_trial()
+    assert (promoted.number, promoted.rung) == (1, 1)
+    search.brackets = (0, 0, 1)  # every new setting drawn to start at the third rung: about 90 s
+    assert search.next_trial().rung == 1  # started at the second instead, which can end in 60 s
+    search.deadline = time.time() + 100
+    assert search.next_trial().rung == 2
+
+
+def test_the_all_names_command_trains_the_winner_on_every_name(cli, tmp_path):
+    names = tmp_path / "names.txt"
+    names.write_text("\n".join(["Anna", "Bertha", "Carla", "Dora", "Emma", "Frieda", "Greta", "Hanna", "Ida", "Jutta"]))
+    setting = Setting(hidden_size=8, embedding_size=0, dropout=0.0, weight_decay=0.0, optimizer="sgd", batch_size=1,
+                      learning_rate=0.01, warmup=0.0)
+    config = replace(TrainConfig(patience=2), epochs=3, **setting.options())
+    ended = Trial(1, 0, setting, config, tmp_path / "x.latest.npz", steps=27, best_step=27, complete=True)
+    command = all_names_command(str(names), ended)
+    assert command[command.index("--val-fraction") + 1] == "0.0" and command[command.index("--epochs") + 1] == "3"
+    again = cli("train", *command[2:], "--engine", "numpy", "--out-dir", tmp_path / "every", "--json")
+    assert again.code == 0, again.stderr
+    trained = load_checkpoint(tmp_path / "every" / "names.latest.npz")
+    assert trained.step == 3 * 10 and trained.config.val_fraction == 0  # all ten names, three epochs
+    assert all_names_command(str(names), replace(ended, best_step=18)) is None  # its best epoch was not its last
+    assert all_names_command(str(names), replace(ended, complete=False)) is None  # cut off
+    assert all_names_command(str(names), replace(ended, diverged=True)) is None
+
+
 def test_two_jobs_train_the_same_runs_as_one(few_dinos, tmp_path):
     def ends(jobs, count):
         seen = {}
-        callbacks = TuneCallbacks(on_trial_end=lambda t: seen.update({(t.number, t.rung): (t.best_val_loss, t.epochs)}),
+        callbacks = TuneCallbacks(on_trial_end=lambda t: seen.update({(t.setting, t.rung): (t.best_val_loss, t.epochs)}),
                                   should_stop=lambda: len(seen) >= count)
         result = tune(few_dinos, TrainConfig(), 600, files_in(tmp_path / str(jobs)), callbacks, engine="numpy",
                       jobs=jobs, rungs=QUICK)  # the list's own space: real settings, drawn by number
