@@ -10,7 +10,8 @@ checked by its first and last test names ("kalub", "jvion").
 Prints the test nats/char (per predicted token, end of name included: 7,166 tokens) of interpolated
 modified Kneser-Ney n-grams, n = 2 to 7, their discounts estimated on the training names alone, and,
 with --train "OPTIONS", of `namegen train --data train.txt OPTIONS` evaluated once on the test names
-(its validation names carved out of the training names by --val-fraction, as namegen always does),
+(its validation names carved out of the training names by --val-fraction, as namegen always does;
+with --val-fraction 0, trained on every training name, its last checkpoint is the one evaluated),
 and with --tune "OPTIONS", of the model `namegen tune --data train.txt OPTIONS` keeps (chosen on its
 validation names alone), with the command tune prints to train it again.
 
@@ -107,11 +108,15 @@ def run_train(out: Path, options: str) -> None:
     subprocess.run([sys.executable, "-m", "namegen", "train", "--data", str(out / "train.txt"), *shlex.split(options),
                     "--out-dir", str(out), "--preview", "0"], check=True, stdout=subprocess.DEVNULL)
     seconds = time.perf_counter() - start
-    result = on_test_names(out / "train.best.npz", out / "test.txt")
-    info = json.loads(subprocess.run([sys.executable, "-m", "namegen", "info", str(out / "train.best.npz"), "--json"],
+    model = out / "train.best.npz"
+    if not model.exists():  # --val-fraction 0: no validation names, so no best epoch; the last is the model
+        model = out / "train.latest.npz"
+    result = on_test_names(model, out / "test.txt")
+    info = json.loads(subprocess.run([sys.executable, "-m", "namegen", "info", str(model), "--json"],
                                      check=True, capture_output=True, text=True).stdout)
+    validation = "no validation figure" if info["best_val_loss"] is None else f"validation {info['best_val_loss']:.4f}"
     print(f"  namegen train {options}: {result['nats_per_char']:.4f} nats/char on the test names "
-          f"({result['chars']} tokens; validation {info['best_val_loss']:.4f}; {seconds:.0f}s to train)")
+          f"({result['chars']} tokens; {validation}; {seconds:.0f}s to train)")
 
 
 def run_tune(out: Path, options: str) -> None:
