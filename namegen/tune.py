@@ -24,9 +24,10 @@ matrix holds about eight weights per training character (256 for 1,500 dinosaur 
 30,000 first names).
 
 Every run trains on the same split (the same seed) and is judged by its best validation loss. A
-setting's draw depends on the seed and its number only, and each run on its setting, the seed and
-one BLAS thread: the same run gives the same model whether it ran alone (`jobs` 1, in this
-process) or beside others (in worker processes). Runs save to a scratch directory of this search's
+third of the new settings are drawn one step from the best run's (see Space.near), the rest
+anywhere in the space. A run depends on its setting, its rung, the seed and one BLAS thread only:
+the same run gives the same model whether it ran alone (`jobs` 1, in this process) or beside
+others (in worker processes). Runs save to a scratch directory of this search's
 own beside the output, and only the running ones and the best so far keep their files: memory and
 disk stay bounded however many runs a budget allows. The winner's best checkpoint is moved into
 place at the end (a rename: no space needed, so a full disk keeps it too), and replaces the tuned
@@ -463,8 +464,8 @@ class _Search:
                         return self.new_trial(number, rung + 1)
         self.drawn += 1
         self.settings[self.drawn] = self.new_setting(np.random.default_rng([self.base.seed, self.drawn]))
-        chances = np.array(self.brackets, dtype=float)
-        bracket = int(np.random.default_rng([self.base.seed, self.drawn, 1]).choice(len(chances), p=chances / chances.sum()))
+        chances = np.array(self.brackets, dtype=float) / sum(self.brackets)
+        bracket = int(np.random.default_rng([self.base.seed, self.drawn, 1]).choice(len(chances), p=chances))
         first_runs = [seconds for (_, rung), seconds in self.took.items() if rung == 0]
         while bracket and first_runs and not self.ends_in_time(
                 float(np.median(first_runs)) * self.rungs[bracket] / self.rungs[0]):
