@@ -105,16 +105,14 @@ def on_test_names(checkpoint: Path, test: Path) -> dict:
 
 def run_train(out: Path, options: str) -> None:
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "namegen", "train", "--data", str(out / "train.txt"), *shlex.split(options),
-                    "--out-dir", str(out), "--preview", "0"], check=True, stdout=subprocess.DEVNULL)
+    done = subprocess.run([sys.executable, "-m", "namegen", "train", "--data", str(out / "train.txt"),
+                           *shlex.split(options), "--out-dir", str(out), "--preview", "0", "--json"],
+                          check=True, capture_output=True, text=True)
     seconds = time.perf_counter() - start
-    model = out / "train.best.npz"
-    if not model.exists():  # --val-fraction 0: no validation names, so no best epoch; the last is the model
-        model = out / "train.latest.npz"
-    result = on_test_names(model, out / "test.txt")
-    info = json.loads(subprocess.run([sys.executable, "-m", "namegen", "info", str(model), "--json"],
-                                     check=True, capture_output=True, text=True).stdout)
-    validation = "no validation figure" if info["best_val_loss"] is None else f"validation {info['best_val_loss']:.4f}"
+    run = json.loads(done.stdout)
+    # --val-fraction 0: no validation names, so no best epoch; the last checkpoint is the model
+    result = on_test_names(Path(run["best_checkpoint"] or run["checkpoint"]), out / "test.txt")
+    validation = "no validation figure" if run["best_val_loss"] is None else f"validation {run['best_val_loss']:.4f}"
     print(f"  namegen train {options}: {result['nats_per_char']:.4f} nats/char on the test names "
           f"({result['chars']} tokens; {validation}; {seconds:.0f}s to train)")
 
