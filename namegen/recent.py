@@ -153,8 +153,12 @@ def default_checkpoint() -> Choice:
 
 
 def _saved(record: Record) -> Path | None:
-    """The run's best checkpoint, else its latest, if either is a file."""
+    """The run's best checkpoint, else its latest, if either is a file. A run without validation
+    names (--val-fraction 0, as tune's every-name command) has no best: a best file beside its
+    latest is an earlier run's, and its model is its latest."""
     run = RunFiles.of(record.checkpoint)
+    if (summary := read_summary(run.latest)) is not None and summary.val_fraction == 0:
+        return run.latest
     return next((p for p in (run.best, run.latest) if p.is_file()), None)
 
 

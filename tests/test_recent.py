@@ -113,6 +113,15 @@ def test_an_earlier_better_model_on_the_same_names_stays_the_default_and_the_lin
     assert good.exists()
 
 
+def test_a_run_on_every_name_is_the_default_not_the_best_an_earlier_run_left_beside_it(cli, state):
+    assert train(cli).code == 0
+    earlier = (state / "checkpoints" / "names.best.npz").read_bytes()
+    assert train(cli, "--val-fraction", 0).code == 0  # the same files: it saves names.latest.npz only
+    assert (state / "checkpoints" / "names.best.npz").read_bytes() == earlier  # the earlier best stays
+    said = cli("sample", "-n", 1).stderr
+    assert said == "using checkpoints/names.latest.npz: the latest model of the last run started here\n"
+
+
 def test_registry_of_an_earlier_namegen_is_read(cli, state):
     assert train(cli).code == 0
     latest = str(state / "checkpoints" / "names.latest.npz")
